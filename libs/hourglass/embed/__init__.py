@@ -1,0 +1,1 @@
+"""Item text → dense embeddings with a Hugging Face encoder (no Spark here)."""

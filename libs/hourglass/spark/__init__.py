@@ -1,0 +1,1 @@
+"""Spark adapters: session, Delta table I/O, UDFs. Importing this package needs pyspark."""

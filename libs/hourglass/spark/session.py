@@ -1,0 +1,83 @@
+"""One Spark session factory for laptops, CI, spark-submit and Databricks.
+
+Locally it builds `local[*]` with the Delta extension and catalog and the Delta jars that
+`make setup` fetched into `.jars/` (never `spark.jars.packages`: a session start must not touch
+the network). Under spark-submit or on Databricks it takes the session the cluster provides.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+class SparkSetupError(RuntimeError):
+    """The local Spark runtime is incomplete (e.g. Delta jars not fetched)."""
+
+
+def on_cluster() -> bool:
+    """True under spark-submit (a JVM already launched us) or on Databricks."""
+    env = os.environ
+    return bool(env.get("PYSPARK_GATEWAY_PORT") or env.get("DATABRICKS_RUNTIME_VERSION"))
+
+
+def delta_jars(jars_dir: str | None = None) -> list[str]:
+    """Local Delta jars: $HOURGLASS_JARS_DIR, else `.jars/` at the project root."""
+    root = Path(__file__).resolve().parents[3]
+    folder = Path(jars_dir or os.environ.get("HOURGLASS_JARS_DIR") or root / ".jars")
+    jars = sorted(str(p) for p in folder.glob("*.jar"))
+    if not any("delta-spark" in Path(j).name for j in jars):
+        raise SparkSetupError(
+            f"no Delta jars in {folder}: run `make setup` (it fetches them with mvn) or set "
+            "HOURGLASS_JARS_DIR to a folder holding delta-spark_2.13 and delta-storage jars"
+        )
+    return jars
+
+
+def get_spark(
+    app_name: str = "hourglass",
+    master: str | None = None,
+    conf: dict[str, str] | None = None,
+    testing: bool = False,
+) -> SparkSession:
+    """Return the active/cluster session, or build a local one with Delta.
+
+    `testing` turns the UI off and uses few shuffle partitions, which keeps small tests fast.
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.appName(app_name)
+    if on_cluster() and master is None:
+        for key, value in (conf or {}).items():
+            builder = builder.config(key, value)
+        return builder.getOrCreate()
+    settings = {
+        "spark.jars": ",".join(delta_jars()),
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.driver.memory": os.environ.get("HOURGLASS_DRIVER_MEMORY", "4g"),
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": "4",
+    }
+    if testing:
+        settings.update({"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})
+    settings.update(conf or {})
+    builder = builder.master(master or os.environ.get("HOURGLASS_SPARK_MASTER", "local[*]"))
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("HOURGLASS_SPARK_LOG_LEVEL", "WARN"))
+    return spark

@@ -1,0 +1,55 @@
+"""Config fields and helpers shared by every stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+
+from hourglass.config import JobConfig
+from hourglass.spark.tables import table_ref
+
+log = logging.getLogger("hourglass")
+
+
+@dataclasses.dataclass
+class StageConfig(JobConfig):
+    """`output_root`: folder holding the Delta tables by path; empty means catalog names."""
+
+    output_root: str = ""
+    quarantine_table: str = "quarantine"
+
+    def ref(self, name: str) -> str:
+        """Where table `name` lives: `output_root/name`, or the catalog name itself."""
+        return table_ref(self.output_root or None, name)
+
+
+def setup_logging() -> None:
+    """Plain timestamped log lines on stderr, for spark-submit logs and notebooks alike."""
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main_for(cfg_cls: type[StageConfig], run, app_name: str, argv: list[str] | None = None):
+    """Entry point shared by every `jobs/<stage>.py`: parse config, get session, run.
+
+    A config error exits with status 2 and a message naming the key, before Spark starts.
+    """
+    import json
+
+    from hourglass.config import ConfigError
+    from hourglass.spark.session import get_spark
+
+    setup_logging()
+    try:
+        cfg = cfg_cls.from_args(sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    spark = get_spark(app_name)
+    result = run(spark, cfg)
+    summary = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result
+    print(json.dumps({"job": app_name, "result": summary}, default=str, indent=2))
+    return result

@@ -1,0 +1,38 @@
+"""Shared fixtures: one session-scoped local Spark session with Delta, seeded RNGs, tmp roots.
+
+Pure tests never request `spark`, so they run (and import) without a JVM.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] session for the whole run: UI off, 2 shuffle partitions, Delta on."""
+    from hourglass.spark.session import get_spark
+
+    session = get_spark("hourglass-tests", master="local[2]", testing=True)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def table_root(tmp_path) -> str:
+    """A fresh folder for Delta tables by path."""
+    root = tmp_path / "tables"
+    root.mkdir()
+    return str(root)
