@@ -1,0 +1,250 @@
+"""Stage `rewrite_sids`: `item_sids` → `item_sids_rw`, `rewrite_summary`, a SID index per strategy.
+
+Several strategies coexist in `item_sids_rw` for the ablation: each run replaces only the rows of
+the strategies it names (`replaceWhere strategy IN (…)`, one commit per table), so re-running
+`topk_16` leaves `none` untouched. All parameters are checked, against the SIDs' layer count too,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from hourglass.config import ConfigError, require
+from hourglass.rewrite.export import export_sid_index, sid_index_dir
+from hourglass.rewrite.strategies import (
+    Strategy,
+    capacity_definition,
+    capacity_formula,
+    parse_strategy,
+    removed_tokens,
+)
+from hourglass.stages.common import StageConfig, log
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+SUMMARY_TABLE_COLUMNS = ("strategy", "metric", "value")
+
+
+@dataclasses.dataclass
+class RewriteSidsConfig(StageConfig):
+    """Rewrite SIDs with one or more strategies (none, drop_layer(l), topk(K), topshare(p))."""
+
+    strategies: list[str] = dataclasses.field(default_factory=lambda: ["none"])
+    resolve_collisions: bool = True
+    item_sids_table: str = "item_sids"
+    item_sids_version: int | None = None
+    popularity_table: str = "interactions"
+    output_table: str = "item_sids_rw"
+    summary_table: str = "rewrite_summary"
+    index_root: str = ""
+    num_layers: int = 0
+    codebook_size: int = 0
+
+    @classmethod
+    def section(cls) -> str:
+        return "rewrite_sids"
+
+    def parsed_strategies(self) -> list[Strategy]:
+        return [parse_strategy(s) for s in self.strategies]
+
+    def validate(self) -> None:
+        require(len(self.strategies) > 0, "strategies", "name at least one strategy")
+        parsed = [parse_strategy(s) for s in self.strategies]
+        names = [s.name for s in parsed]
+        require(len(set(names)) == len(names), "strategies", f"duplicates in {names}")
+        require(self.num_layers >= 0, "num_layers", "must be >= 0 (0 = infer from item_sids)")
+        require(self.codebook_size >= 0, "codebook_size", "must be >= 0 (0 = infer, lower bound)")
+        for s in parsed:
+            s.validate(self.num_layers or None)
+        root = self.index_folder_root()
+        require(bool(root), "index_root", "is required when output_root is empty (catalog tables)")
+        require("://" not in root, "index_root",
+                f"must be a local or FUSE path (e.g. /dbfs/…, /Volumes/…), got {root!r}")
+        for key in ("item_sids_table", "output_table", "summary_table"):
+            require(bool(getattr(self, key)), key, "must not be empty")
+
+    def index_folder_root(self) -> str:
+        root = self.index_root or self.output_root
+        return root.removeprefix("file:") if root.startswith("file:/") else root
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyOutcome:
+    """One strategy's figures (also stored in `rewrite_summary`) and its SID index folder."""
+
+    strategy: str
+    rows_written: int
+    removed_tokens: int
+    distinct_sids: int
+    collision_share_before: float
+    collision_share_after: float
+    capacity_definition: float
+    capacity_formula: float
+    mean_length: float
+    length_shares: dict[str, float]
+    index_path: str
+    trie_sids: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RewriteResult:
+    """Row accounting of one run; `check` enforces input = valid + quarantined everywhere."""
+
+    items_in: int
+    items_valid: int
+    items_quarantined: int
+    num_layers: int
+    codebook_size: int
+    item_sids_version: int
+    output_version: int
+    outcomes: list[StrategyOutcome]
+    index_paths: dict[str, str]
+
+    def check(self) -> None:
+        if self.items_in != self.items_valid + self.items_quarantined:
+            raise RuntimeError(f"item_sids rows do not reconcile: {self}")
+        for o in self.outcomes:
+            if o.rows_written != self.items_valid:
+                raise RuntimeError(f"{o.strategy}: wrote {o.rows_written} rows for "
+                                   f"{self.items_valid} valid items")
+            if o.trie_sids != o.distinct_sids:
+                raise RuntimeError(f"{o.strategy}: trie holds {o.trie_sids} SIDs, table "
+                                   f"{o.distinct_sids}")
+
+
+def _in_list(column: str, values: list[str]) -> str:
+    if any("'" in v for v in values):
+        raise ValueError(f"quote in {values!r}")
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _write_slice(df: DataFrame, ref: str, names: list[str], record: dict) -> int:
+    from hourglass.spark.tables import table_exists, write_table
+
+    if not table_exists(df.sparkSession, ref):
+        return write_table(df, ref, record)
+    return write_table(df, ref, record, replace_where=_in_list("strategy", names))
+
+
+def _layout(spark: SparkSession, cfg: RewriteSidsConfig, df: DataFrame) -> tuple[int, int]:
+    """(L, M) from the config, else inferred from the data; checks strategies against L."""
+    from hourglass.spark.rewrite import infer_num_layers, max_code
+
+    L = cfg.num_layers or infer_num_layers(df)
+    for s in cfg.parsed_strategies():
+        s.validate(L)
+    M = cfg.codebook_size
+    if not M:
+        M = max_code(df) + 1
+        log.warning("rewrite_sids: codebook_size not set; using max code + 1 = %d, a lower "
+                    "bound, for capacities and the range check", M)
+    if M < 1:
+        raise ConfigError("config key 'codebook_size': cannot infer it from an empty item_sids")
+    return L, M
+
+
+def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
+    """Write this run's strategies to `item_sids_rw` and `rewrite_summary`; export the tries."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from hourglass.spark import rewrite as rw
+    from hourglass.spark.quarantine import write_quarantine
+    from hourglass.spark.tables import lineage, read_table, table_exists
+
+    src = read_table(spark, cfg.ref(cfg.item_sids_table), cfg.item_sids_version)
+    inputs = {src.ref: src.version}
+    L, M = _layout(spark, cfg, src.df)
+    strategies = cfg.parsed_strategies()
+    names = [s.name for s in strategies]
+    popularity = None
+    if cfg.popularity_table:
+        pop_src = read_table(spark, cfg.ref(cfg.popularity_table))
+        inputs[pop_src.ref] = pop_src.version
+        popularity = rw.item_popularity(pop_src.df)
+
+    good, bad = rw.split_item_sids(src.df, L, M)
+    good = good.persist(StorageLevel.MEMORY_AND_DISK)
+    codebooks = [r[0] for r in good.select("codebook_id").distinct().limit(2).collect()]
+    if len(codebooks) > 1:
+        raise ValueError(f"{src.ref} mixes codebooks {codebooks}: rewrite one codebook at a time")
+    codes, counts = rw.layer_counts(good)
+    removed = {s.name: removed_tokens(s, codes, counts, M) for s in strategies}
+    record = lineage("rewrite_sids", cfg.config_hash(), inputs, strategies=names,
+                     source_codebook_id=codebooks[0] if codebooks else None,
+                     num_layers=L, codebook_size=M)
+
+    q_ref = cfg.ref(cfg.quarantine_table)
+    write_quarantine(bad, q_ref, rw.STAGE, record)
+    frames = [rw.rewrite_frame(good, s, removed[s.name], L, popularity, cfg.resolve_collisions)
+              for s in strategies]
+    union = frames[0]
+    for frame in frames[1:]:
+        union = union.unionByName(frame)
+    out_ref = cfg.ref(cfg.output_table)
+    out_version = _write_slice(union, out_ref, names, record)
+    written = read_table(spark, out_ref, out_version).df.where(F.col("strategy").isin(names))
+
+    aggregates = rw.summary_aggregates(written, L)
+    summary_rows, outcomes = [], []
+    for s in strategies:
+        agg = aggregates.get(s.name, {})
+        n = agg.get("n_items", 0.0)
+        k = len(removed[s.name])
+        lengths = {key.removeprefix("length_"): v / n for key, v in agg.items()
+                   if key.startswith("length_") and n}
+        metrics = {
+            "capacity_definition": capacity_definition(s, M, L, k),
+            "capacity_formula": capacity_formula(s, M, L, k),
+            "distinct_sids": agg.get("distinct_sids", 0.0),
+            "distinct_sids_before_suffix": agg.get("distinct_sids_before_suffix", 0.0),
+            "n_items": n,
+            "collision_share_before": agg.get("collided_before", 0.0) / n if n else 0.0,
+            "collision_share_after": agg.get("collided_after", 0.0) / n if n else 0.0,
+            "mean_length": agg.get("mean_length", 0.0),
+            "removed_tokens": float(k),
+            "shortened_item_share": agg.get("shortened_items", 0.0) / n if n else 0.0,
+            "num_layers": float(L),
+            "codebook_size": float(M),
+            **{f"length_share_{length}": share for length, share in lengths.items()},
+        }
+        summary_rows += [(s.name, metric, float(v)) for metric, v in metrics.items()]
+        manifest = {"strategy": s.name, "kind": s.kind, "params": s.params,
+                    "resolve_collisions": cfg.resolve_collisions,
+                    "source_codebook_id": record["source_codebook_id"],
+                    "item_sids": {"ref": src.ref, "version": src.version},
+                    "item_sids_rw": {"ref": out_ref, "version": out_version},
+                    "removed_layer2_codes": [int(c) for c in removed[s.name]],
+                    "num_layers": L, "codebook_size": M, "config_hash": cfg.config_hash(),
+                    "hourglass_version": record["hourglass_version"]}
+        info = export_sid_index(sid_index_dir(cfg.index_folder_root(), s.name),
+                                rw.stream_sids(written, s.name), manifest)
+        outcomes.append(StrategyOutcome(
+            strategy=s.name, rows_written=int(n), removed_tokens=k,
+            distinct_sids=int(metrics["distinct_sids"]),
+            collision_share_before=metrics["collision_share_before"],
+            collision_share_after=metrics["collision_share_after"],
+            capacity_definition=metrics["capacity_definition"],
+            capacity_formula=metrics["capacity_formula"], mean_length=metrics["mean_length"],
+            length_shares=lengths, index_path=info.path, trie_sids=info.n_sids))
+
+    summary = spark.createDataFrame(summary_rows, "strategy STRING, metric STRING, value DOUBLE")
+    _write_slice(summary, cfg.ref(cfg.summary_table), names, record)
+    q = read_table(spark, q_ref).df if table_exists(spark, q_ref) else None
+    result = RewriteResult(
+        items_in=src.df.count(), items_valid=good.count(),
+        items_quarantined=q.where(F.col("stage") == rw.STAGE).count() if q is not None else 0,
+        num_layers=L, codebook_size=M, item_sids_version=src.version,
+        output_version=out_version, outcomes=outcomes,
+        index_paths={o.strategy: o.index_path for o in outcomes})
+    good.unpersist()
+    for o in outcomes:
+        log.info("rewrite_sids %s: %d SIDs for %d items, collisions %.4f → %.4f, capacity %.4g "
+                 "(paper %.4g), index %s", o.strategy, o.distinct_sids, o.rows_written,
+                 o.collision_share_before, o.collision_share_after, o.capacity_definition,
+                 o.capacity_formula, o.index_path)
+    result.check()
+    return result
