@@ -31,7 +31,8 @@ from hourglass.sid_tokens import suffix_token, token
 
 KINDS = ("none", "drop_layer", "topk", "topshare")
 TOP_LAYER = 2  # the hourglass neck the top strategies thin out (paper §3.1)
-_SPEC = re.compile(r"^\s*([a-z_]+?)\s*(?:[(_]\s*([0-9.eE+-]+)\s*\)?)?\s*$")
+_NUM = r"([0-9.eE+-]+)"
+_SPEC = re.compile(rf"^\s*([a-z_]+?)\s*(?:\(\s*{_NUM}\s*\)|_{_NUM})?\s*$")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def parse_strategy(spec: str, key: str = "strategies") -> Strategy:
     m = _SPEC.match(spec or "")
     require(m is not None, key, f"cannot read strategy {spec!r}: use e.g. none, drop_layer(2), "
             "topk(16), topshare(0.5)")
-    kind, raw = m.group(1), m.group(2)
+    kind, raw = m.group(1), m.group(2) or m.group(3)
     require(kind in KINDS, key, f"unknown strategy {spec!r}; known: {', '.join(KINDS)}")
     param: float | int | None = None
     if raw is not None:
