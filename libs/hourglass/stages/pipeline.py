@@ -1,0 +1,86 @@
+"""The whole pipeline as an ordered list of stage steps read from one YAML/JSON file.
+
+Each step names a stage and carries that stage's config keys; `output_root` is shared. Steps
+run in order in one Spark session, each a normal stage run (same tables, same lineage), so the
+pipeline is exactly the sequence of `jobs/<stage>.py` runs a scheduler would make.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from hourglass.config import ConfigError, require
+from hourglass.stages.common import StageConfig, log
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+# stage name → (module under hourglass.stages, config class name)
+STAGES: dict[str, tuple[str, str]] = {
+    "ingest": ("ingest", "IngestConfig"),
+    "embed_items": ("embed_items", "EmbedItemsConfig"),
+    "synthesize": ("synthesize", "SynthesizeConfig"),
+}
+
+
+def stage_entry(name: str):
+    """(config class, run function) of a registered stage."""
+    if name not in STAGES:
+        raise ConfigError(f"config key 'stage': unknown stage {name!r}; known: {sorted(STAGES)}")
+    module_name, cls_name = STAGES[name]
+    module = importlib.import_module(f"hourglass.stages.{module_name}")
+    return getattr(module, cls_name), module.run
+
+
+@dataclasses.dataclass
+class PipelineConfig(StageConfig):
+    """Ordered `steps` (each {stage: name, ...its config}); `only` runs a subset by name."""
+
+    steps: list[dict] = dataclasses.field(default_factory=list)
+    only: list[str] = dataclasses.field(default_factory=list)
+
+    def validate(self) -> None:
+        require(bool(self.steps), "steps", "needs at least one step")
+        for i, step in enumerate(self.steps):
+            require(isinstance(step, dict) and "stage" in step, f"steps[{i}]",
+                    "each step is a mapping with a 'stage' key")
+        names = [s["stage"] for s in self.steps]
+        unknown = [n for n in self.only if n not in names]
+        require(not unknown, "only", f"names no step: {unknown}")
+        for step in self.steps:  # fail on any bad step config before the first stage runs
+            self.step_config(step)
+
+    def step_config(self, step: dict[str, Any]) -> StageConfig:
+        cfg_cls, _ = stage_entry(step["stage"])
+        body = {k: v for k, v in step.items() if k != "stage"}
+        body.setdefault("output_root", self.output_root)
+        try:
+            return cfg_cls.from_dict(body)
+        except ConfigError as exc:
+            raise ConfigError(f"step '{step['stage']}': {exc}") from exc
+
+
+@dataclasses.dataclass
+class StepResult:
+    stage: str
+    seconds: float
+    result: Any
+
+
+def run(spark: SparkSession, cfg: PipelineConfig) -> list[StepResult]:
+    results = []
+    for step in cfg.steps:
+        if cfg.only and step["stage"] not in cfg.only:
+            continue
+        step_cfg = cfg.step_config(step)
+        _, run_stage = stage_entry(step["stage"])
+        log.info("pipeline: stage %s starts", step["stage"])
+        start = time.perf_counter()
+        result = run_stage(spark, step_cfg)
+        elapsed = time.perf_counter() - start
+        log.info("pipeline: stage %s done in %.1fs: %s", step["stage"], elapsed, result)
+        results.append(StepResult(step["stage"], round(elapsed, 1), result))
+    return results
