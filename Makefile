@@ -32,7 +32,7 @@ $(JARS_DIR)/.fetched: deploy/jars/pom.xml
 	touch $@
 
 demo: setup
-	$(PY) jobs/pipeline.py --config configs/demo.yaml --output_root $(DEMO_OUT)
+	$(PY) jobs/pipeline.py --config configs/demo.yaml
 
 # pytest exits 5 when it collected nothing: that must fail loudly, never pass.
 test: setup
