@@ -32,6 +32,17 @@ def setup_logging() -> None:
     )
 
 
+def to_jsonable(value):
+    """Dataclasses (also nested in lists/dicts) → plain dicts, for the job's closing summary."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value
+
+
 def main_for(cfg_cls: type[StageConfig], run, app_name: str, argv: list[str] | None = None):
     """Entry point shared by every `jobs/<stage>.py`: parse config, get session, run.
 
@@ -50,6 +61,5 @@ def main_for(cfg_cls: type[StageConfig], run, app_name: str, argv: list[str] | N
         raise SystemExit(2) from exc
     spark = get_spark(app_name)
     result = run(spark, cfg)
-    summary = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result
-    print(json.dumps({"job": app_name, "result": summary}, default=str, indent=2))
+    print(json.dumps({"job": app_name, "result": to_jsonable(result)}, default=str, indent=2))
     return result
