@@ -1,0 +1,231 @@
+"""Stage `hourglass_stats`: `item_sids` or `item_sids_rw` → the hourglass statistics tables.
+
+Writes `sid_layer_stats`, `sid_summary`, `sid_flow` and `item_segments` for one `run_id`
+(replacing only that run's rows, so the original SIDs and every rewrite share the tables) and
+quarantines bad rows in the slice `hourglass_stats_<run_id>`. M is `num_codes` when given, else
+inferred as the largest code + 1 (fixed-length input only; the summary's `m_source` says which):
+rewritten input must name L and M, since a dropped head token or a suffix layer makes both
+ambiguous in the table itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import TYPE_CHECKING
+
+from hourglass.config import ConfigError, require
+from hourglass.spark.quarantine import quarantine_rows, write_quarantine
+from hourglass.spark.tables import lineage, read_table
+from hourglass.stages.common import StageConfig, log
+from hourglass.stats.spark_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+
+
+@dataclasses.dataclass
+class HourglassStatsConfig(StageConfig):
+    """Hourglass statistics of one SID table (fixed or rewritten) under a deterministic run_id."""
+
+    run_id: str = ""
+    input_table: str = "item_sids"
+    input_kind: str = "auto"
+    strategy: str = ""
+    num_layers: int = 0
+    num_codes: int = 0
+    head_share: float = 0.5
+    segment_layer: int = 2
+    flow_top_tokens: int = 20
+    check_duplicates: bool = True
+    layer_stats_table: str = "sid_layer_stats"
+    summary_table: str = "sid_summary"
+    flow_table: str = "sid_flow"
+    segments_table: str = "item_segments"
+
+    @classmethod
+    def section(cls) -> str:
+        return "hourglass_stats"
+
+    def validate(self) -> None:
+        require(bool(_RUN_ID.match(self.run_id)), "run_id",
+                "is required: 1-100 characters of letters, digits, '_', '.', '-'")
+        require(self.input_kind in ("auto", FIXED, REWRITTEN), "input_kind",
+                "must be auto, fixed or rewritten")
+        require(self.num_layers >= 0, "num_layers", "must be >= 0 (0 = infer)")
+        require(self.num_codes == 0 or self.num_codes >= 2, "num_codes",
+                "must be >= 2, or 0 to infer")
+        require(0.0 < self.head_share <= 1.0, "head_share", "must be in (0, 1]")
+        require(self.segment_layer >= 1, "segment_layer", "must be >= 1")
+        require(self.flow_top_tokens >= 1, "flow_top_tokens", "must be >= 1")
+        if self.input_kind == REWRITTEN:
+            self.require_shape()
+
+    def require_shape(self) -> None:
+        require(self.num_layers >= 1, "num_layers", "is required for rewritten input")
+        require(self.num_codes >= 2, "num_codes", "is required for rewritten input")
+
+    @property
+    def quarantine_stage(self) -> str:
+        return "hourglass_stats_" + re.sub(r"[^A-Za-z0-9]", "_", self.run_id)
+
+
+@dataclasses.dataclass
+class HourglassStatsResult:
+    """Counts that reconcile (rows_in = items + quarantined) and the headline figures."""
+
+    run_id: str
+    input_kind: str
+    num_layers: int
+    num_codes: int
+    m_source: str
+    rows_in: int
+    items: int
+    quarantined: int
+    segments: int
+    head_tokens: int
+    layers: list[dict] = dataclasses.field(default_factory=list)
+    middle_layer_collapsed: bool | None = None
+
+    def check(self) -> None:
+        if self.rows_in != self.items + self.quarantined:
+            raise RuntimeError(f"rows do not reconcile: {self.rows_in} in != {self.items} "
+                               f"counted + {self.quarantined} quarantined")
+
+
+def _metadata(df: DataFrame, kind: str) -> dict:
+    """Row count, provenance ids and (fixed input) the largest L and code, in one pass."""
+    from pyspark.sql import functions as F
+
+    def ids(col: str):
+        return F.slice(F.array_sort(F.collect_set(col)), 1, 10).alias(col)
+
+    if kind == FIXED:
+        row = df.agg(F.count("*").alias("rows"), F.max(F.size("codes")).alias("L"),
+                     F.max(F.array_max("codes")).alias("top"), ids("codebook_id")).collect()[0]
+        return {"rows": row["rows"], "L": row["L"], "top": row["top"],
+                "codebook_id": ",".join(row["codebook_id"]) or None, "strategy": None}
+    row = df.agg(F.count("*").alias("rows"), ids("source_codebook_id"),
+                 ids("strategy")).collect()[0]
+    return {"rows": row["rows"], "codebook_id": ",".join(row["source_codebook_id"]) or None,
+            "strategies": row["strategy"]}
+
+
+def _shape(cfg: HourglassStatsConfig, kind: str, meta: dict) -> tuple[int, int, str]:
+    if kind == REWRITTEN:
+        cfg.require_shape()
+        return cfg.num_layers, cfg.num_codes, "config"
+    if (not cfg.num_layers and not meta["L"]) or (not cfg.num_codes and meta["top"] is None):
+        raise ConfigError("config key 'num_codes': cannot infer L/M from an input without codes")
+    L = cfg.num_layers or int(meta["L"])
+    if cfg.num_codes:
+        return L, cfg.num_codes, "config"
+    return L, max(int(meta["top"]) + 1, 2), "inferred"
+
+
+def _mark_duplicates(keyed: DataFrame, df: DataFrame) -> DataFrame:
+    """Quarantine every copy of an item_id that occurs more than once (its SID is ambiguous)."""
+    from pyspark.sql import functions as F
+
+    dups = (df.where(F.col("item_id").isNotNull()).groupBy("item_id")
+            .agg(F.count("*").alias("_copies")).where(F.col("_copies") > 1))
+    if dups.isEmpty():
+        return keyed
+    reason = F.coalesce(F.col("_reason"), F.when(
+        F.col("_copies").isNotNull(),
+        F.concat(F.lit("duplicate item_id ("), F.col("_copies").cast("string"), F.lit(" rows)"))))
+    return (keyed.join(F.broadcast(dups), on="item_id", how="left")
+            .withColumn("_reason", reason).drop("_copies"))
+
+
+def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
+    """Compute and write one run's statistics; quarantine bad rows; reconcile the counts."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY
+    from hourglass.stats.spark_input import fixed_frame, rewritten_frame
+    from hourglass.stats.spark_io import pandas_to_spark, run_filter, write_run
+    from hourglass.stats.spark_stats import compute_stats
+    from hourglass.stats.summary import RunInfo
+
+    src = read_table(spark, cfg.ref(cfg.input_table))
+    kind = detect_kind(src.df) if cfg.input_kind == "auto" else cfg.input_kind
+    df = src.df
+    if kind == REWRITTEN and cfg.strategy:
+        df = df.where(F.col("strategy") == cfg.strategy)
+    meta = _metadata(df, kind)
+    strategy = None
+    if kind == REWRITTEN:
+        if len(meta["strategies"]) > 1:
+            raise ConfigError(f"config key 'strategy': {src.ref} holds several strategies "
+                              f"{meta['strategies']}; name one")
+        strategy = cfg.strategy or next(iter(meta["strategies"]), None)
+    L, M, m_source = _shape(cfg, kind, meta)
+    keyed = fixed_frame(df, L, M) if kind == FIXED else rewritten_frame(df, L, M)
+    if cfg.check_duplicates:
+        keyed = _mark_duplicates(keyed, df)
+    keyed = keyed.persist(StorageLevel.MEMORY_AND_DISK)
+    info = RunInfo(run_id=cfg.run_id, input_kind=kind, num_layers=L, M=M, m_source=m_source,
+                   strategy=strategy, codebook_id=meta["codebook_id"])
+    record = lineage("hourglass_stats", cfg.config_hash(), {src.ref: src.version},
+                     run_id=cfg.run_id, input_kind=kind, strategy=strategy,
+                     codebook_id=meta["codebook_id"], num_layers=L, num_codes=M,
+                     m_source=m_source)
+    try:
+        bad = keyed.where(F.col("_reason").isNotNull())
+        q_ref = cfg.ref(cfg.quarantine_table)
+        write_quarantine(quarantine_rows(bad, cfg.quarantine_stage, payload_cols=PAYLOAD[kind]),
+                         q_ref, cfg.quarantine_stage, record)
+        valid = keyed.where(F.col("_reason").isNull()).select("item_id", "keys", "norms")
+        frames = compute_stats(valid, info, cfg.head_share, cfg.segment_layer,
+                               cfg.flow_top_tokens)
+        seg_ref = cfg.ref(cfg.segments_table)
+        write_run(frames.segments, seg_ref, cfg.run_id, record, partition_by=["run_id"])
+    finally:
+        keyed.unpersist()
+    for pdf, table, cols in ((frames.layer_stats, cfg.layer_stats_table, LAYER_STATS),
+                             (frames.summary, cfg.summary_table, SUMMARY),
+                             (frames.flow, cfg.flow_table, FLOW)):
+        write_run(pandas_to_spark(spark, pdf, cols), cfg.ref(table), cfg.run_id, record)
+
+    quarantined = (read_table(spark, q_ref).df
+                   .where(F.col("stage") == cfg.quarantine_stage).count())
+    segments = read_table(spark, seg_ref).df.where(run_filter(cfg.run_id)).count()
+    summary = frames.summary
+    seg_row = summary[summary["layer"] == cfg.segment_layer]
+    expected_segments = int(seg_row["n_tokens"].iloc[0]) if len(seg_row) else 0
+    if segments != expected_segments:
+        raise RuntimeError(f"item_segments holds {segments} rows for run {cfg.run_id}, "
+                           f"expected {expected_segments} (items with a layer-"
+                           f"{cfg.segment_layer} token)")
+    result = HourglassStatsResult(
+        run_id=cfg.run_id, input_kind=kind, num_layers=L, num_codes=M, m_source=m_source,
+        rows_in=int(meta["rows"]), items=frames.n_items, quarantined=quarantined,
+        segments=segments,
+        head_tokens=int(seg_row["head_tokens"].iloc[0]) if len(seg_row) else 0,
+        layers=[{k: _round(r[k]) for k in ("layer", "n_tokens", "norm_entropy", "gini", "std",
+                                            "utilization", "top1_share", "distinct_prefixes",
+                                            "path_fill", "mean_fanout", "norm_p50")}
+                for r in summary.to_dict("records")],
+        middle_layer_collapsed=middle_layer_collapsed(summary),
+    )
+    log.info("hourglass_stats %s: %d rows, %d items, %d quarantined", cfg.run_id,
+             result.rows_in, result.items, result.quarantined)
+    result.check()
+    return result
+
+
+def _round(value):
+    return round(float(value), 6) if isinstance(value, float) else value
+
+
+def middle_layer_collapsed(summary) -> bool | None:
+    """Layer 2 below layers 1 and 3 in normalised entropy and above them in Gini (L >= 3)."""
+    by_layer = summary.set_index("layer")
+    if not {1, 2, 3} <= set(by_layer.index) or by_layer.loc[[1, 2, 3], "n_tokens"].min() == 0:
+        return None
+    h, g = by_layer["norm_entropy"], by_layer["gini"]
+    return bool(h[2] < min(h[1], h[3]) and g[2] > max(g[1], g[3]))

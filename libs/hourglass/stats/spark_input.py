@@ -1,0 +1,124 @@
+"""Normalise `item_sids` or `item_sids_rw` rows into one shape, with a reason for bad rows.
+
+Both inputs become (item_id, keys ARRAY<BIGINT>, norms ARRAY<DOUBLE>, _reason): one key per
+token, key = layer · 2^32 + code, in SID order. The layer is the position for fixed-length codes
+and the tag letter for rewritten tokens (so `<a_3> <c_9>` is layers 1 and 3, and the suffix
+`<d_k>` is layer L+1). Keys keep the layer inside the value, so grouping by a key array groups
+by SID and a slice of it is a prefix. Rows whose `_reason` is set go to quarantine, not to the
+statistics; the original columns ride along as the quarantine payload.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+FIXED = "fixed"
+REWRITTEN = "rewritten"
+PAYLOAD = {FIXED: ["item_id", "codes", "residual_norms"], REWRITTEN: ["item_id", "tokens"]}
+KEY_SHIFT = 32
+TOKEN_PATTERN = r"^<[a-z]_[0-9]{1,9}>$"  # sid_tokens' grammar; ≤ 9 digits fits an INT
+
+
+def detect_kind(df: DataFrame) -> str:
+    """`fixed` for a `codes` column, `rewritten` for a `tokens` column."""
+    cols = set(df.columns)
+    if "codes" in cols:
+        return FIXED
+    if "tokens" in cols:
+        return REWRITTEN
+    raise ValueError(f"input has neither `codes` nor `tokens`: columns {sorted(cols)}")
+
+
+def key_layer(key: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.shiftright(key, KEY_SHIFT).cast("int")
+
+
+def key_code(key: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    return key.bitwiseAND(F.lit((1 << KEY_SHIFT) - 1)).cast("int")
+
+
+def make_key(layer: Column, code: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.shiftleft(layer.cast("bigint"), KEY_SHIFT) + code.cast("bigint")
+
+
+def infer_fixed_shape(df: DataFrame) -> tuple[int, int]:
+    """(L, M) of a fixed-length table: the longest `codes` and the largest code + 1."""
+    from pyspark.sql import functions as F
+
+    row = df.agg(F.max(F.size("codes")).alias("L"),
+                 F.max(F.array_max("codes")).alias("top")).collect()[0]
+    if row["L"] is None or row["L"] < 1 or row["top"] is None:
+        raise ValueError("cannot infer L and M: the input has no codes")
+    return int(row["L"]), int(row["top"]) + 1
+
+
+def _missing_id() -> Column:
+    from pyspark.sql import functions as F
+
+    return F.col("item_id").isNull() | (F.trim(F.col("item_id")) == "")
+
+
+def fixed_frame(df: DataFrame, L: int, M: int) -> DataFrame:
+    """Validate and key a fixed-length table (codes and residual norms of length L)."""
+    from pyspark.sql import functions as F
+
+    codes, norms = F.col("codes"), F.col("residual_norms")
+    reason = (
+        F.when(_missing_id(), F.lit("missing item_id"))
+        .when(codes.isNull(), F.lit("null codes"))
+        .when(F.size(codes) != L,
+              F.concat(F.lit("codes length "), F.size(codes).cast("string"),
+                       F.lit(f", expected {L}")))
+        .when(F.exists(codes, lambda c: c.isNull()), F.lit("null code"))
+        .when(F.exists(codes, lambda c: (c < 0) | (c >= M)), F.lit(f"code outside [0, {M})"))
+        .when(norms.isNull(), F.lit("null residual_norms"))
+        .when(F.size(norms) != L,
+              F.concat(F.lit("residual_norms length "), F.size(norms).cast("string"),
+                       F.lit(f", expected {L}")))
+        .when(F.exists(norms, lambda x: x.isNull() | F.isnan(x) | (x < 0)
+                       | (x == float("inf"))),
+              F.lit("residual norm null, NaN, infinite or negative"))
+    )
+    keys = F.transform(codes, lambda c, i: make_key(i + 1, c))
+    return df.select(
+        "item_id", keys.alias("keys"),
+        F.transform(norms, lambda x: x.cast("double")).alias("norms"),
+        reason.alias("_reason"), codes, norms,
+    )
+
+
+def rewritten_frame(df: DataFrame, L: int, M: int) -> DataFrame:
+    """Validate and key rewritten SIDs: layer from the tag, tags strictly increasing."""
+    from pyspark.sql import functions as F
+
+    toks = F.col("tokens")
+    layers = F.transform(toks, lambda t: F.ascii(F.substring(t, 2, 1)) - 96)
+    codes = F.transform(toks, lambda t: F.regexp_extract(t, r"_([0-9]+)>$", 1).try_cast("int"))
+    df = df.select("item_id", toks, layers.alias("_layers"), codes.alias("_codes"))
+    lay, cod = F.col("_layers"), F.col("_codes")
+    reason = (
+        F.when(_missing_id(), F.lit("missing item_id"))
+        .when(toks.isNull() | (F.size(toks) == 0), F.lit("empty tokens"))
+        .when(F.exists(toks, lambda t: t.isNull() | ~t.rlike(TOKEN_PATTERN)),
+              F.lit("unparseable token"))
+        .when(F.exists(lay, lambda x: x > L + 1),
+              F.lit(f"layer tag beyond the suffix layer {L + 1}"))
+        .when(lay != F.array_sort(F.array_distinct(lay)),
+              F.lit("layer tags not strictly increasing"))
+        .when(F.exists(F.zip_with(lay, cod, lambda x, c: (x <= L) & (c >= M)), lambda b: b),
+              F.lit(f"code outside [0, {M})"))
+    )
+    keys = F.when(reason.isNull(), F.zip_with(lay, cod, make_key))
+    return df.select(
+        "item_id", keys.alias("keys"), F.lit(None).cast("array<double>").alias("norms"),
+        reason.alias("_reason"), toks,
+    )

@@ -1,0 +1,181 @@
+"""The hourglass statistics of a keyed SID frame, by Spark aggregations (exact).
+
+Input: the valid rows of `spark_input` (item_id, keys, norms). What comes to the driver: one row
+per used (layer, token), histograms of fan-outs, collision sizes and SID lengths, and the
+residual-norm histograms of `spark_quantiles`. The item table itself stays distributed; the
+per-item head/tail tags are returned as a DataFrame for the caller to write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from hourglass.stats.paths import CollisionStats, DepthStats, collision_stats, depth_stats
+from hourglass.stats.quantiles import (
+    FINE_BINS,
+    NORM_QUANTILES,
+    coarse_histogram,
+    linear_quantiles,
+    needed_ranks,
+)
+from hourglass.stats.schema import OTHER_TOKEN, SEGMENTS, names
+from hourglass.stats.spark_input import key_code, key_layer
+from hourglass.stats.spark_quantiles import exact_order_stats
+from hourglass.stats.summary import (
+    AGG_COLUMNS,
+    NormStats,
+    RunInfo,
+    head_set,
+    layer_stats_frame,
+    summary_frame,
+    top_tokens,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+
+@dataclass
+class StatsFrames:
+    """Small tables as pandas (written by the caller) and the per-item tags as a DataFrame."""
+
+    layer_stats: pd.DataFrame
+    summary: pd.DataFrame
+    flow: pd.DataFrame
+    segments: DataFrame
+    n_items: int
+
+
+def token_aggregates(valid: DataFrame) -> pd.DataFrame:
+    """Per (layer, token): count and sums of the norm after / entering the layer."""
+    from pyspark.sql import functions as F
+
+    ex = valid.select(F.posexplode("keys").alias("pos", "key"), "norms")
+    rows = (ex.select(
+                key_layer(F.col("key")).alias("layer"), key_code(F.col("key")).alias("token"),
+                F.try_element_at("norms", F.col("pos") + 1).alias("norm"),
+                F.when(F.col("pos") > 0, F.try_element_at("norms", F.col("pos")))
+                .alias("input_norm"))
+            .groupBy("layer", "token")
+            .agg(F.count("*").alias("count"), F.sum("norm").alias("norm_sum"),
+                 F.sum("input_norm").alias("input_norm_sum"))
+            .collect())
+    agg = pd.DataFrame([r.asDict() for r in rows], columns=list(AGG_COLUMNS))
+    agg[["norm_sum", "input_norm_sum"]] = agg[["norm_sum", "input_norm_sum"]].astype(float)
+    return agg.sort_values(["layer", "token"], ignore_index=True)
+
+
+def path_aggregates(sids: DataFrame, M: int) -> tuple[list[DepthStats], CollisionStats]:
+    """Prefix and collision statistics from the distinct SIDs with item counts (keys, n)."""
+    from pyspark.sql import functions as F
+
+    size_dist = {r[0]: r[1] for r in sids.groupBy("n").count().collect()}
+    lengths = {r[0]: r[1] for r in
+               sids.groupBy(F.size("keys")).agg(F.sum("n")).collect()}
+    depths = []
+    for d in range(1, max(lengths, default=0) + 1):
+        deep = sids.where(F.size("keys") >= d)
+        if d == 1:
+            fanout = {deep.select(F.col("keys")[0]).distinct().count(): 1}
+        else:
+            fanout = {r[0]: r[1] for r in (
+                deep.groupBy(F.slice("keys", 1, d - 1).alias("parent"))
+                .agg(F.count_distinct(F.slice("keys", 1, d)).alias("children"))
+                .groupBy("children").count().collect())}
+        depths.append(depth_stats(
+            d, M, items_at_depth=sum(v for k, v in lengths.items() if k >= d),
+            sids_ending=lengths.get(d, 0), fanout_dist=fanout,
+        ))
+    return depths, collision_stats(size_dist)
+
+
+def norm_statistics(valid: DataFrame, agg: pd.DataFrame) -> dict[int, NormStats]:
+    """Exact mean, min, max, quantiles and histogram of the residual norm after each layer."""
+    from pyspark.sql import functions as F
+
+    ex = valid.select(F.posexplode("norms").alias("pos", "x")).select(
+        (F.col("pos") + 1).alias("layer"), "x")
+    stats = {r["layer"]: r for r in ex.groupBy("layer").agg(
+        F.count("*").alias("n"), F.min("x").alias("lo"), F.max("x").alias("hi")).collect()}
+    if not stats:
+        return {}
+    ranks = {g: needed_ranks(r["n"], NORM_QUANTILES) for g, r in stats.items()}
+    bounds = {g: (r["lo"], r["hi"]) for g, r in stats.items()}
+    order, fine = exact_order_stats(ex, "layer", "x", bounds, ranks)
+    out = {}
+    for g, r in stats.items():
+        rows = agg[agg["layer"] == g]
+        qs = linear_quantiles(r["n"], NORM_QUANTILES, {k: order[(g, k)] for k in ranks[g]})
+        out[g] = NormStats(mean=float(rows["norm_sum"].sum() / rows["count"].sum()),
+                           min=r["lo"], max=r["hi"], quantiles=qs,
+                           hist=coarse_histogram(fine.get(g, {}), FINE_BINS))
+    return out
+
+
+def flow_edges(sids: DataFrame, drawn: dict[int, list[int]], run_id: str) -> pd.DataFrame:
+    """Items along each pair of consecutive tokens, tokens outside `drawn` merged per layer."""
+    from pyspark.sql import functions as F
+
+    def node(key):
+        layer, code = key_layer(key), key_code(key)
+        cond = None
+        for lay, codes in drawn.items():
+            c = (layer == lay) & code.isin(codes) if codes else F.lit(False)
+            cond = c if cond is None else cond | c
+        return F.struct(layer.alias("layer"),
+                        F.when(cond, code).otherwise(F.lit(OTHER_TOKEN)).alias("token"))
+
+    size = F.size("keys")
+    pairs = F.zip_with(F.slice("keys", 1, size - 1), F.slice("keys", 2, size - 1),
+                       lambda a, b: F.struct(a.alias("a"), b.alias("b")))
+    rows = (sids.where(size > 1).select(F.explode(pairs).alias("p"), "n")
+            .select(node(F.col("p.a")).alias("s"), node(F.col("p.b")).alias("t"), "n")
+            .groupBy("s", "t").agg(F.sum("n").alias("count")).collect())
+    out = pd.DataFrame(
+        [(run_id, r.s.layer, r.s.token, r.t.layer, r.t.token, r["count"]) for r in rows],
+        columns=["run_id", "src_layer", "src_token", "dst_layer", "dst_token", "count"])
+    return out.sort_values(["src_layer", "src_token", "dst_layer", "dst_token"],
+                           ignore_index=True)
+
+
+def segments_frame(valid: DataFrame, head: list[int], layer: int, run_id: str) -> DataFrame:
+    """(run_id, item_id, layer, token, segment) for every item with a token on `layer`."""
+    from pyspark.sql import functions as F
+
+    on_layer = F.filter("keys", lambda k: key_layer(k) == layer)
+    token = key_code(F.try_element_at(on_layer, F.lit(1)))
+    return (valid.select("item_id", token.alias("token")).where(F.col("token").isNotNull())
+            .select(F.lit(run_id).alias("run_id"), "item_id", F.lit(layer).alias("layer"),
+                    "token",
+                    F.when(F.col("token").isin(head), F.lit("head"))
+                    .otherwise(F.lit("tail")).alias("segment"))
+            .select(*names(SEGMENTS)))
+
+
+def compute_stats(valid: DataFrame, info: RunInfo, head_share: float = 0.5,
+                  segment_layer: int = 2, flow_top: int = 20) -> StatsFrames:
+    """Every statistic of one run; `valid` holds only rows that passed validation."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    agg = token_aggregates(valid)
+    sids = (valid.groupBy("keys").agg(F.count("*").alias("n"))
+            .persist(StorageLevel.MEMORY_AND_DISK))
+    try:
+        depths, collisions = path_aggregates(sids, info.M)
+        norms = norm_statistics(valid, agg)
+        summary = summary_frame(info, agg, depths, collisions, norms, head_share, flow_top)
+        drawn = {int(r.layer): [int(t) for t in top_tokens(agg, int(r.layer), int(r.flow_nodes))]
+                 for r in summary.itertuples()}
+        flow = flow_edges(sids, drawn, info.run_id)
+    finally:
+        sids.unpersist()
+    head = [int(t) for t in head_set(agg, segment_layer, head_share)]
+    return StatsFrames(
+        layer_stats=layer_stats_frame(info.run_id, agg), summary=summary, flow=flow,
+        segments=segments_frame(valid, head, segment_layer, info.run_id),
+        n_items=collisions.n_items,
+    )
