@@ -1,0 +1,64 @@
+"""The one place that fixes how an SFT example becomes a token sequence.
+
+Table rows keep only SID tokens and item separators (`prompt_tokens`, `target_tokens`); the
+trainer and the evaluator both frame them with the same special tokens:
+
+    <s> prompt_tokens <sep> target_tokens </s>
+
+The closing `</s>` is what lets a model stop after a short SID when SIDs have variable length
+(topk keeps `<a_1> <c_5>` next to `<a_1> <b_2> <c_5>`): a beam is a whole SID once it emits it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+PAD = "<pad>"
+UNK = "<unk>"
+BOS = "<s>"
+EOS = "</s>"
+SEP = "<sep>"
+SPECIAL_TOKENS = (PAD, UNK, BOS, EOS, SEP)
+
+
+def join_history(item_tokens: Sequence[Sequence[str]]) -> list[str]:
+    """SID tokens of the history items, oldest first, with `<sep>` between two items."""
+    out: list[str] = []
+    for i, toks in enumerate(item_tokens):
+        if i:
+            out.append(SEP)
+        out.extend(toks)
+    return out
+
+
+def frame_prompt(prompt_ids: Sequence[int], bos_id: int, sep_id: int,
+                 max_prompt_len: int | None = None) -> list[int]:
+    """`<s> prompt <sep>`, keeping the newest items when the prompt is too long.
+
+    Truncation cuts at an item boundary (just after a `<sep>`), never inside a SID, so the model
+    never sees a SID without its first-layer token.
+    """
+    ids = list(prompt_ids)
+    if max_prompt_len is not None and len(ids) + 2 > max_prompt_len:
+        keep = max(0, max_prompt_len - 2)
+        start = len(ids) - keep
+        while start < len(ids) and start > 0 and ids[start - 1] != sep_id:
+            start += 1
+        ids = ids[start:]
+    return [bos_id, *ids, sep_id]
+
+
+def frame_example(prompt_ids: Sequence[int], target_ids: Sequence[int], bos_id: int,
+                  sep_id: int, eos_id: int, max_len: int | None = None
+                  ) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of one training example; labels are -100 outside the target.
+
+    Loss on the target only (paper eq. 4): the history is context, not something to predict.
+    """
+    target = [*target_ids, eos_id]
+    budget = None if max_len is None else max_len - len(target)
+    if budget is not None and budget < 2:
+        raise ValueError(f"max_len {max_len} leaves no room for a prompt before {len(target)} "
+                         "target tokens")
+    prompt = frame_prompt(prompt_ids, bos_id, sep_id, budget)
+    return prompt + target, [-100] * len(prompt) + target

@@ -1,0 +1,167 @@
+"""Stage `build_sft_data`: `interactions` + `item_sids_rw` → `sft_examples`, one slice a strategy.
+
+Strategies coexist in `sft_examples` (partitioned by `strategy`): a run replaces only the
+strategies it names, in one commit, and its own quarantine slices in one more. Users too short
+to split are quarantined row by row with the reason, counted and logged, never silently lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from hourglass.config import require
+from hourglass.rewrite.strategies import parse_strategy
+from hourglass.sft.examples import MIN_INTERACTIONS
+from hourglass.sft.spark import SFT_COLUMNS, build_examples, check_unique_sids, quarantine_stage
+from hourglass.spark.quarantine import write_quarantine
+from hourglass.spark.tables import lineage, read_table, table_exists, write_table
+from hourglass.stages.common import StageConfig, log
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@dataclasses.dataclass
+class BuildSftDataConfig(StageConfig):
+    """Leave-one-out SFT examples (sliding-window train, capped history) per SID strategy."""
+
+    strategies: list[str] = dataclasses.field(default_factory=lambda: ["none"])
+    history_max_items: int = 20
+    min_interactions: int = MIN_INTERACTIONS
+    interactions_table: str = "interactions"
+    interactions_version: int | None = None
+    sids_table: str = "item_sids_rw"
+    sids_version: int | None = None
+    output_table: str = "sft_examples"
+
+    @classmethod
+    def section(cls) -> str:
+        return "build_sft_data"
+
+    def strategy_names(self) -> list[str]:
+        """Canonical names (`topk(16)` → `topk_16`), the keys used in `item_sids_rw`."""
+        return [parse_strategy(s).name for s in self.strategies]
+
+    def validate(self) -> None:
+        require(len(self.strategies) > 0, "strategies", "name at least one strategy")
+        for s in self.strategies:
+            parse_strategy(s).validate()
+        names = self.strategy_names()
+        require(len(set(names)) == len(names), "strategies", f"duplicates in {names}")
+        require(self.history_max_items >= 1, "history_max_items", "must be >= 1")
+        require(self.min_interactions >= MIN_INTERACTIONS, "min_interactions",
+                f"must be >= {MIN_INTERACTIONS} (one test, one valid, one history item)")
+        for key in ("interactions_table", "sids_table", "output_table"):
+            require(bool(getattr(self, key)), key, "must not be empty")
+
+
+@dataclasses.dataclass(frozen=True)
+class SftStrategyCounts:
+    """Row accounting of one strategy: interactions_in = examples + first_items + quarantined."""
+
+    strategy: str
+    interactions_in: int
+    users_in: int
+    users_kept: int
+    users_too_short: int
+    train: int
+    valid: int
+    test: int
+    first_items: int
+    quarantined: int
+    quarantine_reasons: dict[str, int]
+
+    def check(self) -> None:
+        examples = self.train + self.valid + self.test
+        if self.interactions_in != examples + self.first_items + self.quarantined:
+            raise RuntimeError(f"sft rows do not reconcile: {self}")
+        if self.users_in < self.users_kept or self.valid != self.users_kept or (
+                self.test != self.users_kept):
+            raise RuntimeError(f"sft users do not reconcile: {self}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SftDataResult:
+    output_version: int
+    interactions_version: int
+    sids_version: int
+    strategies: list[SftStrategyCounts]
+
+    def check(self) -> None:
+        for s in self.strategies:
+            s.check()
+
+
+def _quote(value: str) -> str:
+    if "'" in value:
+        raise ValueError(f"quote in {value!r}")
+    return f"'{value}'"
+
+
+def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
+    """Write the named strategies' slices of `sft_examples` and quarantine; reconcile counts."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    inter = read_table(spark, cfg.ref(cfg.interactions_table), cfg.interactions_version)
+    sids = read_table(spark, cfg.ref(cfg.sids_table), cfg.sids_version)
+    names = cfg.strategy_names()
+    present = {r["strategy"] for r in sids.df.select("strategy").distinct().collect()}
+    missing = sorted(set(names) - present)
+    if missing:
+        raise ValueError(f"{sids.ref}@v{sids.version} has no rows for strategies {missing}; "
+                         f"it holds {sorted(present)}")
+    inter_df = inter.df.persist(StorageLevel.MEMORY_AND_DISK)
+    frames = []
+    for name in names:
+        slice_df = sids.df.where(F.col("strategy") == name)
+        check_unique_sids(slice_df, name)
+        frames.append(build_examples(inter_df, slice_df, name, cfg.history_max_items,
+                                     cfg.min_interactions))
+    examples = frames[0].examples
+    quarantine = frames[0].quarantine
+    for f in frames[1:]:
+        examples = examples.unionByName(f.examples)
+        quarantine = quarantine.unionByName(f.quarantine)
+
+    record = lineage("build_sft_data", cfg.config_hash(),
+                     {inter.ref: inter.version, sids.ref: sids.version}, strategies=names)
+    out_ref = cfg.ref(cfg.output_table)
+    where = "strategy IN (" + ", ".join(_quote(n) for n in names) + ")"
+    replace = where if table_exists(spark, out_ref) else None
+    version = write_table(examples.select(*SFT_COLUMNS), out_ref, record, replace_where=replace,
+                          partition_by=["strategy"])
+    q_ref = cfg.ref(cfg.quarantine_table)
+    stages = [quarantine_stage(n) for n in names]
+    write_quarantine(quarantine, q_ref, stages, record)
+
+    written = read_table(spark, out_ref, version).df.where(F.expr(where))
+    by_split = {(r["strategy"], r["split"]): r["count"]
+                for r in written.groupBy("strategy", "split").count().collect()}
+    q_rows = (read_table(spark, q_ref).df.where(F.col("stage").isin(stages))
+              .groupBy("stage", "reason").count().collect())
+    n_in = inter_df.count()
+    users_in = inter_df.select("user_id").distinct().count()
+    counts = []
+    for name, frame in zip(names, frames, strict=True):
+        stage = quarantine_stage(name)
+        reasons = {r["reason"]: r["count"] for r in q_rows if r["stage"] == stage}
+        kept = frame.kept_users.count()
+        c = SftStrategyCounts(
+            strategy=name, interactions_in=n_in, users_in=users_in, users_kept=kept,
+            users_too_short=users_in - kept,
+            train=by_split.get((name, "train"), 0), valid=by_split.get((name, "valid"), 0),
+            test=by_split.get((name, "test"), 0), first_items=kept,
+            quarantined=sum(reasons.values()), quarantine_reasons=reasons)
+        log.info("build_sft_data %s: %d users kept, %d too short to split; train %d, valid %d, "
+                 "test %d; quarantined %d", name, c.users_kept, c.users_too_short, c.train,
+                 c.valid, c.test, c.quarantined)
+        for reason, n in sorted(reasons.items()):
+            log.info("quarantined %s: %s × %d", stage, reason, n)
+        counts.append(c)
+    inter_df.unpersist()
+    result = SftDataResult(output_version=version, interactions_version=inter.version,
+                           sids_version=sids.version, strategies=counts)
+    result.check()
+    return result

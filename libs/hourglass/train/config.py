@@ -1,0 +1,124 @@
+"""Typed config of the DeepSpeed SFT trainer (section `sft_train`).
+
+Batch size, accumulation, learning rate and ZeRO stage are not here: they live in the DeepSpeed
+JSON (`deepspeed_config`), so each value is set in exactly one place. The launcher's own flags
+(`--local_rank`, `--deepspeed`) are accepted and dropped by `parse_train_args`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from hourglass.config import require
+from hourglass.rewrite.strategies import parse_strategy
+from hourglass.spark.tables import is_path
+from hourglass.stages.common import StageConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_DS_CONFIG = "deploy/deepspeed/zero2_cpu_fp32.json"
+
+
+@dataclasses.dataclass
+class TrainConfig(StageConfig):
+    """Fine-tune a causal LM on one strategy's `sft_examples` with DeepSpeed."""
+
+    strategy: str = "none"
+    sft_table: str = "sft_examples"
+    sft_version: int | None = None
+    sids_table: str = "item_sids_rw"
+    sids_version: int | None = None
+    output_dir: str = ""
+    model: str = ""
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 256
+    max_seq_len: int = 256
+    deepspeed_config: str = DEFAULT_DS_CONFIG
+    max_steps: int = 200
+    log_every: int = 20
+    eval_every: int = 0
+    eval_at_start: bool = True
+    max_valid_examples: int = 2000
+    save_every: int = 0
+    keep_checkpoints: int = 2
+    resume: bool = True
+    seed: int = 1234
+    device: str = "auto"
+    torch_threads: int = 0
+    progress: bool = True
+    record_shard_keys: bool = False
+
+    @classmethod
+    def section(cls) -> str:
+        return "sft_train"
+
+    @property
+    def strategy_name(self) -> str:
+        return parse_strategy(self.strategy).name
+
+    def table_uri(self, name: str) -> str:
+        """Path of a table for `deltalake`: catalog names cannot be read without Spark."""
+        ref = self.ref(name)
+        return ref.removeprefix("file:") if ref.startswith("file:/") else ref
+
+    def run_dir(self) -> str:
+        """`output_dir`, or `<output_root>/sft_runs/<strategy>` by default."""
+        if self.output_dir:
+            return self.output_dir
+        return str(Path(self.output_root.removeprefix("file:")) / "sft_runs" / self.strategy_name)
+
+    def ds_config_path(self) -> str:
+        """The JSON as given, else relative to the project root (configs ship in deploy/)."""
+        p = Path(self.deepspeed_config)
+        if p.is_file() or p.is_absolute():
+            return str(p)
+        return str(PROJECT_ROOT / p)
+
+    def validate(self) -> None:
+        parse_strategy(self.strategy).validate(key="strategy")
+        for key in ("sft_table", "sids_table"):
+            require(bool(getattr(self, key)), key, "must not be empty")
+            require(is_path(self.ref(getattr(self, key))), key,
+                    "the trainer reads Delta by path (deltalake): set output_root or give a path")
+        require(bool(self.output_dir or self.output_root), "output_dir",
+                "is required when output_root is empty")
+        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_steps",
+                    "log_every", "keep_checkpoints"):
+            require(getattr(self, key) >= 1, key, "must be >= 1")
+        require(self.hidden_size % self.num_heads == 0, "num_heads",
+                f"must divide hidden_size {self.hidden_size}")
+        require(self.max_seq_len >= 8, "max_seq_len", "must be >= 8")
+        for key in ("eval_every", "save_every", "max_valid_examples", "torch_threads"):
+            require(getattr(self, key) >= 0, key, "must be >= 0 (0 = off / automatic)")
+        require(self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda")
+        require(not self.model or Path(self.model).exists(), "model",
+                f"no local model folder {self.model!r} (hub downloads are off; give a path)")
+        require(Path(self.ds_config_path()).is_file(), "deepspeed_config",
+                f"no such file {self.deepspeed_config!r}")
+
+
+LAUNCHER_FLAGS = ("--local_rank", "--local-rank")
+
+
+def parse_train_args(argv: list[str]) -> TrainConfig:
+    """`TrainConfig.from_args` after dropping what the deepspeed/torchrun launchers inject.
+
+    `--local_rank=N` comes from the deepspeed launcher (LOCAL_RANK is in the environment too);
+    `--deepspeed` and `--deepspeed_config PATH` from pyspark's DeepspeedTorchDistributor, whose
+    path we keep as `deepspeed_config`.
+    """
+    out: list[str] = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "--deepspeed":
+            continue
+        if arg.startswith(LAUNCHER_FLAGS):
+            skip = "=" not in arg and i + 1 < len(argv) and not argv[i + 1].startswith("--")
+            continue
+        out.append(arg)
+    return TrainConfig.from_args(out)

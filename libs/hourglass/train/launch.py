@@ -1,0 +1,131 @@
+"""Ways to start the trainer: `deepspeed` launcher, torchrun, a plain process, or Spark.
+
+- `deepspeed --num_gpus N jobs/sft_train.py --config FILE` (or `-m hourglass.train`): the
+  DeepSpeed launcher; with a hostfile it spans nodes (deploy/deepspeed/launch_*.sh).
+- `run_training(cfg, launcher=...)`: the same from Python, as the ablation stage does; the run's
+  `train_result.json` is the answer, so the parent never shares a process group with ranks.
+- `run_with_distributor(cfg, ...)`: on a Spark cluster, pyspark's DeepspeedTorchDistributor
+  starts torchrun in barrier tasks (one per node, `localMode=False`) or on the driver
+  (`localMode=True`); the ranks run `train` and read their shards from Delta themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hourglass.train.config import TrainConfig, parse_train_args
+
+LAUNCHERS = ("deepspeed", "torchrun", "python")
+
+
+def free_port() -> int:
+    """A port nobody listens on now: concurrent runs on one host must not share a rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launcher_command(config_file: str, launcher: str = "deepspeed", num_procs: int = 1,
+                     master_port: int | None = None) -> list[str]:
+    """The argv that starts `num_procs` ranks of `python -m hourglass.train --config FILE`."""
+    port = str(master_port or free_port())
+    py = sys.executable
+    if launcher == "deepspeed":
+        return [py, "-m", "deepspeed.launcher.runner", "--num_gpus", str(num_procs),
+                "--master_port", port, "--module", "hourglass.train", "--config", config_file]
+    if launcher == "torchrun":
+        return [py, "-m", "torch.distributed.run", "--nproc_per_node", str(num_procs),
+                "--master_port", port, "-m", "hourglass.train", "--config", config_file]
+    if launcher == "python":
+        if num_procs != 1:
+            raise ValueError("launcher 'python' runs one process; use deepspeed or torchrun")
+        return [py, "-m", "hourglass.train", "--config", config_file]
+    raise ValueError(f"unknown launcher {launcher!r}; known: {LAUNCHERS}")
+
+
+def run_training(cfg: TrainConfig, launcher: str = "deepspeed", num_procs: int = 1,
+                 master_port: int | None = None, log_file: str | None = None) -> dict[str, Any]:
+    """Train in child processes; return the run's `train_result.json` as a dict."""
+    from hourglass.train.trainer import RESULT_FILE
+
+    run_dir = Path(cfg.run_dir())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RESULT_FILE).unlink(missing_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=run_dir) as fh:
+        json.dump(cfg.to_dict(), fh)
+        config_file = fh.name
+    port = master_port or free_port()
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    env.setdefault("DS_ACCELERATOR", "cpu" if not _has_cuda() else "cuda")
+    cmd = launcher_command(config_file, launcher, num_procs, port)
+    log_path = Path(log_file) if log_file else run_dir / "train.log"
+    with open(log_path, "a") as log_fh:
+        log_fh.write("launch: " + " ".join(cmd) + "\n")
+        log_fh.flush()
+        proc = subprocess.run(cmd, env=env, stdout=log_fh, stderr=subprocess.STDOUT, check=False)
+    Path(config_file).unlink(missing_ok=True)
+    if proc.returncode != 0:
+        tail = log_path.read_text().splitlines()[-40:]
+        raise RuntimeError(f"training {cfg.strategy_name} failed (exit {proc.returncode}); "
+                           f"log {log_path}:\n" + "\n".join(tail))
+    return json.loads((run_dir / RESULT_FILE).read_text())
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def _distributed_entry(cfg_dict: dict[str, Any]) -> dict[str, Any]:
+    """What each torchrun rank runs under DeepspeedTorchDistributor (pickled by Spark)."""
+    from dataclasses import asdict
+
+    from hourglass.stages.common import setup_logging
+    from hourglass.train.trainer import train
+
+    setup_logging()
+    return asdict(train(TrainConfig.from_dict(cfg_dict)))
+
+
+def run_with_distributor(cfg: TrainConfig, num_procs: int, use_gpu: bool,
+                         local_mode: bool = True, nnodes: int = 1) -> dict[str, Any]:
+    """Train through `pyspark.ml.deepspeed.DeepspeedTorchDistributor` (needs an active session).
+
+    `num_procs` is per node; with `local_mode=False` Spark runs one barrier task per node.
+    """
+    from pyspark.ml.deepspeed.deepspeed_distributor import DeepspeedTorchDistributor
+
+    distributor = DeepspeedTorchDistributor(numGpus=num_procs, nnodes=nnodes,
+                                            localMode=local_mode, useGpu=use_gpu,
+                                            deepspeedConfig=cfg.ds_config_path())
+    return distributor.run(_distributed_entry, cfg.to_dict())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m hourglass.train` / `jobs/sft_train.py`: parse, train, print the result."""
+    from dataclasses import asdict
+
+    from hourglass.config import ConfigError
+    from hourglass.stages.common import setup_logging
+    from hourglass.train.trainer import train
+
+    setup_logging()
+    try:
+        cfg = parse_train_args(sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    result = train(cfg)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json.dumps({"job": "hourglass-sft-train", "result": asdict(result)}, indent=2))

@@ -1,0 +1,306 @@
+"""DeepSpeed SFT of a causal LM on SID sequences (paper eq. 4): loss on the target SID only.
+
+One process per rank (the `deepspeed` launcher, torchrun, or pyspark's
+DeepspeedTorchDistributor). Rank 0 pins the table versions and every rank reads its own shard of
+`sft_examples` from the Delta log. The batch order is a pure function of (seed, rank, step), so a
+run resumed from `checkpoints/<latest>` continues with exactly the batches it would have seen.
+Outputs in the run folder: `checkpoints/`, `final/` (a Hugging Face model + tokenizer),
+`metrics.jsonl`, `run.json` (pinned versions) and `train_result.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hourglass.stages.common import log
+from hourglass.train.batches import collate, encode_rows, real_tokens, target_tokens
+from hourglass.train.config import TrainConfig
+from hourglass.train.data import batch_indices, read_shard, read_strategy_columns
+from hourglass.train.ds_config import finish_ds_config, load_ds_config
+from hourglass.train.tokenizer import TokenIds, sid_vocabulary
+
+RUN_FILE = "run.json"
+RESULT_FILE = "train_result.json"
+META_FILE = "hourglass_sft.json"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    strategy: str
+    world_size: int
+    start_step: int
+    steps: int
+    train_loss: float
+    valid_loss_start: float | None
+    valid_loss_end: float | None
+    train_tokens: int
+    tokens_per_s: float
+    seconds: float
+    model_dir: str
+    sft_version: int
+    sids_version: int
+
+
+def dist_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as every launcher exports them; (0, 1, 0) alone."""
+    env = os.environ
+    return int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
+
+
+def _setup_process(cfg: TrainConfig, local_rank: int) -> str:
+    """Seeds, device and CPU threads (ranks on one host share its cores)."""
+    import torch
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    cuda = torch.cuda.is_available() and cfg.device != "cpu"
+    if cfg.device == "cuda" and not cuda:
+        raise RuntimeError("device=cuda but no GPU is visible")
+    if cuda:
+        torch.cuda.set_device(local_rank)
+        return "cuda"
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    torch.set_num_threads(cfg.torch_threads or max(1, (os.cpu_count() or 1) // local_world))
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29500")
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    return "cpu"
+
+
+def _pin_versions(cfg: TrainConfig, run_dir: Path, rank: int) -> dict[str, Any]:
+    """Rank 0 decides which table versions this run reads (the recorded ones on resume)."""
+    import torch.distributed as dist
+    from deltalake import DeltaTable
+
+    pinned: list[Any] = [None]
+    if rank == 0:
+        run_file = run_dir / RUN_FILE
+        old = json.loads(run_file.read_text()) if run_file.exists() and cfg.resume else {}
+        sft_v = cfg.sft_version if cfg.sft_version is not None else old.get("sft_version")
+        sids_v = cfg.sids_version if cfg.sids_version is not None else old.get("sids_version")
+        for name, given, rec in (("sft_version", sft_v, old.get("sft_version")),
+                                 ("sids_version", sids_v, old.get("sids_version"))):
+            if rec is not None and given != rec:
+                raise RuntimeError(f"{run_dir} was trained on {name}={rec}; resuming it with "
+                                   f"{given} would mix data: use a fresh output_dir")
+        pinned[0] = {
+            "strategy": cfg.strategy_name,
+            "sft_version": sft_v if sft_v is not None else
+            DeltaTable(cfg.table_uri(cfg.sft_table)).version(),
+            "sids_version": sids_v if sids_v is not None else
+            DeltaTable(cfg.table_uri(cfg.sids_table)).version(),
+        }
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run_file.write_text(json.dumps({**pinned[0], "config": cfg.to_dict()}, indent=1))
+    dist.broadcast_object_list(pinned, src=0)
+    return pinned[0]
+
+
+def _reduce(values: list[float], op: str = "sum") -> list[float]:
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+    return t.tolist()
+
+
+def valid_loss(engine: Any, enc: Any, fallback: Any, pad_id: int, micro: int,
+               device: str) -> float | None:
+    """Mean target-token loss over every rank's valid rows; all ranks run equal forward counts
+    (ZeRO-3 gathers parameters collectively), padding with zero-weight batches."""
+    import torch
+
+    own = (len(enc) + micro - 1) // micro
+    n_batches = int(_reduce([own], "max")[0])
+    total, tokens = 0.0, 0
+    engine.eval()
+    with torch.no_grad():
+        for b in range(n_batches):
+            real = b < own
+            src = enc if real else fallback
+            batch = collate(src, range(b * micro, min(len(src), (b + 1) * micro)) if real
+                            else [0], pad_id, device)
+            loss = engine(**batch).loss.float().item()
+            if real:
+                n = target_tokens(batch)
+                total, tokens = total + loss * n, tokens + n
+    engine.train()
+    total, tokens = _reduce([total, tokens])
+    return total / tokens if tokens else None
+
+
+def _save(engine: Any, ckpt_dir: Path, step: int, keep: int, rank: int) -> None:
+    import torch.distributed as dist
+
+    engine.save_checkpoint(str(ckpt_dir), tag=f"step_{step}", client_state={"step": step})
+    dist.barrier()
+    if rank == 0:
+        tags = sorted((p for p in ckpt_dir.glob("step_*") if p.is_dir()),
+                      key=lambda p: int(p.name.split("_")[1]))
+        for old in tags[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
+
+
+def export_model(engine: Any, tokenizer: Any, out: Path, zero_stage: int, rank: int,
+                 meta: dict[str, Any]) -> None:
+    """Write a plain Hugging Face folder (gathering ZeRO-3 partitions first) on rank 0."""
+    import deepspeed
+    import torch.distributed as dist
+
+    params = list(engine.module.parameters())
+    ctx = (deepspeed.zero.GatheredParameters(params, modifier_rank=None) if zero_stage == 3
+           else _Null())
+    with ctx:
+        if rank == 0:
+            state = {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}
+            out.mkdir(parents=True, exist_ok=True)
+            engine.module.save_pretrained(str(out), state_dict=state, safe_serialization=True)
+            tokenizer.save_pretrained(str(out))
+            (out / META_FILE).write_text(json.dumps(meta, indent=1))
+    dist.barrier()
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run (or resume) one fine-tune; every rank returns the same result."""
+    import deepspeed
+    import torch
+
+    rank, world, local_rank = dist_env()
+    device = _setup_process(cfg, local_rank)
+    deepspeed.init_distributed(dist_backend="nccl" if device == "cuda" else "gloo")
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    ds_raw, settings = load_ds_config(cfg.ds_config_path(), device)
+    ds_dict = finish_ds_config(ds_raw, cfg.max_steps, world)
+    run_dir, strategy = Path(cfg.run_dir()), cfg.strategy_name
+    ckpt_dir = run_dir / "checkpoints"
+    pins = _pin_versions(cfg, run_dir, rank)
+
+    from hourglass.train.model import load_tokenizer_and_model
+
+    _, sid_rows = read_strategy_columns(cfg.table_uri(cfg.sids_table), strategy, ["tokens"],
+                                        pins["sids_version"])
+    tokenizer, model = load_tokenizer_and_model(cfg, sid_vocabulary(sid_rows["tokens"]))
+    ids = TokenIds(tokenizer)
+    shard = read_shard(cfg.table_uri(cfg.sft_table), strategy, rank, world, pins["sft_version"])
+    enc_train = encode_rows(shard.where_split("train"), ids, cfg.max_seq_len)
+    valid_rows = shard.where_split("valid")
+    cap = -(-cfg.max_valid_examples // world)
+    enc_valid = encode_rows({k: v[:cap] for k, v in valid_rows.items()}, ids, cfg.max_seq_len)
+    if cfg.record_shard_keys:
+        (run_dir / "shards").mkdir(parents=True, exist_ok=True)
+        keys = list(zip(*(shard.columns[c] for c in ("user_id", "split", "target_item_id")),
+                        strict=True))
+        (run_dir / "shards" / f"rank_{rank}.json").write_text(json.dumps(
+            {"version": shard.version, "total_rows": shard.total_rows, "keys": keys}))
+    if _reduce([len(enc_train) == 0], "max")[0]:
+        raise RuntimeError(f"a rank has no train rows of {strategy!r} in {cfg.sft_table}: "
+                           f"{shard.total_rows} rows for {world} ranks")
+    if ids.unknown:
+        log.warning("%d prompt/target tokens are not in the SID vocabulary of sids_version %s",
+                    ids.unknown, pins["sids_version"])
+
+    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
+                                           config=ds_dict)
+    start = 0
+    if cfg.resume and (ckpt_dir / "latest").exists():
+        path, client = engine.load_checkpoint(str(ckpt_dir))
+        if path is None:
+            raise RuntimeError(f"could not load the checkpoint named by {ckpt_dir}/latest")
+        start = int(client["step"])
+        if rank == 0:
+            log.info("resumed %s at step %d from %s", strategy, start, path)
+    micro, accum, pad = settings.micro_batch, settings.grad_accum, ids.special.pad
+    v_start = (valid_loss(engine, enc_valid, enc_train, pad, micro, device)
+               if cfg.eval_at_start and start == 0 else None)
+    result = _loop(cfg, engine, enc_train, enc_valid, start, micro, accum, pad, device, rank,
+                   world, run_dir, settings.zero_stage)
+    v_end = valid_loss(engine, enc_valid, enc_train, pad, micro, device)
+    meta = {**pins, "steps": cfg.max_steps, "world_size": world, "valid_loss": v_end}
+    export_model(engine, tokenizer, run_dir / "final", settings.zero_stage, rank, meta)
+    out = TrainResult(strategy=strategy, world_size=world, start_step=start,
+                      steps=cfg.max_steps, train_loss=result["loss"], valid_loss_start=v_start,
+                      valid_loss_end=v_end, train_tokens=int(result["tokens"]),
+                      tokens_per_s=result["tokens_per_s"], seconds=result["seconds"],
+                      model_dir=str(run_dir / "final"), sft_version=pins["sft_version"],
+                      sids_version=pins["sids_version"])
+    if rank == 0:
+        (run_dir / RESULT_FILE).write_text(json.dumps(asdict(out), indent=1))
+        log.info("trained %s: %s", strategy, out)
+    return out
+
+
+def _loop(cfg: TrainConfig, engine: Any, enc_train: Any, enc_valid: Any, start: int,
+          micro: int, accum: int, pad: int, device: str, rank: int, world: int, run_dir: Path,
+          zero_stage: int) -> dict[str, float]:
+    """Steps `start`..`max_steps`; returns the last window's loss and the throughput."""
+    from tqdm import tqdm
+
+    seed = cfg.seed * 1000 + rank
+    win_loss = win_tok = 0.0
+    tokens_all, last_loss = 0.0, float("nan")
+    t0 = time.perf_counter()
+    metrics = open(run_dir / "metrics.jsonl", "a") if rank == 0 else None  # noqa: SIM115
+    bar = tqdm(total=cfg.max_steps, initial=start, disable=rank != 0 or not cfg.progress,
+               mininterval=5.0, file=sys.stderr, desc=f"sft {cfg.strategy_name}")
+    try:
+        for step in range(start, cfg.max_steps):
+            for m in range(accum):
+                idx = batch_indices(len(enc_train), micro, seed, step * accum + m)
+                batch = collate(enc_train, idx, pad, device)
+                loss = engine(**batch).loss
+                engine.backward(loss)
+                engine.step()
+                n = target_tokens(batch)
+                win_loss += loss.float().item() * n
+                win_tok += n
+                tokens_all += real_tokens(batch)
+            done = step + 1
+            bar.update(1)
+            if done % cfg.log_every == 0 or done == cfg.max_steps:
+                s_loss, s_tok, s_all = _reduce([win_loss, win_tok, tokens_all])
+                now = time.perf_counter()
+                last_loss = s_loss / max(s_tok, 1)
+                rec = {"step": done, "train_loss": last_loss, "lr": engine.get_lr()[0],
+                       "tokens_per_s": s_all / max(now - t0, 1e-9)}
+                if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.max_steps:
+                    rec["valid_loss"] = valid_loss(engine, enc_valid, enc_train, pad, micro,
+                                                   device)
+                if metrics:
+                    metrics.write(json.dumps(rec) + "\n")
+                    metrics.flush()
+                    bar.set_postfix(loss=f"{last_loss:.3f}")
+                    log.info("step %d/%d %s", done, cfg.max_steps, json.dumps(rec))
+                win_loss = win_tok = 0.0
+            if (cfg.save_every and done % cfg.save_every == 0) or done == cfg.max_steps:
+                _save(engine, run_dir / "checkpoints", done, cfg.keep_checkpoints, rank)
+    finally:
+        bar.close()
+        if metrics:
+            metrics.close()
+    seconds = time.perf_counter() - t0
+    total_tokens = _reduce([tokens_all])[0]
+    return {"loss": last_loss, "tokens": total_tokens, "seconds": seconds,
+            "tokens_per_s": total_tokens / max(seconds, 1e-9)}
