@@ -1,0 +1,135 @@
+"""Airflow DAG `hourglass_pipeline`: each Spark stage a SparkSubmitOperator, the DeepSpeed
+fine-tune a separate task on the GPU host(s).
+
+Why this shape: stages talk only through Delta tables, so each is its own retryable task; the
+fine-tune is not a Spark job (DeepSpeed's launcher starts one process per GPU, over ssh for
+several nodes), so it runs the launcher scripts of deploy/deepspeed/ instead.
+
+Install: put (or symlink) this file in the scheduler's dags folder; workers need a checkout of
+the repository at HOURGLASS_HOME, the archive built by deploy/spark-submit/pack_venv.sh, and an
+Airflow connection `spark_default` (or HOURGLASS_SPARK_CONN_ID) naming the Spark master. The
+settings are environment variables of the scheduler and workers (defaults in brackets):
+
+  HOURGLASS_HOME           repository checkout [two folders above this file]
+  HOURGLASS_CONFIG         pipeline config, one section per job [configs/demo.yaml]
+  HOURGLASS_OUTPUT_ROOT    folder or bucket of the Delta tables [demo-output]
+  HOURGLASS_ARCHIVE        packed venv [build/spark-submit/hourglass-venv.tar.gz]
+  HOURGLASS_JARS_DIR       Delta jars shipped with --jars [.jars]
+  HOURGLASS_SPARK_CONN_ID  Airflow connection of the Spark master [spark_default]; its extra
+                           {"deploy-mode": "cluster"} runs drivers on the cluster from the archive
+  HOURGLASS_DRIVER_PYTHON  client deploy mode only: driver interpreter with hourglass installed
+  HOURGLASS_DS_HOSTFILE    DeepSpeed hostfile: set for a multi-node fine-tune, else one node
+  HOURGLASS_DS_MASTER_ADDR first host of the hostfile (multi-node only)
+  HOURGLASS_SCHEDULE       cron expression, or "none" for manual runs [0 3 * * *]
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+try:  # Airflow 3
+    from airflow.providers.standard.operators.bash import BashOperator
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.operators.bash import BashOperator
+
+HOME = Path(os.environ.get("HOURGLASS_HOME", Path(__file__).resolve().parents[2]))
+CONFIG = os.environ.get("HOURGLASS_CONFIG", str(HOME / "configs" / "demo.yaml"))
+OUTPUT_ROOT = os.environ.get("HOURGLASS_OUTPUT_ROOT", str(HOME / "demo-output"))
+ARCHIVE = os.environ.get(
+    "HOURGLASS_ARCHIVE", str(HOME / "build" / "spark-submit" / "hourglass-venv.tar.gz")
+)
+JARS_DIR = Path(os.environ.get("HOURGLASS_JARS_DIR", HOME / ".jars"))
+SPARK_CONN_ID = os.environ.get("HOURGLASS_SPARK_CONN_ID", "spark_default")
+DRIVER_PYTHON = os.environ.get("HOURGLASS_DRIVER_PYTHON", "")
+DS_HOSTFILE = os.environ.get("HOURGLASS_DS_HOSTFILE", "")
+DS_MASTER_ADDR = os.environ.get("HOURGLASS_DS_MASTER_ADDR", "")
+SCHEDULE = os.environ.get("HOURGLASS_SCHEDULE", "0 3 * * *")
+
+# The fine-tune runs outside Spark; every other task is `jobs/<task>.py` under spark-submit.
+FINE_TUNE = "sft_train"
+# task -> upstream tasks, a plain literal. Mirrors deploy/resources/pipeline.job.yml and the order
+# of deploy/spark-submit/submit_all.sh (tests check that they agree).
+UPSTREAM: dict[str, tuple[str, ...]] = {
+    "ingest": (),
+    "embed_items": ("ingest",),
+    "train_codebooks": ("embed_items",),
+    "encode_items": ("train_codebooks",),
+    "hourglass_stats": ("encode_items",),
+    "rewrite_sids": ("encode_items",),
+    "build_sft_data": ("rewrite_sids",),
+    "sft_train": ("build_sft_data",),
+    "evaluate": ("sft_train",),
+    "report": ("hourglass_stats", "evaluate"),
+}
+
+
+def spark_conf() -> dict[str, str]:
+    """The settings every job needs, from the file submit.sh reads too (one place)."""
+    conf = {}
+    lines = (HOME / "deploy" / "spark-submit" / "spark-defaults.conf").read_text().splitlines()
+    for line in lines:
+        parts = line.split(None, 1)
+        if len(parts) == 2 and not parts[0].startswith("#"):
+            conf[parts[0]] = parts[1].strip()
+    conf["spark.log.level"] = "WARN"
+    if DRIVER_PYTHON:
+        conf["spark.pyspark.driver.python"] = DRIVER_PYTHON
+    return conf
+
+
+def job_args() -> list[str]:
+    return ["--config", CONFIG, "--output_root", OUTPUT_ROOT]
+
+
+def fine_tune_command() -> str:
+    """The DeepSpeed launcher for one node, or for the hosts of HOURGLASS_DS_HOSTFILE."""
+    args = " ".join(job_args())
+    log_dir = f"{OUTPUT_ROOT}/_logs/sft_train/{{{{ ts_nodash }}}}"
+    if DS_HOSTFILE:
+        return (f"HOSTFILE={DS_HOSTFILE} MASTER_ADDR={DS_MASTER_ADDR} OUTPUT_DIR={log_dir} "
+                f"{HOME}/deploy/deepspeed/launch_multi_node.sh {args}")
+    return f"OUTPUT_DIR={log_dir} {HOME}/deploy/deepspeed/launch_single_node.sh {args}"
+
+
+with DAG(
+    dag_id="hourglass_pipeline",
+    description="Items to semantic IDs, hourglass diagnostics, rewriting, DeepSpeed SFT, eval.",
+    schedule=None if SCHEDULE == "none" else SCHEDULE,
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=10)},
+    tags=["hourglass"],
+) as dag:
+    jars = ",".join(sorted(str(p) for p in JARS_DIR.glob("*.jar"))) or None
+    tasks = {}
+    for name in UPSTREAM:
+        if name == FINE_TUNE:
+            tasks[name] = BashOperator(
+                task_id=name,
+                bash_command=fine_tune_command(),
+                env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+                append_env=True,
+                execution_timeout=timedelta(hours=12),
+            )
+        else:
+            tasks[name] = SparkSubmitOperator(
+                task_id=name,
+                conn_id=SPARK_CONN_ID,
+                application=str(HOME / "jobs" / f"{name}.py"),
+                application_args=job_args(),
+                name=f"hourglass-{name}",
+                archives=f"{ARCHIVE}#environment",
+                jars=jars,
+                conf=spark_conf(),
+                execution_timeout=timedelta(hours=4),
+            )
+    for name, upstream in UPSTREAM.items():
+        for up in upstream:
+            tasks[up] >> tasks[name]

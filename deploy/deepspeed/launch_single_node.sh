@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# DeepSpeed fine-tune on ONE node with several GPUs (or CPU processes when no GPU is present).
+#
+#   NUM_GPUS=4 OUTPUT_DIR=runs/sft deploy/deepspeed/launch_single_node.sh \
+#       --config configs/demo.yaml --output_root demo-output [--key value ...]
+#
+# Everything after the script name goes verbatim to jobs/sft_train.py (its typed config says
+# which keys exist). The launcher's own knobs are environment variables, so no setting is made
+# in two places:
+#   NUM_GPUS     processes to start (default: GPUs seen by nvidia-smi; 2 CPU ranks without one)
+#   MASTER_PORT  rendezvous port (default 29500)
+#   OUTPUT_DIR   where launcher.log is written (default build/deepspeed/<UTC time>)
+#   PYTHON       interpreter with hourglass[train] installed (default .venv/bin/python, else python3)
+#   DRY_RUN=1    print the command instead of running it
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=deploy/deepspeed/common.sh
+source "$ROOT/deploy/deepspeed/common.sh"
+
+if [[ -z "${NUM_GPUS:-}" ]]; then
+  NUM_GPUS="$(count_gpus)"
+fi
+if [[ "$NUM_GPUS" -eq 0 ]]; then
+  # No GPU: DeepSpeed's CPU accelerator (gloo); two ranks still exercise sharding and all-reduce.
+  export DS_ACCELERATOR=cpu
+  NUM_GPUS="${CPU_RANKS:-2}"
+fi
+
+cmd=("$PYTHON" -m deepspeed.launcher.runner
+     --num_gpus "$NUM_GPUS" --master_port "${MASTER_PORT:-29500}"
+     "$ROOT/jobs/sft_train.py" "$@")
+run_logged "$OUTPUT_DIR" "${cmd[@]}"

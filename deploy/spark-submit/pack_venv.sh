@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Build a slim virtualenv (base + Spark requirements + the hourglass wheel) and pack it with
+# venv-pack into $ARCHIVE, for `spark-submit --archives ARCHIVE#environment`.
+#
+# Slim because executors need only what the stages import: the dev venv (CUDA torch, DeepSpeed,
+# test tools) is several GB. pyspark itself is left out: the cluster's Spark puts its own
+# pyspark.zip and py4j on every Python worker's path, and a second copy would be ~450 MB of
+# jars in each archive. venv-pack cannot pack editable installs, hence the wheel.
+# The archive is rebuilt only when the package sources or requirements change (a stamp records
+# their hash), so a second run takes a second. Usage: deploy/spark-submit/pack_venv.sh [--force]
+# shellcheck source=deploy/spark-submit/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+mkdir -p "$BUILD_DIR" "$(dirname "$ARCHIVE")"
+# One packer at a time (a test and a person may both ask); the second then finds it up to date.
+exec 9>"$ARCHIVE.lock"
+flock 9
+stamp="$ARCHIVE.sha"
+want="$(source_hash)"
+if [[ "${1:-}" != "--force" && -f "$ARCHIVE" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  echo "up to date: $ARCHIVE" >&2
+  echo "$ARCHIVE"
+  exit 0
+fi
+
+wheel="$("$(dirname "${BASH_SOURCE[0]}")/build_wheel.sh")"
+venv="$BUILD_DIR/venv"
+rm -rf "$venv"
+"$PYTHON_BOOT" -m venv "$venv"
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check
+     -c "$ROOT/requirements/constraints.txt")
+# Spark requirements minus pyspark; delta-spark's only other dependency is importlib_metadata.
+spark_reqs="$BUILD_DIR/spark-no-pyspark.txt"
+grep -viE '^(pyspark|delta-spark)[=<>! ]' "$ROOT/requirements/spark.txt" > "$spark_reqs"
+delta_pin="$(grep -iE '^delta-spark[=<>! ]' "$ROOT/requirements/spark.txt")"
+"${pip[@]}" -r "$ROOT/requirements/base.txt" -r "$spark_reqs" importlib_metadata
+"${pip[@]}" --no-deps "$delta_pin" "$wheel"
+rm -f "$ARCHIVE"
+# PYTHON_PREFIX: where the interpreter lives on the cluster, when not where PYTHON_BOOT lives here.
+"$TOOLS_PYTHON" -m venv_pack --quiet --prefix "$venv" --output "$ARCHIVE" \
+    ${PYTHON_PREFIX:+--python-prefix "$PYTHON_PREFIX"}
+echo "$want" > "$stamp"
+echo "packed $(du -h "$ARCHIVE" | cut -f1) into $ARCHIVE" >&2
+echo "$ARCHIVE"
