@@ -10,6 +10,7 @@ import pytest
 
 from hourglass.config import ConfigError
 from hourglass.rewrite.export import export_sid_index, load_sid_index, sid_index_dir
+from hourglass.rewrite.trie import SidTrie
 from hourglass.stages.rewrite_sids import RewriteSidsConfig
 
 
@@ -59,7 +60,8 @@ def test_stage_module_imports_no_pyspark():
 def test_export_round_trip_and_tamper_check(tmp_path):
     folder = sid_index_dir(str(tmp_path), "topk_1")
     sids = [["<a_0>", "<c_2>", "<d_0>"], ["<a_0>", "<c_2>", "<d_1>"], ["<a_1>", "<b_1>", "<c_2>"]]
-    info = export_sid_index(folder, iter(sids), {"strategy": "topk_1", "source_codebook_id": "cb"})
+    info = export_sid_index(folder, SidTrie.build(sids),
+                            {"strategy": "topk_1", "source_codebook_id": "cb"})
     assert (info.n_sids, info.max_depth, info.vocab_size) == (3, 3, 6)
     trie, vocab, manifest = load_sid_index(folder)
     assert vocab == trie.vocab and manifest["strategy"] == "topk_1"

@@ -68,6 +68,15 @@ def test_save_load_round_trip(tmp_path):
     assert np.array_equal(u.terminal, t.terminal) and u.max_depth == t.max_depth
 
 
+def test_pickle_round_trip():
+    import pickle
+
+    t = SidTrie.build(SIDS, meta={"strategy": "none"})
+    u = pickle.loads(pickle.dumps(t))
+    assert list(u) == list(t) and u.meta == t.meta and u.allowed_next(["<a_1>"]) == ["<b_2>",
+                                                                                      "<c_5>"]
+
+
 def test_load_refuses_other_versions(tmp_path):
     path = tmp_path / "bad.npz"
     header = json.dumps({"format": "hourglass-sid-trie", "format_version": FORMAT_VERSION + 1})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,9 +52,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_sid_index(folder: str, sids: Iterable[Sequence[str]],
-                     manifest: dict[str, Any]) -> SidIndexInfo:
-    """Build the trie from streamed SIDs and write trie, vocabulary and manifest to `folder`.
+def export_sid_index(folder: str, trie: SidTrie, manifest: dict[str, Any]) -> SidIndexInfo:
+    """Write trie, vocabulary and manifest to `folder`; the manifest is also stamped in the trie.
 
     `vocab.json` lists the tokens in trie-id order (index = the id `SidTrie` uses), so a
     tokenizer and the trie agree on ids without re-sorting.
@@ -63,7 +61,7 @@ def export_sid_index(folder: str, sids: Iterable[Sequence[str]],
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST_FILE).unlink(missing_ok=True)  # mark the folder incomplete until done
-    trie = SidTrie.build(sids, meta=manifest)
+    trie.meta = dict(manifest)
     trie.save(str(out / TRIE_FILE))
     _write_json(out / VOCAB_FILE, {"format": VOCAB_FORMAT, "format_version": 1,
                                    "strategy": manifest.get("strategy"), "tokens": trie.vocab})

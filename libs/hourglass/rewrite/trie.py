@@ -18,6 +18,7 @@ in the file, so the ids a beam search uses are stable for one trie file. Memory 
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,16 +102,38 @@ def _csr_from_matrix(mat: np.ndarray, lengths: np.ndarray):
     return offsets, edge_tokens, terminal, n
 
 
-def _chunks(sids: Iterable[Sequence[str]]) -> Iterator[list[Sequence[str]]]:
-    size = _CHUNK
-    chunk: list[Sequence[str]] = []
-    for sid in sids:
-        chunk.append(sid)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+class SidTrieBuilder:
+    """Incremental builder: `add` SIDs one at a time (e.g. from a Spark stream), then `build`.
+
+    SIDs are converted to int32 ids every `_CHUNK` additions, so memory is ~4 bytes per token
+    plus the final arrays, not Python lists of strings.
+    """
+
+    def __init__(self) -> None:
+        self._enc = _Encoder()
+        self._pending: list[Sequence[str]] = []
+
+    def add(self, sid: Sequence[str]) -> None:
+        self._pending.append(sid)
+        if len(self._pending) >= _CHUNK:
+            self._flush()
+
+    def extend(self, sids: Iterable[Sequence[str]]) -> SidTrieBuilder:
+        for sid in sids:
+            self.add(sid)
+        return self
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._enc.add_chunk(self._pending)
+            self._pending = []
+
+    def build(self, meta: dict[str, Any] | None = None) -> SidTrie:
+        """The trie of the distinct SIDs added so far."""
+        self._flush()
+        mat, lengths, vocab = self._enc.matrix()
+        offsets, edge_tokens, terminal, n = _csr_from_matrix(mat, lengths)
+        return SidTrie(offsets, edge_tokens, terminal, vocab, n, meta)
 
 
 class SidTrie:
@@ -125,25 +148,30 @@ class SidTrie:
 
     def __init__(self, offsets: np.ndarray, edge_tokens: np.ndarray, terminal: np.ndarray,
                  vocab: list[str], n_sids: int, meta: dict[str, Any] | None = None) -> None:
-        self.offsets = offsets
-        self.edge_tokens = edge_tokens
-        self.terminal = terminal
+        self.offsets = np.ascontiguousarray(offsets)
+        self.edge_tokens = np.ascontiguousarray(edge_tokens)
+        self.terminal = np.ascontiguousarray(terminal, dtype=bool)
+        # Scalar lookups go through memoryviews: indexing them yields plain ints and `bisect`
+        # accepts them, ~5x faster per call than numpy scalar indexing plus searchsorted.
+        self._off = memoryview(self.offsets)
+        self._tok = memoryview(self.edge_tokens)
+        self._term = memoryview(self.terminal)
         self._vocab = list(vocab)
         self.token_to_id = {t: i for i, t in enumerate(self._vocab)}
         self._n_sids = int(n_sids)
         self.meta = dict(meta or {})
         self._max_depth = self._depth_of_tree()
 
+    def __reduce__(self):
+        """Pickle the arrays, not the memoryviews (for DataLoader workers, Spark broadcast)."""
+        return (type(self), (self.offsets, self.edge_tokens, self.terminal, self._vocab,
+                             self._n_sids, self.meta))
+
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def build(cls, sids: Iterable[Sequence[str]], meta: dict[str, Any] | None = None) -> SidTrie:
         """Trie of the distinct SIDs in `sids` (any iterable; streamed in chunks)."""
-        enc = _Encoder()
-        for chunk in _chunks(sids):
-            enc.add_chunk(chunk)
-        mat, lengths, vocab = enc.matrix()
-        offsets, edge_tokens, terminal, n = _csr_from_matrix(mat, lengths)
-        return cls(offsets, edge_tokens, terminal, vocab, n, meta)
+        return SidTrieBuilder().extend(sids).build(meta)
 
     def _depth_of_tree(self) -> int:
         depth, lo, hi = 0, 0, 1  # node range [lo, hi) of the current depth
@@ -167,12 +195,12 @@ class SidTrie:
 
     def child(self, node: int, token_id: int) -> int:
         """Node reached from `node` by `token_id`, or -1 when that edge does not exist."""
-        lo, hi = int(self.offsets[node]), int(self.offsets[node + 1])
-        e = lo + int(np.searchsorted(self.edge_tokens[lo:hi], token_id))
-        return e + 1 if e < hi and self.edge_tokens[e] == token_id else -1
+        hi = self._off[node + 1]
+        e = bisect_left(self._tok, token_id, self._off[node], hi)
+        return e + 1 if e < hi and self._tok[e] == token_id else -1
 
     def is_terminal(self, node: int) -> bool:
-        return node >= 0 and bool(self.terminal[node])
+        return node >= 0 and self._term[node]
 
     def step(self, nodes: np.ndarray, token_ids: np.ndarray) -> np.ndarray:
         """Vectorized `child` for a batch of beams; -1 in, or a missing edge, gives -1."""
@@ -212,7 +240,8 @@ class SidTrie:
         node = self.walk(prefix)
         if node < 0:
             return []
-        return [self._vocab[t] for t in self.children(node)]
+        vocab = self._vocab
+        return [vocab[t] for t in self._tok[self._off[node]:self._off[node + 1]]]
 
     def is_complete(self, prefix: Sequence[str]) -> bool:
         """True when `prefix` is itself a whole SID (it may still extend to longer ones)."""
@@ -239,11 +268,10 @@ class SidTrie:
         stack: list[tuple[int, list[str]]] = [(self.root, [])]
         while stack:
             node, path = stack.pop()
-            if node != self.root and self.terminal[node]:
+            if node != self.root and self._term[node]:
                 yield path
-            lo, hi = int(self.offsets[node]), int(self.offsets[node + 1])
-            for e in range(hi - 1, lo - 1, -1):
-                stack.append((e + 1, [*path, self._vocab[self.edge_tokens[e]]]))
+            for e in range(self._off[node + 1] - 1, self._off[node] - 1, -1):
+                stack.append((e + 1, [*path, self._vocab[self._tok[e]]]))
 
     def nbytes(self) -> int:
         """Bytes held by the node arrays (the vocabulary is negligible next to them)."""

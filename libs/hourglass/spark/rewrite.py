@@ -2,18 +2,18 @@
 
 Nothing per item reaches the driver: the layer-2 ranking is an aggregation (at most M rows come
 back), the rewrite is a column expression, collision suffixes are a window over the rewritten
-SID, and the summary is a handful of grouped aggregations over the written table. Only the trie
-export streams the distinct SIDs of one strategy to the driver, partition by partition.
+SID, and the summary is one grouped aggregation over the written table. Only the trie
+export streams the distinct SIDs to the driver, partition by partition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hourglass.rewrite.strategies import TOP_LAYER, Strategy
+from hourglass.rewrite.trie import SidTrie, SidTrieBuilder
 from hourglass.sid_tokens import layer_letter
 from hourglass.spark.quarantine import quarantine_rows
 
@@ -73,13 +73,21 @@ def split_item_sids(df: DataFrame, num_layers: int, codebook_size: int
     return good, bad
 
 
-def layer_counts(df: DataFrame, layer: int = TOP_LAYER) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, item counts) of one 1-based layer: an aggregation, at most M rows collected."""
+def layer_counts(df: DataFrame, layer: int = TOP_LAYER
+                 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(codes, item counts) of one 1-based layer, and the codebook ids seen, in one aggregation.
+
+    At most M rows per codebook come back to the driver.
+    """
     from pyspark.sql import functions as F
 
-    rows = df.groupBy(F.col("codes")[layer - 1].alias("code")).count().collect()
-    codes = np.array([r["code"] for r in rows], dtype=np.int64)
-    return codes, np.array([r["count"] for r in rows], dtype=np.int64)
+    rows = df.groupBy("codebook_id", F.col("codes")[layer - 1].alias("code")).count().collect()
+    per_code: dict[int, int] = {}
+    for r in rows:
+        per_code[int(r["code"])] = per_code.get(int(r["code"]), 0) + int(r["count"])
+    codes = np.array(sorted(per_code), dtype=np.int64)
+    counts = np.array([per_code[c] for c in sorted(per_code)], dtype=np.int64)
+    return codes, counts, sorted({r["codebook_id"] for r in rows})
 
 
 def item_popularity(interactions: DataFrame) -> DataFrame:
@@ -135,46 +143,55 @@ def rewrite_frame(good: DataFrame, strategy: Strategy, removed: np.ndarray, num_
 
 
 def summary_aggregates(rw: DataFrame, num_layers: int) -> dict[str, dict[str, float]]:
-    """Per strategy, counts recomputed from the written table alone (suffix tokens stripped).
+    """Per strategy, counts recomputed from the written table alone, in one Spark job.
 
-    Keys: n_items, mean_length, distinct_sids, collided_after, distinct_sids_before_suffix,
-    collided_before, shortened_items, length_<n> (items with n tokens).
+    Suffix tokens are stripped to recover the SID before collision resolution. Keys: n_items,
+    mean_length, distinct_sids, collided_after, distinct_sids_before_suffix, collided_before,
+    shortened_items (fewer than L codebook tokens), length_<n> (items with n tokens).
     """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     prefix = f"<{layer_letter(num_layers + 1)}_"
-    df = rw.select("strategy", F.array_join("tokens", " ").alias("_sid"),
-                   F.size("tokens").alias("_len"),
-                   F.array_join(F.filter("tokens", lambda t: ~t.startswith(prefix)), " ")
-                   .alias("_base"),
-                   F.size(F.filter("tokens", lambda t: ~t.startswith(prefix))).alias("_base_len"))
+    base = F.filter("tokens", lambda t: ~t.startswith(prefix))
+    per_sid = (rw.select("strategy", F.array_join("tokens", " ").alias("_sid"),
+                         F.array_join(base, " ").alias("_base"), F.size("tokens").alias("_len"),
+                         F.size(base).alias("_base_len"))
+               .groupBy("strategy", "_base", "_sid", "_len", "_base_len").count())
+    same_base = Window.partitionBy("strategy", "_base")
+    per_sid = per_sid.withColumn("_base_count", F.sum("count").over(same_base))
+    per_sid = per_sid.withColumn("_base_first", F.row_number().over(same_base.orderBy("_sid")))
+    c = F.col("count")
+    lengths = range(1, num_layers + 2)
+    aggs = [
+        F.sum(c).alias("n_items"),
+        (F.sum(c * F.col("_len")) / F.sum(c)).alias("mean_length"),
+        F.count(F.lit(1)).alias("distinct_sids"),
+        F.sum(F.when(c > 1, c).otherwise(0)).alias("collided_after"),
+        F.sum((F.col("_base_first") == 1).cast("long")).alias("distinct_sids_before_suffix"),
+        F.sum(F.when(F.col("_base_count") > 1, c).otherwise(0)).alias("collided_before"),
+        F.sum(F.when(F.col("_base_len") < num_layers, c).otherwise(0)).alias("shortened_items"),
+        *[F.sum(F.when(F.col("_len") == n, c).otherwise(0)).alias(f"length_{n}")
+          for n in lengths],
+    ]
     out: dict[str, dict[str, float]] = {}
-
-    def put(rows, **names: str) -> None:
-        for r in rows:
-            for metric, col in names.items():
-                out.setdefault(r["strategy"], {})[metric] = float(r[col] or 0)
-
-    put(df.groupBy("strategy").agg(
-        F.count(F.lit(1)).alias("n"), F.avg("_len").alias("mean"),
-        F.sum((F.col("_base_len") < num_layers).cast("long")).alias("short")).collect(),
-        n_items="n", mean_length="mean", shortened_items="short")
-    for key, distinct, collided in (("_sid", "distinct_sids", "collided_after"),
-                                    ("_base", "distinct_sids_before_suffix", "collided_before")):
-        per_sid = df.groupBy("strategy", key).count()
-        put(per_sid.groupBy("strategy").agg(
-            F.count(F.lit(1)).alias("d"),
-            F.sum(F.when(F.col("count") > 1, F.col("count")).otherwise(0)).alias("c")).collect(),
-            **{distinct: "d", collided: "c"})
-    for r in df.groupBy("strategy", "_len").count().collect():
-        out.setdefault(r["strategy"], {})[f"length_{r['_len']}"] = float(r["count"])
+    for r in per_sid.groupBy("strategy").agg(*aggs).collect():
+        values = {k: float(v or 0) for k, v in r.asDict().items() if k != "strategy"}
+        out[r["strategy"]] = {k: v for k, v in values.items()
+                              if not (k.startswith("length_") and v == 0)}
     return out
 
 
-def stream_sids(rw: DataFrame, strategy_name: str) -> Iterator[list[str]]:
-    """Distinct SIDs of one strategy, streamed to the driver a partition at a time."""
+def build_tries(rw: DataFrame, names: list[str]) -> dict[str, SidTrie]:
+    """One trie per strategy from a single pass over the distinct (strategy, SID) rows.
+
+    The rows stream to the driver a partition at a time (`toLocalIterator`); only the tries'
+    int32 arrays accumulate there.
+    """
     from pyspark.sql import functions as F
 
-    sids = rw.where(F.col("strategy") == strategy_name).select("tokens").distinct()
+    builders = {name: SidTrieBuilder() for name in names}
+    sids = rw.where(F.col("strategy").isin(names)).select("strategy", "tokens").distinct()
     for row in sids.toLocalIterator(prefetchPartitions=True):
-        yield list(row[0])
+        builders[row[0]].add(row[1])
+    return {name: b.build() for name, b in builders.items()}

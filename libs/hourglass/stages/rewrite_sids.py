@@ -168,10 +168,9 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
 
     good, bad = rw.split_item_sids(src.df, L, M)
     good = good.persist(StorageLevel.MEMORY_AND_DISK)
-    codebooks = [r[0] for r in good.select("codebook_id").distinct().limit(2).collect()]
+    codes, counts, codebooks = rw.layer_counts(good)
     if len(codebooks) > 1:
         raise ValueError(f"{src.ref} mixes codebooks {codebooks}: rewrite one codebook at a time")
-    codes, counts = rw.layer_counts(good)
     removed = {s.name: removed_tokens(s, codes, counts, M) for s in strategies}
     record = lineage("rewrite_sids", cfg.config_hash(), inputs, strategies=names,
                      source_codebook_id=codebooks[0] if codebooks else None,
@@ -189,6 +188,7 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
     written = read_table(spark, out_ref, out_version).df.where(F.col("strategy").isin(names))
 
     aggregates = rw.summary_aggregates(written, L)
+    tries = rw.build_tries(written, names)
     summary_rows, outcomes = [], []
     for s in strategies:
         agg = aggregates.get(s.name, {})
@@ -221,7 +221,7 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
                     "num_layers": L, "codebook_size": M, "config_hash": cfg.config_hash(),
                     "hourglass_version": record["hourglass_version"]}
         info = export_sid_index(sid_index_dir(cfg.index_folder_root(), s.name),
-                                rw.stream_sids(written, s.name), manifest)
+                                tries.pop(s.name), manifest)
         outcomes.append(StrategyOutcome(
             strategy=s.name, rows_written=int(n), removed_tokens=k,
             distinct_sids=int(metrics["distinct_sids"]),
@@ -235,7 +235,7 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
     _write_slice(summary, cfg.ref(cfg.summary_table), names, record)
     q = read_table(spark, q_ref).df if table_exists(spark, q_ref) else None
     result = RewriteResult(
-        items_in=src.df.count(), items_valid=good.count(),
+        items_in=src.df.count(), items_valid=int(counts.sum()),
         items_quarantined=q.where(F.col("stage") == rw.STAGE).count() if q is not None else 0,
         num_layers=L, codebook_size=M, item_sids_version=src.version,
         output_version=out_version, outcomes=outcomes,

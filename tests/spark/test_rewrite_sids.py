@@ -1,0 +1,151 @@
+"""The rewrite_sids stage on small Delta tables, checked against the numpy reference rewrite."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hourglass.config import ConfigError
+from hourglass.rewrite.export import load_sid_index
+from hourglass.rewrite.strategies import collision_share, parse_strategy, rewrite_sids
+from hourglass.stages.rewrite_sids import RewriteSidsConfig, run
+
+pytestmark = pytest.mark.spark
+
+N, L, M = 240, 3, 8
+STRATEGIES = ["none", "drop_layer(2)", "topk(2)", "topshare(0.5)"]
+SIDS_SCHEMA = "item_id STRING, codes ARRAY<INT>, residual_norms ARRAY<FLOAT>, codebook_id STRING"
+BAD_ROWS = [("short", [1, 2], [1.0, 0.5], "cb"), ("  ", [1, 2, 3], None, "cb"),
+            ("big", [1, 8, 2], None, "cb"), ("nocodes", None, None, "cb"),
+            ("dup", [1, 2, 3], None, "cb"), ("dup", [1, 2, 4], None, "cb")]
+
+
+def _inputs(seed: int = 7):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, M, size=(N, L))
+    codes[:, 1] = np.minimum(rng.geometric(0.35, N) - 1, M - 1)  # a skewed middle layer
+    ids = [f"it{i:03d}" for i in rng.permutation(N)]
+    pop = rng.integers(0, 4, size=N)  # many ties: item_id must break them
+    return codes, ids, pop
+
+
+@pytest.fixture(scope="module")
+def first_run(spark, tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("rewrite") / "tables")
+    codes, ids, pop = _inputs()
+    rows = [(ids[i], [int(c) for c in codes[i]], [1.0, 0.4, 0.1], "cb") for i in range(N)]
+    spark.createDataFrame(rows + BAD_ROWS, SIDS_SCHEMA).write.format("delta").save(
+        f"{root}/item_sids")
+    events = [(f"u{j}", ids[i], j) for i in range(N) for j in range(int(pop[i]))]
+    spark.createDataFrame(events, "user_id STRING, item_id STRING, ts LONG").write.format(
+        "delta").save(f"{root}/interactions")
+    cfg = RewriteSidsConfig.from_dict({"output_root": root, "strategies": STRATEGIES,
+                                       "codebook_size": M, "num_layers": L})
+    return root, cfg, run(spark, cfg), (codes, ids, pop)
+
+
+def _table(spark, root, name):
+    return spark.read.format("delta").load(f"{root}/{name}")
+
+
+def test_rows_equal_the_numpy_reference(spark, first_run):
+    from pyspark.testing import assertDataFrameEqual
+
+    root, cfg, result, (codes, ids, pop) = first_run
+    expected = []
+    for spec in STRATEGIES:
+        s = parse_strategy(spec)
+        ref = rewrite_sids(codes, ids, s, M, popularity=pop)
+        expected += [(ids[i], ref[i], s.name, "cb") for i in range(N)]
+    got = _table(spark, root, "item_sids_rw")
+    assertDataFrameEqual(got, spark.createDataFrame(expected, got.schema))
+    assert (result.items_in, result.items_valid, result.items_quarantined) == (N + 6, N, 6)
+    assert (result.num_layers, result.codebook_size) == (L, M)
+
+
+def test_quarantine_reasons(spark, first_run):
+    root = first_run[0]
+    q = {(r["item_id"], r["reason"]) for r in _table(spark, root, "quarantine").collect()}
+    assert q == {("short", "codes of length 2, expected 3"), ("", "missing item_id"),
+                 ("big", "null or out-of-range code (valid: 0..7)"),
+                 ("nocodes", "missing codes"), ("dup", "conflicting duplicate item_id")}
+
+
+def test_summary_matches_reference_figures(spark, first_run):
+    root, _, result, (codes, ids, pop) = first_run
+    summary = {(r["strategy"], r["metric"]): r["value"]
+               for r in _table(spark, root, "rewrite_summary").collect()}
+    for spec in STRATEGIES:
+        s = parse_strategy(spec)
+        kept = rewrite_sids(codes, ids, s, M, keep_collisions=True)
+        final = rewrite_sids(codes, ids, s, M, popularity=pop)
+        lengths = np.array([len(x) for x in final])
+        assert summary[(s.name, "n_items")] == N
+        assert summary[(s.name, "distinct_sids")] == N
+        assert summary[(s.name, "distinct_sids_before_suffix")] == len({tuple(x) for x in kept})
+        assert summary[(s.name, "collision_share_before")] == pytest.approx(collision_share(kept))
+        assert summary[(s.name, "collision_share_after")] == 0.0
+        assert summary[(s.name, "mean_length")] == pytest.approx(lengths.mean())
+        for n in set(lengths.tolist()):
+            assert summary[(s.name, f"length_share_{n}")] == pytest.approx(np.mean(lengths == n))
+    assert summary[("none", "capacity_definition")] == summary[("none", "capacity_formula")] == 512
+    assert summary[("drop_layer_2", "capacity_definition")] == 64
+    assert summary[("topk_2", "capacity_definition")] == 6 * 64 + 64  # 2 of 8 codes removed
+    assert summary[("topk_2", "capacity_formula")] == 512 + 2 * (8 - 64)
+    # the skew puts ≥ half of the items on the top two layer-2 codes, so topshare(0.5) ≤ 2 codes
+    assert 1 <= summary[("topshare_0.5", "removed_tokens")] <= 2
+
+
+def test_trie_accepts_exactly_the_table_sids(spark, first_run):
+    root, _, result, _ = first_run
+    rows = _table(spark, root, "item_sids_rw").collect()
+    for name, path in result.index_paths.items():
+        trie, vocab, manifest = load_sid_index(path)
+        table_sids = {tuple(r["tokens"]) for r in rows if r["strategy"] == name}
+        assert {tuple(s) for s in trie} == table_sids and len(trie) == len(table_sids)
+        assert vocab == sorted({t for s in table_sids for t in s})
+        assert manifest["strategy"] == name and manifest["source_codebook_id"] == "cb"
+        assert manifest["item_sids"]["version"] == 0
+        assert path.endswith(f"/sid_index/{name}")
+
+
+def test_rerun_replaces_only_its_strategy(spark, first_run):
+    root, _, _, (codes, ids, pop) = first_run
+    before = {r["strategy"]: r["count"]
+              for r in _table(spark, root, "item_sids_rw").groupBy("strategy").count().collect()}
+    cfg = RewriteSidsConfig.from_dict({"output_root": root, "strategies": ["topk(2)"],
+                                       "codebook_size": M, "resolve_collisions": False})
+    result = run(spark, cfg)
+    rw = _table(spark, root, "item_sids_rw")
+    after = {r["strategy"]: r["count"] for r in rw.groupBy("strategy").count().collect()}
+    assert after == before  # no duplicates, other strategies untouched
+    kept = rewrite_sids(codes, ids, parse_strategy("topk(2)"), M, keep_collisions=True)
+    got = {r["item_id"]: list(r["tokens"]) for r in rw.where("strategy = 'topk_2'").collect()}
+    assert got == {ids[i]: kept[i] for i in range(N)}
+    none_ref = rewrite_sids(codes, ids, parse_strategy("none"), M, popularity=pop)
+    got_none = {r["item_id"]: list(r["tokens"]) for r in rw.where("strategy = 'none'").collect()}
+    assert got_none == {ids[i]: none_ref[i] for i in range(N)}
+    summary = _table(spark, root, "rewrite_summary")
+    assert summary.where("strategy = 'topk_2' AND metric = 'n_items'").count() == 1
+    share = summary.where("strategy = 'topk_2' AND metric = 'collision_share_after'").first()
+    assert share["value"] == pytest.approx(collision_share(kept)) and share["value"] > 0
+    assert _table(spark, root, "quarantine").count() == 6
+    assert result.outcomes[0].trie_sids == len({tuple(s) for s in kept})
+    lineage = json.loads(spark.sql(f"DESCRIBE HISTORY delta.`{root}/item_sids_rw`")
+                         .orderBy("version", ascending=False).first()["userMetadata"])
+    assert lineage["strategies"] == ["topk_2"] and lineage["source_codebook_id"] == "cb"
+
+
+def test_layer_out_of_range_fails_before_writing(spark, table_root):
+    rows = [("a", [1, 2, 3], None, "cb"), ("b", [1, 2, 0], None, "cb")]
+    spark.createDataFrame(rows, SIDS_SCHEMA).write.format("delta").save(f"{table_root}/item_sids")
+    cfg = RewriteSidsConfig.from_dict({"output_root": table_root, "popularity_table": "",
+                                       "strategies": ["none", "drop_layer(4)"]})
+    with pytest.raises(ConfigError, match="out of range"):
+        run(spark, cfg)
+    from hourglass.spark.tables import table_exists
+
+    for name in ("item_sids_rw", "rewrite_summary", "quarantine"):
+        assert not table_exists(spark, f"{table_root}/{name}")
