@@ -1,0 +1,99 @@
+"""Stage `encode_items`: `item_embeddings` + codebook artifact → `item_sids` and quarantine.
+
+The artifact is loaded (hash verified) and its D compared with the table's before anything is
+written; then one Delta commit for `item_sids` and one for this stage's quarantine slice, and
+`input = encoded + quarantined` is checked from the written tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from hourglass.config import require
+from hourglass.quant.artifact import load_artifact, resolve_artifact
+from hourglass.spark.encode import STAGE, check_dim, encode_embeddings, split_valid
+from hourglass.spark.quarantine import write_quarantine
+from hourglass.spark.tables import lineage, read_table, table_ref, write_table
+from hourglass.stages.common import StageConfig, log
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@dataclasses.dataclass
+class EncodeItemsConfig(StageConfig):
+    """Encode every item embedding into a semantic ID with a trained codebook artifact."""
+
+    embeddings_table: str = "item_embeddings"
+    sids_table: str = "item_sids"
+    # artifact folder, or a codebooks root holding LATEST; empty: <output_root>/codebooks
+    codebook_path: str = ""
+    device: str = "cpu"  # cpu (numpy kernel) | cuda | auto (torch kernel on the executors)
+    chunk_rows: int = 0  # rows per GEMM; 0 sizes it to the cache
+    blas_threads: int = 0  # BLAS threads per Python worker; 0 = the task's cores
+    dim_check_rows: int = 10_000
+
+    @classmethod
+    def section(cls) -> str:
+        return "encode_items"
+
+    def validate(self) -> None:
+        require(self.device == "auto" or self.device.startswith(("cpu", "cuda")), "device",
+                "must be cpu, cuda[:n] or auto")
+        require(self.chunk_rows >= 0, "chunk_rows", "must be >= 0")
+        require(self.blas_threads >= 0, "blas_threads", "must be >= 0")
+        require(self.dim_check_rows >= 1, "dim_check_rows", "must be >= 1")
+        require(bool(self.codebook_path or self.output_root), "codebook_path",
+                "is required when output_root is empty (catalog tables)")
+
+    def artifact_path(self) -> str:
+        return resolve_artifact(self.codebook_path or table_ref(self.output_root, "codebooks"))
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodeCounts:
+    """Row accounting of one encode run; `check` enforces input = encoded + quarantined."""
+
+    rows_in: int
+    encoded: int
+    quarantined: int
+    codebook_id: str
+    dim: int
+    reasons: dict[str, int]
+
+    def check(self) -> None:
+        if self.rows_in != self.encoded + self.quarantined:
+            raise RuntimeError(f"encode rows do not reconcile: {self}")
+
+
+def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
+    """Write `item_sids` and the `encode_items` quarantine slice; reconcile counts."""
+    from pyspark.sql import functions as F
+
+    art = load_artifact(cfg.artifact_path())
+    src = read_table(spark, cfg.ref(cfg.embeddings_table))
+    check_dim(src.df, art, cfg.dim_check_rows)  # raises before any write
+    good, bad = split_valid(src.df, art.dim)
+    record = lineage("encode_items", cfg.config_hash(), {src.ref: src.version},
+                     codebook_id=art.codebook_id)
+    bc = spark.sparkContext.broadcast(art)
+    try:
+        sids = encode_embeddings(good, bc, art.codebook_id, cfg.device, cfg.chunk_rows or None,
+                                 cfg.blas_threads or None)
+        sids_ref = cfg.ref(cfg.sids_table)
+        write_table(sids, sids_ref, record)
+    finally:
+        bc.unpersist()
+    q_ref = cfg.ref(cfg.quarantine_table)
+    write_quarantine(bad, q_ref, STAGE, record)
+    q = read_table(spark, q_ref).df.where(F.col("stage") == STAGE)
+    reasons = {r["reason"]: int(r["count"]) for r in q.groupBy("reason").count().collect()}
+    counts = EncodeCounts(
+        rows_in=src.df.count(), encoded=read_table(spark, sids_ref).df.count(),
+        quarantined=sum(reasons.values()), codebook_id=art.codebook_id, dim=art.dim,
+        reasons=dict(sorted(reasons.items())),
+    )
+    log.info("encode_items: %s", counts)
+    counts.check()
+    return counts
