@@ -1,9 +1,10 @@
 """Airflow DAG `hourglass_pipeline`: each Spark stage a SparkSubmitOperator, the DeepSpeed
 fine-tune a separate task on the GPU host(s).
 
-Why this shape: stages talk only through Delta tables, so each is its own retryable task; the
-fine-tune is not a Spark job (DeepSpeed's launcher starts one process per GPU, over ssh for
-several nodes), so it runs the launcher scripts of deploy/deepspeed/ instead.
+Why this shape: stages talk only through Delta tables, so each is its own retryable task running
+`jobs/pipeline.py --only <stage>` on the one pipeline config (as `make demo` and the Databricks
+pipeline job do); the fine-tune is not a Spark job (DeepSpeed's launcher starts one process per
+GPU, over ssh for several nodes), so it runs the launcher scripts of deploy/deepspeed/.
 
 Install: put (or symlink) this file in the scheduler's dags folder; workers need a checkout of
 the repository at HOURGLASS_HOME, the archive built by deploy/spark-submit/pack_venv.sh, and an
@@ -11,7 +12,8 @@ Airflow connection `spark_default` (or HOURGLASS_SPARK_CONN_ID) naming the Spark
 settings are environment variables of the scheduler and workers (defaults in brackets):
 
   HOURGLASS_HOME           repository checkout [two folders above this file]
-  HOURGLASS_CONFIG         pipeline config, one section per job [configs/demo.yaml]
+  HOURGLASS_CONFIG         pipeline config: output_root + ordered steps [configs/demo.yaml]
+  HOURGLASS_SFT_CONFIG     the trainer's config file (keys of `sft_train`) [HOURGLASS_CONFIG]
   HOURGLASS_OUTPUT_ROOT    folder or bucket of the Delta tables [demo-output]
   HOURGLASS_ARCHIVE        packed venv [build/spark-submit/hourglass-venv.tar.gz]
   HOURGLASS_JARS_DIR       Delta jars shipped with --jars [.jars]
@@ -40,6 +42,7 @@ except ImportError:  # Airflow 2
 
 HOME = Path(os.environ.get("HOURGLASS_HOME", Path(__file__).resolve().parents[2]))
 CONFIG = os.environ.get("HOURGLASS_CONFIG", str(HOME / "configs" / "demo.yaml"))
+SFT_CONFIG = os.environ.get("HOURGLASS_SFT_CONFIG", CONFIG)
 OUTPUT_ROOT = os.environ.get("HOURGLASS_OUTPUT_ROOT", str(HOME / "demo-output"))
 ARCHIVE = os.environ.get(
     "HOURGLASS_ARCHIVE", str(HOME / "build" / "spark-submit" / "hourglass-venv.tar.gz")
@@ -51,7 +54,7 @@ DS_HOSTFILE = os.environ.get("HOURGLASS_DS_HOSTFILE", "")
 DS_MASTER_ADDR = os.environ.get("HOURGLASS_DS_MASTER_ADDR", "")
 SCHEDULE = os.environ.get("HOURGLASS_SCHEDULE", "0 3 * * *")
 
-# The fine-tune runs outside Spark; every other task is `jobs/<task>.py` under spark-submit.
+# The fine-tune runs outside Spark; every other task is a stage of jobs/pipeline.py.
 FINE_TUNE = "sft_train"
 # task -> upstream tasks, a plain literal. Mirrors deploy/resources/pipeline.job.yml and the order
 # of deploy/spark-submit/submit_all.sh (tests check that they agree).
@@ -83,13 +86,13 @@ def spark_conf() -> dict[str, str]:
     return conf
 
 
-def job_args() -> list[str]:
-    return ["--config", CONFIG, "--output_root", OUTPUT_ROOT]
+def stage_args(stage: str) -> list[str]:
+    return ["--config", CONFIG, "--output_root", OUTPUT_ROOT, "--only", stage]
 
 
 def fine_tune_command() -> str:
     """The DeepSpeed launcher for one node, or for the hosts of HOURGLASS_DS_HOSTFILE."""
-    args = " ".join(job_args())
+    args = f"--config {SFT_CONFIG} --output_root {OUTPUT_ROOT}"
     log_dir = f"{OUTPUT_ROOT}/_logs/sft_train/{{{{ ts_nodash }}}}"
     if DS_HOSTFILE:
         return (f"HOSTFILE={DS_HOSTFILE} MASTER_ADDR={DS_MASTER_ADDR} OUTPUT_DIR={log_dir} "
@@ -122,8 +125,8 @@ with DAG(
             tasks[name] = SparkSubmitOperator(
                 task_id=name,
                 conn_id=SPARK_CONN_ID,
-                application=str(HOME / "jobs" / f"{name}.py"),
-                application_args=job_args(),
+                application=str(HOME / "jobs" / "pipeline.py"),
+                application_args=stage_args(name),
                 name=f"hourglass-{name}",
                 archives=f"{ARCHIVE}#environment",
                 jars=jars,

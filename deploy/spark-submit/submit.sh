@@ -47,7 +47,14 @@ fi
 jars="$(find "$JARS_DIR" -maxdepth 1 -name '*.jar' | LC_ALL=C sort | paste -sd, -)"
 [[ "$jars" == *delta-spark* ]] || { echo "no Delta jars in $JARS_DIR: run make setup" >&2; exit 2; }
 
-args=(--master "$master" --deploy-mode "$mode" --name "hourglass-$job"
+# The Spark application name says the stage: `pipeline --only encode_items` → hourglass-encode_items.
+name="hourglass-$job"
+prev=""
+for arg in "$@"; do
+  if [[ "$prev" == "--only" ]]; then name="hourglass-$arg"; fi
+  prev="$arg"
+done
+args=(--master "$master" --deploy-mode "$mode" --name "$name"
       --archives "$ARCHIVE#environment"
       --jars "$jars"
       --conf "spark.log.level=${SPARK_LOG_LEVEL:-WARN}")

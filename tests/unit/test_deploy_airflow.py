@@ -1,0 +1,115 @@
+"""The Airflow DAG (deploy/airflow/hourglass_dag.py).
+
+Two levels: its structure read from the source with `ast` (always; no Airflow needed), and, when
+Airflow and its Spark provider are installed, the DAG loaded by Airflow's own DagBag with the
+spark-submit command its operators would run compared with what deploy/spark-submit/submit.sh
+runs for the same stage.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILE = ROOT / "deploy" / "airflow" / "hourglass_dag.py"
+SOURCE = DAG_FILE.read_text()
+FINE_TUNE = "sft_train"
+
+
+def upstream() -> dict[str, tuple[str, ...]]:
+    for node in ast.parse(SOURCE).body:
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "UPSTREAM":
+            return ast.literal_eval(node.value)
+    raise AssertionError("UPSTREAM not found")
+
+
+def spark_defaults() -> dict[str, str]:
+    lines = (ROOT / "deploy" / "spark-submit" / "spark-defaults.conf").read_text().splitlines()
+    return dict(ln.split(None, 1) for ln in lines if ln.strip() and not ln.startswith("#"))
+
+
+def test_structure_stages_launchers_and_order():
+    graph = upstream()
+    assert FINE_TUNE in graph and set().union(*graph.values()) <= set(graph)
+    imports = {a.name for n in ast.walk(ast.parse(SOURCE)) if isinstance(n, ast.ImportFrom)
+               for a in n.names}
+    assert {"SparkSubmitOperator", "BashOperator", "DAG"} <= imports
+    assert '"jobs" / "pipeline.py"' in SOURCE and (ROOT / "jobs" / "pipeline.py").is_file()
+    launchers = set(re.findall(r"deploy/deepspeed/([\w.]+\.sh)", SOURCE))
+    assert launchers == {"launch_single_node.sh", "launch_multi_node.sh"}
+    assert all((ROOT / "deploy" / "deepspeed" / s).is_file() for s in launchers)
+    # submit_all.sh runs the same stages in an order that respects the DAG's dependencies.
+    script = (ROOT / "deploy" / "spark-submit" / "submit_all.sh").read_text()
+    order = [s for line in re.findall(r"^for stage in (.+); do$", script, re.M)
+             for s in line.split()]
+    order.insert(order.index("build_sft_data") + 1, FINE_TUNE)
+    assert sorted(order) == sorted(graph)
+    for i, stage in enumerate(order):
+        assert set(graph[stage]) <= set(order[:i]), f"{stage} runs before {graph[stage]}"
+
+
+@pytest.fixture(scope="module")
+def airflow_dag(tmp_path_factory):
+    pytest.importorskip("airflow.providers.apache.spark", reason="Airflow not installed")
+    os.environ.setdefault("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow_home")))
+    os.environ["AIRFLOW_CONN_HOURGLASS_TEST_SPARK"] = '{"conn_type": "spark", "host": "local[2]"}'
+    os.environ["HOURGLASS_SPARK_CONN_ID"] = "hourglass_test_spark"
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2
+        from airflow.models.dagbag import DagBag
+    bag = DagBag(dag_folder=str(DAG_FILE.parent))
+    assert bag.import_errors == {}
+    return bag.dags["hourglass_pipeline"]
+
+
+def test_dagbag_loads_the_dag_with_the_declared_graph(airflow_dag):
+    graph = upstream()
+    assert {t.task_id for t in airflow_dag.tasks} == set(graph)
+    for task in airflow_dag.tasks:
+        assert task.upstream_task_ids == set(graph[task.task_id])
+    assert type(airflow_dag.get_task(FINE_TUNE)).__name__ == "BashOperator"
+    assert "launch_single_node.sh" in airflow_dag.get_task(FINE_TUNE).bash_command
+    for task in airflow_dag.tasks:
+        if task.task_id == FINE_TUNE:
+            continue
+        assert type(task).__name__ == "SparkSubmitOperator"
+        assert task.application == str(ROOT / "jobs" / "pipeline.py")
+        args = task.application_args
+        assert args[args.index("--only") + 1] == task.task_id
+        assert spark_defaults().items() <= task.conf.items()
+
+
+def test_operator_submits_what_submit_sh_submits(airflow_dag):
+    """Same archive, jars, Spark settings, application and arguments as the shell path."""
+    task = airflow_dag.get_task("encode_items")
+    dag_cmd = task._get_hook()._build_spark_submit_command(task.application)
+    archive = dag_cmd[dag_cmd.index("--archives") + 1]
+    assert archive.endswith("#environment")
+    env = {**os.environ, "DRY_RUN": "1", "SPARK_SUBMIT": "spark-submit",
+           "HOURGLASS_ARCHIVE": archive.removesuffix("#environment")}
+    out = subprocess.run([str(ROOT / "deploy/spark-submit/submit.sh"), "pipeline",
+                          *task.application_args], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    sh_cmd = shlex.split(out)
+
+    def confs(cmd):
+        return {cmd[i + 1].split("=", 1)[0]: cmd[i + 1].split("=", 1)[1]
+                for i, a in enumerate(cmd) if a == "--conf"}
+
+    def flag(cmd, name):
+        return cmd[cmd.index(name) + 1]
+
+    assert spark_defaults().items() <= confs(dag_cmd).items()
+    shell_only = {"spark.pyspark.driver.python"}  # client-mode driver from the unpacked archive
+    assert {k: v for k, v in confs(sh_cmd).items() if k not in shell_only} == confs(dag_cmd)
+    for name in ("--archives", "--jars", "--name", "--master"):
+        assert flag(dag_cmd, name) == flag(sh_cmd, name), name
+    assert dag_cmd[-len(task.application_args) - 1:] == sh_cmd[-len(task.application_args) - 1:]

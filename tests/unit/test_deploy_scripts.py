@@ -1,0 +1,105 @@
+"""The shell launchers of deploy/: syntax, and the commands they build (DRY_RUN=1 prints them).
+
+The real spark-submit run is tests/e2e/test_spark_submit.py; the DeepSpeed launchers start
+`deepspeed.launcher.runner`, whose CPU two-rank run the SFT tests exercise.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+SCRIPTS = sorted(DEPLOY.glob("**/*.sh"))
+
+
+def run(script: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "DRY_RUN": "1", **env}
+    return subprocess.run([str(DEPLOY / script), *args], env=full_env, capture_output=True,
+                          text=True, check=False)
+
+
+def argv(proc: subprocess.CompletedProcess) -> list[str]:
+    assert proc.returncode == 0, proc.stderr
+    return shlex.split(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_shell_syntax(script):
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    if script.name != "common.sh":  # sourced helpers need not be executable
+        assert os.access(script, os.X_OK), f"{script} is not executable"
+
+
+def test_submit_ships_archive_jars_and_settings(tmp_path):
+    archive = tmp_path / "env.tar.gz"
+    cmd = argv(run("spark-submit/submit.sh", "pipeline", "--config", "my conf.yaml", "--only",
+                   "encode_items", SPARK_SUBMIT="spark-submit", HOURGLASS_ARCHIVE=str(archive)))
+    assert cmd[cmd.index("--archives") + 1] == f"{archive}#environment"
+    jars = cmd[cmd.index("--jars") + 1].split(",")
+    assert any(Path(j).name.startswith("delta-spark_2.13-") for j in jars)
+    assert all(Path(j).is_file() for j in jars)
+    confs = dict(cmd[i + 1].split("=", 1) for i, a in enumerate(cmd) if a == "--conf")
+    assert confs["spark.pyspark.python"] == "./environment/bin/python"
+    assert confs["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert confs["spark.pyspark.driver.python"].endswith("driver-env/bin/python")
+    assert cmd[cmd.index("--name") + 1] == "hourglass-encode_items"
+    assert cmd[-5:] == [str(ROOT / "jobs" / "pipeline.py"), "--config", "my conf.yaml",
+                        "--only", "encode_items"]
+
+
+def test_submit_cluster_mode_leaves_the_driver_to_the_archive(tmp_path):
+    cmd = argv(run("spark-submit/submit.sh", "ingest", SPARK_SUBMIT="spark-submit",
+                   DEPLOY_MODE="cluster", SPARK_MASTER="yarn",
+                   HOURGLASS_ARCHIVE=str(tmp_path / "a.tar.gz"),
+                   SPARK_SUBMIT_ARGS="--num-executors 20 --executor-memory 8g"))
+    assert cmd[cmd.index("--master") + 1] == "yarn"
+    assert cmd[cmd.index("--deploy-mode") + 1] == "cluster"
+    assert not any(a.startswith("spark.pyspark.driver.python") for a in cmd)
+    assert cmd[cmd.index("--num-executors") + 1] == "20"
+    assert cmd[-1] == str(ROOT / "jobs" / "ingest.py")
+
+
+def test_submit_rejects_unknown_job():
+    proc = run("spark-submit/submit.sh", "no_such_job", SPARK_SUBMIT="spark-submit")
+    assert proc.returncode == 2 and "no such job" in proc.stderr
+
+
+@pytest.mark.parametrize(("gpus", "ranks"), [("0", "2"), ("4", "4")])
+def test_single_node_launcher(gpus, ranks):
+    cmd = argv(run("deepspeed/launch_single_node.sh", "--config", "c.yaml", NUM_GPUS=gpus))
+    assert cmd[1:4] == ["-m", "deepspeed.launcher.runner", "--num_gpus"]
+    assert cmd[4] == ranks
+    assert cmd[-3:] == [str(ROOT / "jobs" / "sft_train.py"), "--config", "c.yaml"]
+
+
+def test_multi_node_launcher_uses_the_hostfile():
+    example = str(DEPLOY / "deepspeed" / "hostfile.example")
+    cmd = argv(run("deepspeed/launch_multi_node.sh", "--config", "c.yaml", HOSTFILE=example,
+                   MASTER_ADDR="gpu-node-1", NUM_NODES="2", LAUNCHER="openmpi"))
+    for flag, value in (("--hostfile", example), ("--master_addr", "gpu-node-1"),
+                        ("--launcher", "openmpi"), ("--num_nodes", "2")):
+        assert cmd[cmd.index(flag) + 1] == value
+    assert cmd[-3:] == [str(ROOT / "jobs" / "sft_train.py"), "--config", "c.yaml"]
+
+
+def test_multi_node_launcher_refuses_bad_or_missing_hostfile(tmp_path):
+    assert "HOSTFILE" in run("deepspeed/launch_multi_node.sh", MASTER_ADDR="h").stderr
+    bad = tmp_path / "hostfile"
+    bad.write_text("gpu-node-1 slots=8\ngpu-node-2 slot=8\n")
+    proc = run("deepspeed/launch_multi_node.sh", HOSTFILE=str(bad), MASTER_ADDR="gpu-node-1")
+    assert proc.returncode == 2 and "gpu-node-2 slot=8" in proc.stderr
+
+
+def test_deepspeed_env_file_lists_only_set_variables(tmp_path):
+    out = tmp_path / "ds_env"
+    script = (f"ROOT={shlex.quote(str(ROOT))}; source {DEPLOY}/deepspeed/common.sh; "
+              f"A=1 B= write_ds_env {out} A B; C='x y' write_ds_env {out}.2 C")
+    subprocess.run(["bash", "-c", script], check=True)
+    assert out.read_text() == "A=1\n"
+    assert Path(f"{out}.2").read_text() == "C=x y\n"
