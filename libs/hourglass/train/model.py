@@ -49,7 +49,7 @@ def load_tokenizer_and_model(cfg: TrainConfig, sid_vocab: list[str]) -> tuple[An
 
     tok = AutoTokenizer.from_pretrained(cfg.model)
     extend_tokenizer(tok, sid_vocab)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
     if model.get_input_embeddings().weight.shape[0] < len(tok):
         model.resize_token_embeddings(len(tok), mean_resizing=True)
     special = SpecialIds.of(tok)

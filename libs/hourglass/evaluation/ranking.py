@@ -1,0 +1,116 @@
+"""From a fine-tuned model and a user's history to the rank of the held-out item.
+
+Generated SIDs become items through the catalog of one strategy. A SID several items share
+(drop_layer without collision suffixes) expands to all of them, most popular first, so a model
+is never credited for a guess the SID cannot tell apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hourglass.evaluation.beam import BeamOutput, beam_search
+from hourglass.evaluation.constraint import TrieConstraint
+from hourglass.evaluation.lm import CausalLMStepper
+from hourglass.rewrite.trie import SidTrie
+from hourglass.sft.format import frame_prompt
+from hourglass.train.tokenizer import TokenIds
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The SIDs of one strategy and the items behind each (popularity desc, then item_id)."""
+
+    trie: SidTrie
+    sid_items: dict[tuple[str, ...], list[str]]
+
+    @classmethod
+    def build(cls, item_ids: Sequence[str], tokens: Sequence[Sequence[str]],
+              popularity: Mapping[str, int] | None = None) -> Catalog:
+        pop = popularity or {}
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for item, toks in zip(item_ids, tokens, strict=True):
+            groups.setdefault(tuple(toks), []).append(item)
+        for items in groups.values():
+            items.sort(key=lambda i: (-pop.get(i, 0), i))
+        return cls(trie=SidTrie.build(groups.keys()), sid_items=groups)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Per user: 1-based rank of the target among the first `max_k` items (0 = not there), and
+    the invalid share of the free decoder's top-k SIDs for each k (None when not measured)."""
+
+    ranks: np.ndarray
+    invalid: np.ndarray | None
+
+
+class Ranker:
+    """Constrained (and optionally free) beam search for batches of users."""
+
+    def __init__(self, model: Any, tokenizer: Any, catalog: Catalog, beam: int,
+                 max_prompt_len: int, device: str = "cpu") -> None:
+        self.ids = TokenIds(tokenizer)
+        vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        self.constraint = TrieConstraint(catalog.trie, self.ids.vocab, self.ids.special.eos,
+                                         vocab_size)
+        self.catalog = catalog
+        self.vocab = catalog.trie.vocab
+        self.stepper = CausalLMStepper(model, self.ids.special.pad, device)
+        self.beam = beam
+        self.max_prompt_len = max_prompt_len
+
+    def prompts(self, prompt_tokens: Sequence[Sequence[str]]) -> list[list[int]]:
+        sp = self.ids.special
+        return [frame_prompt(self.ids.ids(p), sp.bos, sp.sep, self.max_prompt_len)
+                for p in prompt_tokens]
+
+    def decode(self, prompts: list[list[int]], constrained: bool) -> BeamOutput:
+        sp = self.ids.special
+        return beam_search(self.stepper, prompts, self.beam, self.constraint.max_depth, sp.eos,
+                           sp.pad, self.constraint if constrained else None)
+
+    def _items(self, out: BeamOutput, u: int, max_k: int) -> list[str]:
+        items: list[str] = []
+        seen: set[str] = set()
+        for b in range(out.scores.shape[1]):
+            if not out.finished[u, b] or not np.isfinite(out.scores[u, b]):
+                continue
+            seq = out.sequence(u, b, self.ids.special.eos)
+            trie_ids = self.constraint.trie_of_model[seq]
+            key = tuple(self.vocab[i] for i in trie_ids)
+            for item in self.catalog.sid_items.get(key, ()):
+                if item not in seen:
+                    seen.add(item)
+                    items.append(item)
+            if len(items) >= max_k:
+                break
+        return items[:max_k]
+
+    def invalid_shares(self, out: BeamOutput, ks: Sequence[int]) -> np.ndarray:
+        """[U, len(ks)]: share of the top-k free hypotheses that are not a whole SID."""
+        eos = self.ids.special.eos
+        U, B = out.scores.shape
+        valid = np.zeros((U, B), dtype=bool)
+        for u in range(U):
+            for b in range(B):
+                valid[u, b] = (out.finished[u, b] and np.isfinite(out.scores[u, b])
+                               and self.constraint.is_valid(out.sequence(u, b, eos)))
+        return np.stack([1.0 - valid[:, :min(k, B)].mean(axis=1) for k in ks], axis=1)
+
+    def rank(self, prompt_tokens: Sequence[Sequence[str]], targets: Sequence[str],
+             max_k: int, invalid_ks: Sequence[int] | None = None) -> Ranked:
+        prompts = self.prompts(prompt_tokens)
+        out = self.decode(prompts, constrained=True)
+        ranks = np.zeros(len(targets), dtype=np.int32)
+        for u, target in enumerate(targets):
+            items = self._items(out, u, max_k)
+            ranks[u] = items.index(target) + 1 if target in items else 0
+        invalid = None
+        if invalid_ks:
+            invalid = self.invalid_shares(self.decode(prompts, constrained=False), invalid_ks)
+        return Ranked(ranks=ranks, invalid=invalid)

@@ -1,0 +1,219 @@
+"""Stage `evaluate`: fine-tuned models + `sft_examples` → `eval_results` (paper Tables 1–2, Fig. 5).
+
+For each strategy: constrained beam search ranks items for every held-out user, free beam search
+measures the share of invalid SIDs at each k, and both are split by the target's layer-2
+head/tail tag from `item_segments`. A popularity baseline (strategy `popularity`) is scored on
+the same users. One commit replaces the rows of (run_id, those strategies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hourglass.config import require
+from hourglass.evaluation.metrics import NDCG_KS, RECALL_KS, popularity_order
+from hourglass.rewrite.strategies import parse_strategy
+from hourglass.spark.tables import lineage, read_table, table_exists, write_table
+from hourglass.stages.common import StageConfig, log
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+EVAL_COLUMNS = "run_id string, strategy string, subset string, metric string, k int, value double"
+POPULARITY = "popularity"
+
+
+@dataclasses.dataclass
+class EvaluateConfig(StageConfig):
+    """Rank held-out items with trie-constrained beam search; Recall/NDCG/invalid ratio."""
+
+    run_id: str = ""
+    strategies: list[str] = dataclasses.field(default_factory=lambda: ["none"])
+    runs_root: str = ""
+    split: str = "test"
+    beam_size: int = 50
+    recall_ks: list[int] = dataclasses.field(default_factory=lambda: list(RECALL_KS))
+    ndcg_ks: list[int] = dataclasses.field(default_factory=lambda: list(NDCG_KS))
+    measure_invalid: bool = True
+    max_users: int = 0
+    seed: int = 1234
+    batch_users: int = 32
+    max_prompt_len: int = 0
+    partitions: int = 0
+    include_popularity: bool = True
+    sft_table: str = "sft_examples"
+    sft_version: int | None = None
+    sids_table: str = "item_sids_rw"
+    sids_version: int | None = None
+    interactions_table: str = "interactions"
+    segments_table: str = "item_segments"
+    segments_run_id: str = ""
+    segment_layer: int = 2
+    output_table: str = "eval_results"
+
+    @classmethod
+    def section(cls) -> str:
+        return "evaluate"
+
+    def strategy_names(self) -> list[str]:
+        return [parse_strategy(s).name for s in self.strategies]
+
+    def model_dir(self, strategy: str) -> str:
+        """`<runs_root>/<strategy>/final`; runs_root defaults to `<output_root>/sft_runs`."""
+        root = self.runs_root or str(Path(self.output_root.removeprefix("file:")) / "sft_runs")
+        return str(Path(root) / strategy / "final")
+
+    def max_k(self) -> int:
+        return max([*self.recall_ks, *self.ndcg_ks])
+
+    def validate(self) -> None:
+        require(bool(self.run_id) and "'" not in self.run_id, "run_id",
+                "is required (no quotes): it keys this evaluation's rows")
+        require(len(self.strategies) > 0, "strategies", "name at least one strategy")
+        for s in self.strategies:
+            parse_strategy(s).validate()
+        require(self.split in ("test", "valid"), "split", "must be test or valid")
+        require(self.beam_size >= 1, "beam_size", "must be >= 1")
+        for key in ("recall_ks", "ndcg_ks"):
+            ks = getattr(self, key)
+            require(len(ks) > 0 and all(k >= 1 for k in ks), key, "must be integers >= 1")
+        require(self.max_k() <= self.beam_size, "beam_size",
+                f"must be >= the largest k ({self.max_k()}): a beam returns that many SIDs")
+        for key in ("max_users", "max_prompt_len", "partitions"):
+            require(getattr(self, key) >= 0, key, "must be >= 0 (0 = all / automatic)")
+        require(self.batch_users >= 1, "batch_users", "must be >= 1")
+        require(bool(self.runs_root or self.output_root), "runs_root",
+                "is required when output_root is empty")
+
+
+def _held_out(sft: DataFrame, strategy: str, split: str) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    splits = ["valid", "test"] if split == "valid" else ["test"]
+    return sft.where((F.col("strategy") == strategy) & F.col("split").isin(splits))
+
+
+def _segments(spark: SparkSession, cfg: EvaluateConfig) -> tuple[DataFrame | None, dict]:
+    """(item_id, segment) of the configured stats run, and its lineage entry."""
+    from pyspark.sql import functions as F
+
+    ref = cfg.ref(cfg.segments_table)
+    if not cfg.segments_table or not table_exists(spark, ref):
+        log.warning("evaluate: no %s table: metrics for subset 'all' only", ref)
+        return None, {}
+    seg = read_table(spark, ref)
+    df = seg.df.where(F.col("layer") == cfg.segment_layer)
+    run_id = cfg.segments_run_id
+    if not run_id:
+        runs = sorted(r["run_id"] for r in df.select("run_id").distinct().collect())
+        if len(runs) != 1:
+            raise ValueError(f"{ref} holds runs {runs}: set segments_run_id to the stats run of "
+                             "the original (unrewritten) SIDs")
+        run_id = runs[0]
+    out = df.where(F.col("run_id") == run_id).select(
+        F.col("item_id").alias("target_item_id"), "segment")
+    return out, {ref: seg.version, "segments_run_id": run_id}
+
+
+def _sample(df: DataFrame, n: int, seed: int) -> DataFrame:
+    """The same `n` users for every strategy: order by a seeded hash of user_id."""
+    from pyspark.sql import functions as F
+
+    return df.orderBy(F.xxhash64("user_id", F.lit(seed)), "user_id").limit(n) if n else df
+
+
+def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False) -> dict[str, object]:
+    """Evaluate every named strategy (and the popularity baseline); write `eval_results`.
+
+    `replace_run` replaces every row of the run_id (the ablation owns its whole run); otherwise
+    only the rows of the evaluated strategies, so strategies can be evaluated job by job.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from hourglass.evaluation.spark import (
+        metric_rows,
+        popularity_counts,
+        popularity_scored,
+        rank_users,
+    )
+
+    sft = read_table(spark, cfg.ref(cfg.sft_table), cfg.sft_version)
+    sids = read_table(spark, cfg.ref(cfg.sids_table), cfg.sids_version)
+    inter = read_table(spark, cfg.ref(cfg.interactions_table))
+    segments, seg_lineage = _segments(spark, cfg)
+    names = cfg.strategy_names()
+    invalid_ks = cfg.recall_ks if cfg.measure_invalid else []
+    threads = int(spark.conf.get("spark.task.cpus", "1"))
+    n_parts = cfg.partitions or spark.sparkContext.defaultParallelism
+    rows: list[tuple] = []
+    users: dict[str, int] = {}
+    for i, name in enumerate(names):
+        model_dir = cfg.model_dir(name)
+        if not Path(model_dir).is_dir():
+            raise FileNotFoundError(f"no fine-tuned model for {name!r} at {model_dir}")
+        test = _sample(_held_out(sft.df, name, cfg.split).where(F.col("split") == cfg.split),
+                       cfg.max_users, cfg.seed)
+        test = test.select("user_id", "prompt_tokens", "target_item_id").persist(
+            StorageLevel.MEMORY_AND_DISK)
+        counts = popularity_counts(inter.df, _held_out(sft.df, name, cfg.split))
+        pop = {r["item_id"]: r["count"] for r in counts.collect()}
+        cat_rows = sids.df.where(F.col("strategy") == name).select("item_id", "tokens").collect()
+        catalog = ([r["item_id"] for r in cat_rows], [list(r["tokens"]) for r in cat_rows], pop)
+        catalog_bc = spark.sparkContext.broadcast(catalog)
+        max_prompt = cfg.max_prompt_len or _trained_max_len(model_dir)
+        scored = rank_users(test.repartition(n_parts), model_dir, catalog_bc, cfg.beam_size,
+                            cfg.max_k(), invalid_ks, max_prompt, cfg.batch_users, threads)
+        scored_sets = [(name, scored, invalid_ks)]
+        if cfg.include_popularity and i == 0:
+            top = popularity_order(pop)[:cfg.max_k()]
+            scored_sets.append((POPULARITY, popularity_scored(test, top), []))
+        for strategy, frame, inv in scored_sets:
+            frame = (frame.join(segments, "target_item_id", "left") if segments is not None
+                     else frame.withColumn("segment", F.lit(None).cast("string")))
+            frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+            for subset, metric, k, value in metric_rows(frame, cfg.recall_ks, cfg.ndcg_ks, inv):
+                rows.append((cfg.run_id, strategy, subset, metric, k, value))
+            users[strategy] = frame.count()
+            frame.unpersist()
+        n_test = test.count()
+        if users[name] != n_test:
+            raise RuntimeError(f"{name}: scored {users[name]} users of {n_test}")
+        test.unpersist()
+        catalog_bc.unpersist()
+        log.info("evaluate %s: %d users; %s", name, n_test, ", ".join(
+            f"{m}@{k}={v:.4f}" for _, st, sub, m, k, v in rows
+            if st == name and sub == "all" and m in ("recall", "invalid_ratio") and k == 10))
+    written = [*names, *([POPULARITY] if cfg.include_popularity else [])]
+    record = lineage("evaluate", cfg.config_hash(),
+                     {sft.ref: sft.version, sids.ref: sids.version, inter.ref: inter.version,
+                      **seg_lineage}, run_id=cfg.run_id, strategies=written,
+                     models={n: cfg.model_dir(n) for n in names})
+    version = write_eval_rows(spark, rows, cfg.ref(cfg.output_table), cfg.run_id,
+                              None if replace_run else written, record)
+    return {"run_id": cfg.run_id, "output_version": version, "users": users, "rows": len(rows)}
+
+
+def write_eval_rows(spark: SparkSession, rows: list[tuple], ref: str, run_id: str,
+                    strategies: list[str] | None, record: dict) -> int:
+    """One commit: replace (run_id, strategies) rows, or all of run_id when strategies is None."""
+    df = spark.createDataFrame(rows, EVAL_COLUMNS)
+    where = f"run_id = '{run_id}'"
+    if strategies is not None:
+        if any("'" in s for s in strategies):
+            raise ValueError(f"quote in {strategies!r}")
+        where += " AND strategy IN (" + ", ".join(f"'{s}'" for s in strategies) + ")"
+    replace = where if table_exists(spark, ref) else None
+    return write_table(df, ref, record, replace_where=replace)
+
+
+def _trained_max_len(model_dir: str) -> int:
+    """The prompt budget the model was trained with (from the trainer's run.json)."""
+    import json
+
+    run_file = Path(model_dir).parent / "run.json"
+    if run_file.exists():
+        return int(json.loads(run_file.read_text())["config"].get("max_seq_len", 256))
+    return 256

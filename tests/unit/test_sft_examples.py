@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hourglass.sft.examples import SftExample, split_of, user_examples
+from hourglass.sft.format import SEP, frame_example, frame_prompt, join_history
+
+SIDS = {"i1": ["<a_1>", "<b_1>"], "i2": ["<a_2>", "<b_1>"], "i3": ["<a_3>"],
+        "i4": ["<a_1>", "<b_4>"]}
+
+
+def test_leave_one_out_by_hand():
+    # ts order: i2 (1), i3 (2), i1 (3), i4 (5); the input order must not matter
+    events = [(3, "i1"), (1, "i2"), (5, "i4"), (2, "i3")]
+    got = user_examples("u1", events, SIDS, history_max_items=2)
+    assert got == [
+        SftExample("u1", "train", ("i2",), "i3", ("<a_2>", "<b_1>"), ("<a_3>",)),
+        SftExample("u1", "valid", ("i2", "i3"), "i1", ("<a_2>", "<b_1>", SEP, "<a_3>"),
+                   ("<a_1>", "<b_1>")),
+        SftExample("u1", "test", ("i3", "i1"), "i4", ("<a_3>", SEP, "<a_1>", "<b_1>"),
+                   ("<a_1>", "<b_4>")),
+    ]
+
+
+def test_ties_in_ts_break_by_item_id_and_short_users_yield_nothing():
+    got = user_examples("u", [(7, "i3"), (7, "i1"), (7, "i2")], SIDS, history_max_items=5)
+    assert [(e.split, e.history, e.target_item_id) for e in got] == [
+        ("valid", ("i1",), "i2"), ("test", ("i1", "i2"), "i3")]
+    assert user_examples("u", [(1, "i1"), (2, "i2")], SIDS, 5) == []
+    assert user_examples("u", [(1, "i1"), (2, "i2"), (3, "i3")], SIDS, 5, min_interactions=4) == []
+    with pytest.raises(ValueError):
+        user_examples("u", [], SIDS, 5, min_interactions=2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 30), cap=st.integers(1, 8), min_n=st.integers(3, 6))
+def test_windows_properties(n, cap, min_n):
+    items = [f"x{i}" for i in range(n)]
+    sids = {x: [f"<a_{i}>"] for i, x in enumerate(items)}
+    got = user_examples("u", [(i, x) for i, x in enumerate(items)], sids, cap, min_n)
+    if n < min_n:
+        assert got == []
+        return
+    assert len(got) == n - 1
+    assert [e.split for e in got] == ["train"] * (n - 3) + ["valid", "test"]
+    for t, e in enumerate(got, start=1):
+        assert e.target_item_id == items[t]
+        assert e.history == tuple(items[max(0, t - cap):t])  # the newest <= cap items
+        assert list(e.prompt_tokens) == join_history([sids[h] for h in e.history])
+    assert split_of(n - 1, n) == "test" and split_of(n - 2, n) == "valid"
+
+
+def test_frame_example_masks_prompt_and_truncates_at_item_boundary():
+    bos, sep, eos = 2, 4, 3
+    prompt = [10, 11, sep, 12, 13, sep, 14]  # three items: (10 11) (12 13) (14)
+    x, y = frame_example(prompt, [20, 21], bos, sep, eos)
+    assert x == [bos, *prompt, sep, 20, 21, eos]
+    assert y == [-100] * 9 + [20, 21, eos]
+    # 11 tokens: 3 target+eos leave 8 for <s> prompt <sep>, so at most 6 prompt tokens;
+    # cutting at 6 would start inside item (10 11): keep items (12 13) (14) only
+    x, y = frame_example(prompt, [20, 21], bos, sep, eos, max_len=11)
+    assert x == [bos, 12, 13, sep, 14, sep, 20, 21, eos]
+    assert y[-3:] == [20, 21, eos] and all(v == -100 for v in y[:-3])
+    assert frame_prompt(prompt, bos, sep, max_prompt_len=4) == [bos, 14, sep]
+    with pytest.raises(ValueError):
+        frame_example(prompt, [20, 21], bos, sep, eos, max_len=4)

@@ -1,0 +1,122 @@
+"""DeepSpeed JSON validation, launcher arguments, SID tokenizers and new-embedding init."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hourglass.config import ConfigError
+from hourglass.sft.format import SPECIAL_TOKENS
+from hourglass.train.config import PROJECT_ROOT, TrainConfig, parse_train_args
+from hourglass.train.ds_config import finish_ds_config, load_ds_config, validate_ds_config
+from hourglass.train.launch import launcher_command
+from hourglass.train.tokenizer import SpecialIds, build_sid_tokenizer, sid_vocabulary
+
+DS_DIR = PROJECT_ROOT / "deploy" / "deepspeed"
+BASE = {"train_micro_batch_size_per_gpu": 8, "optimizer": {"type": "AdamW",
+                                                           "params": {"lr": 1e-3}}}
+
+
+@pytest.mark.parametrize("name,stage,half", [
+    ("zero2_cpu_fp32.json", 2, False), ("zero3_cpu_fp32.json", 3, False),
+    ("zero2_gpu_bf16.json", 2, True), ("zero3_gpu_bf16.json", 3, True)])
+def test_shipped_configs_validate(name, stage, half):
+    device = "cuda" if half else "cpu"
+    _, s = load_ds_config(str(DS_DIR / name), device)
+    assert (s.zero_stage, s.bf16, s.fp16) == (stage, half, False)
+    if half:  # a GPU config is refused on CPU rather than silently run in fp32
+        with pytest.raises(ConfigError, match="bf16"):
+            load_ds_config(str(DS_DIR / name), "cpu")
+
+
+@pytest.mark.parametrize("patch,key", [
+    ({"train_micro_batch_size_per_gpus": 8}, "train_micro_batch_size_per_gpus"),
+    ({"train_micro_batch_size_per_gpu": 0}, "train_micro_batch_size_per_gpu"),
+    ({"gradient_accumulation_steps": 1.5}, "gradient_accumulation_steps"),
+    ({"optimizer": {"type": "SGD", "params": {"lr": 1}}}, "optimizer.type"),
+    ({"optimizer": {"type": "AdamW", "params": {}}}, "optimizer.params.lr"),
+    ({"scheduler": {"type": "WarmupDecayLR", "params": {"total_num_steps": 5}}},
+     "scheduler.params.total_num_steps"),
+    ({"zero_optimization": {"stage": 4}}, "zero_optimization.stage"),
+    ({"bf16": {"enabled": "yes"}}, "bf16.enabled"),
+    ({"fp16": {"enable": True}}, "fp16"),
+])
+def test_invalid_keys_are_named(patch, key):
+    cfg = {**BASE, **patch}
+    if "train_micro_batch_size_per_gpus" in patch:
+        cfg.pop("train_micro_batch_size_per_gpu")
+    with pytest.raises(ConfigError, match=f"key '{key}'"):
+        validate_ds_config(cfg)
+
+
+def test_finish_sets_run_values_once():
+    cfg = {**BASE, "gradient_accumulation_steps": 2,
+           "scheduler": {"type": "WarmupDecayLR", "params": {"warmup_num_steps": 3}}}
+    out = finish_ds_config(cfg, max_steps=50, world_size=3)
+    assert out["scheduler"]["params"]["total_num_steps"] == 50
+    assert out["train_batch_size"] == 8 * 2 * 3
+    assert "total_num_steps" not in cfg["scheduler"]["params"]  # input left untouched
+    with pytest.raises(ConfigError, match="train_batch_size"):
+        finish_ds_config({**cfg, "train_batch_size": 16}, max_steps=5, world_size=3)
+
+
+def test_launcher_arguments_are_dropped(tmp_path):
+    ds = tmp_path / "ds.json"
+    ds.write_text(json.dumps(BASE))
+    cfg = parse_train_args(["--local_rank=1", "--output_root", str(tmp_path), "--max_steps", "7",
+                            "--deepspeed", "--deepspeed_config", str(ds), "--local_rank", "0"])
+    assert (cfg.max_steps, cfg.deepspeed_config) == (7, str(ds))
+    assert cfg.run_dir() == str(tmp_path / "sft_runs" / "none")
+    with pytest.raises(ConfigError, match="max_stepz"):
+        parse_train_args(["--output_root", str(tmp_path), "--max_stepz", "3"])
+    with pytest.raises(ConfigError, match="num_heads"):
+        TrainConfig.from_dict({"output_root": str(tmp_path), "hidden_size": 30, "num_heads": 4})
+    with pytest.raises(ConfigError, match="sft_table"):
+        TrainConfig.from_dict({"output_root": "", "output_dir": str(tmp_path)})
+    cmd = launcher_command("c.json", "deepspeed", 2, 29555)
+    assert cmd[1:] == ["-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port",
+                       "29555", "--module", "hourglass.train", "--config", "c.json"]
+    with pytest.raises(ValueError):
+        launcher_command("c.json", "python", 2)
+
+
+def test_sid_tokenizer_is_word_level():
+    vocab = sid_vocabulary([["<b_10>", "<a_2>"], ["<a_10>", "<b_2>", "<d_0>"]])
+    assert vocab == ["<a_2>", "<a_10>", "<b_2>", "<b_10>", "<d_0>"]  # by (layer, code)
+    tok = build_sid_tokenizer(vocab)
+    assert tok.convert_ids_to_tokens(list(range(len(tok)))) == [*SPECIAL_TOKENS, *vocab]
+    assert tok("<a_10> <b_2> <sep>")["input_ids"] == [6, 7, 4]
+    sp = SpecialIds.of(tok)
+    assert (sp.pad, sp.unk, sp.bos, sp.eos, sp.sep) == (0, 1, 2, 3, 4)
+    with pytest.raises(ValueError):
+        sid_vocabulary([["<a_1>", "<sep>"]])
+
+
+def test_pretrained_model_gets_sid_tokens_at_the_mean_embedding(tmp_path):
+    """A local HF model path: new SID rows start near the mean of the existing rows."""
+    import torch
+
+    from hourglass.train.model import load_tokenizer_and_model
+
+    base_cfg = TrainConfig.from_dict({"output_root": str(tmp_path), "hidden_size": 32,
+                                      "num_heads": 2, "intermediate_size": 64})
+    tok, model = load_tokenizer_and_model(base_cfg, [f"<a_{i}>" for i in range(40)])
+    with torch.no_grad():  # give the "pretrained" rows a mean far from 0
+        model.get_input_embeddings().weight.add_(3.0)
+    folder = tmp_path / "pretrained"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    cfg = TrainConfig.from_dict({"output_root": str(tmp_path), "model": str(folder)})
+    new_vocab = [f"<a_{i}>" for i in range(40)] + [f"<b_{i}>" for i in range(6)]
+    tok2, model2 = load_tokenizer_and_model(cfg, new_vocab)
+    emb = model2.get_input_embeddings().weight.detach()
+    old_n = model.get_input_embeddings().weight.shape[0]
+    assert len(tok2) == emb.shape[0] == old_n + 6
+    new_ids = tok2.convert_tokens_to_ids([f"<b_{i}>" for i in range(6)])
+    assert sorted(new_ids) == list(range(old_n, old_n + 6))
+    old_mean = emb[:old_n].mean(0)
+    assert torch.allclose(emb[new_ids].mean(0), old_mean, atol=0.5)
+    assert float(emb[new_ids].mean()) > 2.0  # not the default N(0, 0.02) init
+    assert Path(cfg.ds_config_path()).is_file()
