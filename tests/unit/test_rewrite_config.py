@@ -74,3 +74,15 @@ def test_export_round_trip_and_tamper_check(tmp_path):
     (tmp_path / "sid_index" / "topk_1" / "manifest.json").unlink()
     with pytest.raises(FileNotFoundError):
         load_sid_index(folder)
+
+
+def test_job_exits_2_on_a_bad_parameter_before_spark_starts(tmp_path):
+    from pathlib import Path
+
+    job = Path(__file__).resolve().parents[2] / "jobs" / "rewrite_sids.py"
+    proc = subprocess.run([sys.executable, str(job), "--output_root", str(tmp_path),
+                           "--strategies", "none,topk(-1)"],
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 2
+    assert "topk K must be >= 0" in proc.stderr and "'strategies'" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
