@@ -23,6 +23,11 @@ STAGES: dict[str, tuple[str, str]] = {
     "ingest": ("ingest", "IngestConfig"),
     "embed_items": ("embed_items", "EmbedItemsConfig"),
     "synthesize": ("synthesize", "SynthesizeConfig"),
+    "train_codebooks": ("train_codebooks", "TrainCodebooksConfig"),
+    "encode_items": ("encode_items", "EncodeItemsConfig"),
+    "hourglass_stats": ("hourglass_stats", "HourglassStatsConfig"),
+    "rewrite_sids": ("rewrite_sids", "RewriteSidsConfig"),
+    "build_sft_data": ("build_sft_data", "BuildSftDataConfig"),
 }
 
 
