@@ -19,6 +19,7 @@ from hourglass.spark.quarantine import quarantine_rows, write_quarantine
 from hourglass.spark.tables import lineage, read_table
 from hourglass.stages.common import StageConfig, log
 from hourglass.stats.spark_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
+from hourglass.stats.summary import middle_layer_collapsed
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -220,12 +221,3 @@ def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
 
 def _round(value):
     return round(float(value), 6) if isinstance(value, float) else value
-
-
-def middle_layer_collapsed(summary) -> bool | None:
-    """Layer 2 below layers 1 and 3 in normalised entropy and above them in Gini (L >= 3)."""
-    by_layer = summary.set_index("layer")
-    if not {1, 2, 3} <= set(by_layer.index) or by_layer.loc[[1, 2, 3], "n_tokens"].min() == 0:
-        return None
-    h, g = by_layer["norm_entropy"], by_layer["gini"]
-    return bool(h[2] < min(h[1], h[3]) and g[2] > max(g[1], g[3]))

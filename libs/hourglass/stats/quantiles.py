@@ -18,7 +18,7 @@ import numpy as np
 
 NORM_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 HIST_BINS = 64
-FINE_BINS = 1 << 16
+FINE_BINS = 1 << 12
 
 
 def quantile_positions(n: int, q: float) -> tuple[int, int, float]:

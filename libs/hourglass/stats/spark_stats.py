@@ -69,26 +69,37 @@ def token_aggregates(valid: DataFrame) -> pd.DataFrame:
 
 
 def path_aggregates(sids: DataFrame, M: int) -> tuple[list[DepthStats], CollisionStats]:
-    """Prefix and collision statistics from the distinct SIDs with item counts (keys, n)."""
+    """Prefix and collision statistics from the distinct SIDs with item counts (keys, n).
+
+    Works from the deepest level up: the distinct depth-d prefixes grouped by their parent give
+    the fan-out into depth d and, as keys, the distinct depth-(d−1) prefixes (plus the SIDs that
+    end at d−1). Each level is at most as large as the one below, and no count-distinct is needed.
+    """
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     size_dist = {r[0]: r[1] for r in sids.groupBy("n").count().collect()}
-    lengths = {r[0]: r[1] for r in
-               sids.groupBy(F.size("keys")).agg(F.sum("n")).collect()}
-    depths = []
-    for d in range(1, max(lengths, default=0) + 1):
-        deep = sids.where(F.size("keys") >= d)
-        if d == 1:
-            fanout = {deep.select(F.col("keys")[0]).distinct().count(): 1}
-        else:
-            fanout = {r[0]: r[1] for r in (
-                deep.groupBy(F.slice("keys", 1, d - 1).alias("parent"))
-                .agg(F.count_distinct(F.slice("keys", 1, d)).alias("children"))
-                .groupBy("children").count().collect())}
-        depths.append(depth_stats(
-            d, M, items_at_depth=sum(v for k, v in lengths.items() if k >= d),
-            sids_ending=lengths.get(d, 0), fanout_dist=fanout,
-        ))
+    lengths = {r[0]: r[1] for r in sids.groupBy(F.size("keys")).agg(F.sum("n")).collect()}
+    deepest = max(lengths, default=0)
+    fanouts: dict[int, dict[int, int]] = {}
+    level = sids.where(F.size("keys") == deepest).select(F.col("keys").alias("p"))
+    held = []
+    for d in range(deepest, 1, -1):
+        parents = (level.groupBy(F.slice("p", 1, d - 1).alias("p"))
+                   .agg(F.count("*").alias("children")).persist(StorageLevel.MEMORY_AND_DISK))
+        held.append(parents)
+        fanouts[d] = {r[0]: r[1] for r in parents.groupBy("children").count().collect()}
+        level = parents.select("p")
+        if lengths.get(d - 1):
+            ending = sids.where(F.size("keys") == d - 1).select(F.col("keys").alias("p"))
+            level = level.unionByName(ending).distinct()
+    if deepest:
+        fanouts[1] = {level.count(): 1}
+    for frame in held:
+        frame.unpersist()
+    depths = [depth_stats(d, M, items_at_depth=sum(v for k, v in lengths.items() if k >= d),
+                          sids_ending=lengths.get(d, 0), fanout_dist=fanouts[d])
+              for d in range(1, deepest + 1)]
     return depths, collision_stats(size_dist)
 
 

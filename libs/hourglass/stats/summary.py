@@ -139,3 +139,13 @@ def summary_frame(
             "norm_max": nrm.max if nrm else math.nan, "norm_hist": list(nrm.hist) if nrm else [],
         })
     return pd.DataFrame(rows, columns=names(SUMMARY))
+
+
+def middle_layer_collapsed(summary: pd.DataFrame) -> bool | None:
+    """The hourglass test of one run: layer 2 below layers 1 and 3 in normalised entropy and
+    above both in Gini. None when a run lacks tokens on one of the three layers."""
+    by_layer = summary.set_index("layer")
+    if not {1, 2, 3} <= set(by_layer.index) or by_layer.loc[[1, 2, 3], "n_tokens"].min() == 0:
+        return None
+    h, g = by_layer["norm_entropy"], by_layer["gini"]
+    return bool(h[2] < min(h[1], h[3]) and g[2] > max(g[1], g[3]))
