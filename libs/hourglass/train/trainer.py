@@ -70,7 +70,8 @@ def _setup_process(cfg: TrainConfig, local_rank: int) -> str:
     if cuda:
         torch.cuda.set_device(local_rank)
         return "cuda"
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    env = os.environ  # torchrun names it LOCAL_WORLD_SIZE, the deepspeed launcher LOCAL_SIZE
+    local_world = int(env.get("LOCAL_WORLD_SIZE") or env.get("LOCAL_SIZE") or 1)
     torch.set_num_threads(cfg.torch_threads or max(1, (os.cpu_count() or 1) // local_world))
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29500")

@@ -1,0 +1,180 @@
+"""SFT training throughput and beam-search decoding rate, each against its baseline in one run.
+
+- Training tokens/s of the demo's tiny LLaMA (hidden 128, 2 layers) on demo-shaped sequences
+  (10 history items × 3 SID tokens): a DeepSpeed ZeRO-2 engine (world size 1, the shipped CPU or
+  GPU config's optimizer) against a plain PyTorch AdamW loop on the same batches.
+- Users/s of trie-constrained beam search at beam 10 and 50 against free (unconstrained) beam
+  search of the same model, on a catalog of 2,420 RQ3×64 SIDs (the demo's shape).
+
+    .venv/bin/python benchmarks/sft.py [--device auto] [--steps 30] [--users 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "sft.json"
+L, M, N_ITEMS, HISTORY = 3, 64, 2420, 10
+
+
+def catalog(seed: int = 0) -> tuple[list[str], list[list[str]]]:
+    """Distinct random 3-token SIDs with a skewed layer 2 (the hourglass neck)."""
+    rng = np.random.default_rng(seed)
+    seen: set[tuple[int, int, int]] = set()
+    while len(seen) < N_ITEMS:
+        seen.add((int(rng.integers(M)), int(min(rng.zipf(1.5) - 1, M - 1)), int(rng.integers(M))))
+    codes = sorted(seen)
+    return ([f"i{i}" for i in range(len(codes))],
+            [[f"<a_{a}>", f"<b_{b}>", f"<c_{c}>"] for a, b, c in codes])
+
+
+def model_and_tokenizer(tokens: list[list[str]], device: str):
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from hourglass.train.model import tiny_llama_config
+    from hourglass.train.tokenizer import SpecialIds, build_sid_tokenizer, sid_vocabulary
+
+    tok = build_sid_tokenizer(sid_vocabulary(tokens))
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(tiny_llama_config(len(tok), SpecialIds.of(tok), 128, 2, 4, 256, 256))
+    return tok, model.to(device)
+
+
+def batches(tok, tokens, n_batches: int, micro: int, device: str):
+    from hourglass.sft.format import join_history
+    from hourglass.train.batches import collate, encode_rows
+    from hourglass.train.tokenizer import TokenIds
+
+    rng = np.random.default_rng(1)
+    ids = TokenIds(tok)
+    rows = {"prompt_tokens": [], "target_tokens": []}
+    for _ in range(n_batches * micro):
+        hist = rng.integers(len(tokens), size=HISTORY + 1)
+        rows["prompt_tokens"].append(join_history([tokens[h] for h in hist[:-1]]))
+        rows["target_tokens"].append(tokens[hist[-1]])
+    enc = encode_rows(rows, ids, 256)
+    return [collate(enc, range(i * micro, (i + 1) * micro), ids.special.pad, device)
+            for i in range(n_batches)]
+
+
+def train_rate(step_fn, data, warmup: int = 3) -> float:
+    """Real (non-pad) tokens per second over `data` after `warmup` untimed steps."""
+    for b in data[:warmup]:
+        step_fn(b)
+    t0 = time.perf_counter()
+    for b in data[warmup:]:
+        step_fn(b)
+    n = sum(int(b["attention_mask"].sum()) for b in data[warmup:])
+    return n / (time.perf_counter() - t0)
+
+
+def bench_training(device: str, steps: int) -> dict[str, float]:
+    import deepspeed
+    import torch
+
+    from hourglass.train.config import PROJECT_ROOT
+    from hourglass.train.ds_config import finish_ds_config, load_ds_config
+
+    items, tokens = catalog()
+    name = "zero2_gpu_bf16.json" if device == "cuda" else "zero2_cpu_fp32.json"
+    ds_cfg, settings = load_ds_config(str(PROJECT_ROOT / "deploy/deepspeed" / name), device)
+    ds_cfg = finish_ds_config(ds_cfg, steps, 1)
+    tok, model = model_and_tokenizer(tokens, device)
+    data = batches(tok, tokens, steps, settings.micro_batch, device)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr)
+
+    def torch_step(b):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=settings.bf16):
+            loss = model(**b).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    plain = train_rate(torch_step, data)
+    for k, v in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533", "RANK": "0",
+                 "WORLD_SIZE": "1", "LOCAL_RANK": "0"}.items():
+        os.environ.setdefault(k, v)
+    deepspeed.init_distributed(dist_backend="nccl" if device == "cuda" else "gloo")
+    _, fresh = model_and_tokenizer(tokens, device)
+    engine, *_ = deepspeed.initialize(model=fresh, model_parameters=fresh.parameters(),
+                                      config=ds_cfg)
+
+    def ds_step(b):
+        loss = engine(**b).loss
+        engine.backward(loss)
+        engine.step()
+
+    return {"micro_batch": settings.micro_batch, "torch_tokens_per_s": plain,
+            "deepspeed_tokens_per_s": train_rate(ds_step, data)}
+
+
+def bench_decoding(device: str, users: int, beams: list[int], batch_users: int) -> list[dict]:
+    from hourglass.evaluation.ranking import Catalog, Ranker
+    from hourglass.sft.format import join_history
+
+    items, tokens = catalog()
+    tok, model = model_and_tokenizer(tokens, device)
+    model.eval()
+    rng = np.random.default_rng(2)
+    prompts = [join_history([tokens[h] for h in rng.integers(len(tokens), size=HISTORY)])
+               for _ in range(users)]
+    out = []
+    for beam in beams:
+        ranker = Ranker(model, tok, Catalog.build(items, tokens), beam, 256, device)
+        for constrained in (False, True):
+            ranker.decode(ranker.prompts(prompts[:2]), constrained)  # warm-up
+            t0 = time.perf_counter()
+            for lo in range(0, users, batch_users):
+                ranker.decode(ranker.prompts(prompts[lo:lo + batch_users]), constrained)
+            rate = users / (time.perf_counter() - t0)
+            out.append({"beam": beam, "constrained": constrained, "users_per_s": rate})
+    return out
+
+
+def main() -> None:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--users", type=int, default=256)
+    ap.add_argument("--batch_users", type=int, default=32)
+    ap.add_argument("--beams", default="10,50")
+    args = ap.parse_args()
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    beams = [int(b) for b in args.beams.split(",")]
+    dec = bench_decoding(device, args.users, beams, args.batch_users)
+    tr = bench_training(device, args.steps)
+    chip = (torch.cuda.get_device_name() if device == "cuda"
+            else platform.processor() or platform.machine())
+    print(f"device {device} ({chip}), torch threads {torch.get_num_threads()}")
+    print(f"\ntraining, tiny LLaMA, micro batch {tr['micro_batch']}, {args.steps} steps")
+    print(f"{'loop':<24}{'tokens/s':>12}")
+    print(f"{'plain PyTorch AdamW':<24}{tr['torch_tokens_per_s']:>12.0f}")
+    print(f"{'DeepSpeed ZeRO-2':<24}{tr['deepspeed_tokens_per_s']:>12.0f}")
+    print(f"\nbeam search, {args.users} users, {N_ITEMS} SIDs (RQ{L}x{M})")
+    print(f"{'beam':>6}{'free users/s':>16}{'trie users/s':>16}{'trie / free':>14}")
+    for beam in beams:
+        free = next(r for r in dec if r["beam"] == beam and not r["constrained"])["users_per_s"]
+        trie = next(r for r in dec if r["beam"] == beam and r["constrained"])["users_per_s"]
+        print(f"{beam:>6}{free:>16.1f}{trie:>16.1f}{trie / free:>14.2f}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"device": device, "threads": torch.get_num_threads(),
+                                   "args": vars(args), "training": tr, "decoding": dec},
+                                  indent=1))
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hourglass.config import ConfigError
+from hourglass.stages.ablation import AblationConfig, _prepare_run_dir
+from hourglass.stages.evaluate import EvaluateConfig
+
+
+def _cfg(tmp_path, **kw):
+    return AblationConfig.from_dict({"output_root": str(tmp_path), "run_id": "demo",
+                                     "strategies": ["none", "topk(4)"], **kw})
+
+
+def test_sub_sections_are_tied_to_the_run(tmp_path):
+    cfg = _cfg(tmp_path, train={"max_steps": 7}, sft={"history_max_items": 5},
+               evaluate={"beam_size": 60, "segments_run_id": "rq"})
+    assert cfg.names() == ["none", "topk_4"]
+    t = cfg.train_config("topk_4")
+    assert (t.max_steps, t.strategy, t.run_dir()) == (
+        7, "topk_4", str(tmp_path / "sft_runs" / "demo" / "topk_4"))
+    e = cfg.eval_config()
+    assert (e.run_id, e.strategies, e.beam_size) == ("demo", ["none", "topk_4"], 60)
+    assert e.model_dir("none") == str(tmp_path / "sft_runs" / "demo" / "none" / "final")
+    assert cfg.sft_config().strategies == ["none", "topk_4"]
+
+
+@pytest.mark.parametrize("kw,key", [
+    ({"train": {"max_stepz": 3}}, "ablation.train"),
+    ({"train": {"strategy": "none"}}, "train"),
+    ({"evaluate": {"run_id": "x"}}, "evaluate"),
+    ({"evaluate": {"beam_size": 10}}, "beam_size"),  # smaller than Recall@50 needs
+    ({"launcher": "mpirun"}, "launcher"),
+    ({"launcher": "python", "num_procs": 2}, "num_procs"),
+    ({"run_id": ""}, "run_id"),
+    ({"strategies": ["none", "none"]}, "strategies"),
+])
+def test_bad_values_fail_before_spark_starts(tmp_path, kw, key):
+    with pytest.raises(ConfigError, match=key):
+        _cfg(tmp_path, **kw)
+
+
+def test_evaluate_config_checks(tmp_path):
+    with pytest.raises(ConfigError, match="run_id"):
+        EvaluateConfig.from_dict({"output_root": str(tmp_path)})
+    with pytest.raises(ConfigError, match="split"):
+        EvaluateConfig.from_dict({"output_root": str(tmp_path), "run_id": "r", "split": "train"})
+
+
+def test_run_folder_is_kept_only_for_the_same_data_and_config(tmp_path):
+    cfg = _cfg(tmp_path).train_config("none")
+    run = tmp_path / "sft_runs" / "demo" / "none"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"sft_version": 3, "sids_version": 1,
+                                              "config": cfg.to_dict()}))
+    _prepare_run_dir(cfg, 3, 1)
+    assert (run / "checkpoints").exists()  # same inputs: resume
+    _prepare_run_dir(cfg, 4, 1)
+    assert not run.exists()  # new SFT data: start afresh
+    run.mkdir(parents=True)
+    _prepare_run_dir(cfg, 3, 1)  # no run.json: an unknown folder is not resumed
+    assert not run.exists()
