@@ -94,9 +94,8 @@ def test_bad_configs_fail_before_writing(spark, tables):
     from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
 
     root, _ = tables
-    with pytest.raises(ConfigError, match="'num_codes'"):
-        HourglassStatsConfig.from_dict({"run_id": "x", "input_kind": "rewritten",
-                                        "num_layers": 3})
+    with pytest.raises(ConfigError, match="'head_share'"):
+        HourglassStatsConfig.from_dict({"run_id": "x", "head_share": 0})
     with pytest.raises(ConfigError, match="'run_id'"):
         HourglassStatsConfig.from_dict({"run_id": "a'b"})
     with pytest.raises(ConfigError, match="'strategy'"):

@@ -2,10 +2,14 @@
 
 Writes `sid_layer_stats`, `sid_summary`, `sid_flow` and `item_segments` for one `run_id`
 (replacing only that run's rows, so the original SIDs and every rewrite share the tables) and
-quarantines bad rows in the slice `hourglass_stats_<run_id>`. M is `num_codes` when given, else
-inferred as the largest code + 1 (fixed-length input only; the summary's `m_source` says which):
-rewritten input must name L and M, since a dropped head token or a suffix layer makes both
-ambiguous in the table itself.
+quarantines bad rows in the slice `hourglass_stats_<run_id>`.
+
+L and M come, in this order, from `num_layers` / `num_codes`; from the manifest of the codebook
+artifact the table names (`codebook_id`, or `source_codebook_id` of rewritten SIDs) under
+`codebooks_root`; and, for fixed-length input only, from the table itself (longest `codes`,
+largest code + 1, which undercounts M when the top codes are unused). The summary's `m_source`
+says which (`config`, `codebook`, `inferred`). Rewritten input cannot be inferred from: a dropped
+head token or a suffix layer makes both L and M ambiguous in the table.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class HourglassStatsConfig(StageConfig):
     segment_layer: int = 2
     flow_top_tokens: int = 20
     check_duplicates: bool = True
+    codebooks_root: str = ""  # empty: <output_root>/codebooks
     layer_stats_table: str = "sid_layer_stats"
     summary_table: str = "sid_summary"
     flow_table: str = "sid_flow"
@@ -61,12 +66,12 @@ class HourglassStatsConfig(StageConfig):
         require(0.0 < self.head_share <= 1.0, "head_share", "must be in (0, 1]")
         require(self.segment_layer >= 1, "segment_layer", "must be >= 1")
         require(self.flow_top_tokens >= 1, "flow_top_tokens", "must be >= 1")
-        if self.input_kind == REWRITTEN:
-            self.require_shape()
 
     def require_shape(self) -> None:
-        require(self.num_layers >= 1, "num_layers", "is required for rewritten input")
-        require(self.num_codes >= 2, "num_codes", "is required for rewritten input")
+        """Rewritten input whose codebook manifest is not found needs L and M spelled out."""
+        hint = "is required for rewritten input when the codebook artifact is not found"
+        require(self.num_layers >= 1, "num_layers", hint)
+        require(self.num_codes >= 2, "num_codes", hint)
 
     @property
     def quarantine_stage(self) -> str:
@@ -114,10 +119,36 @@ def _metadata(df: DataFrame, kind: str) -> dict:
             "strategies": row["strategy"]}
 
 
+def _codebook_shape(cfg: HourglassStatsConfig, codebook_id: str | None) -> tuple[int, int] | None:
+    """(L, M) from the manifest of the artifact `codebook_id`, when it is on a local path."""
+    import json
+    from pathlib import Path
+
+    from hourglass.quant.artifact import MANIFEST_FILE
+    from hourglass.spark.tables import table_ref
+
+    root = cfg.codebooks_root or (table_ref(cfg.output_root, "codebooks")
+                                  if cfg.output_root else "")
+    root = root.removeprefix("file:")
+    if not codebook_id or "," in codebook_id or not root or "://" in root:
+        return None
+    manifest = Path(root) / codebook_id / MANIFEST_FILE
+    if not manifest.is_file():
+        return None
+    data = json.loads(manifest.read_text())
+    return int(data["L"]), int(data["M"])
+
+
 def _shape(cfg: HourglassStatsConfig, kind: str, meta: dict) -> tuple[int, int, str]:
+    """(L, M, m_source): config, else the codebook manifest, else the table (fixed only)."""
+    if cfg.num_layers and cfg.num_codes:
+        return cfg.num_layers, cfg.num_codes, "config"
+    book = _codebook_shape(cfg, meta["codebook_id"])
+    if book:
+        return cfg.num_layers or book[0], cfg.num_codes or book[1], (
+            "config" if cfg.num_codes else "codebook")
     if kind == REWRITTEN:
         cfg.require_shape()
-        return cfg.num_layers, cfg.num_codes, "config"
     if (not cfg.num_layers and not meta["L"]) or (not cfg.num_codes and meta["top"] is None):
         raise ConfigError("config key 'num_codes': cannot infer L/M from an input without codes")
     L = cfg.num_layers or int(meta["L"])

@@ -61,10 +61,13 @@ def token_aggregates(valid: DataFrame) -> pd.DataFrame:
                 .alias("input_norm"))
             .groupBy("layer", "token")
             .agg(F.count("*").alias("count"), F.sum("norm").alias("norm_sum"),
-                 F.sum("input_norm").alias("input_norm_sum"))
+                 F.sum("input_norm").alias("input_norm_sum"), F.min("norm").alias("norm_min"),
+                 F.max("norm").alias("norm_max"))
             .collect())
-    agg = pd.DataFrame([r.asDict() for r in rows], columns=list(AGG_COLUMNS))
-    agg[["norm_sum", "input_norm_sum"]] = agg[["norm_sum", "input_norm_sum"]].astype(float)
+    cols = [*AGG_COLUMNS, "norm_min", "norm_max"]
+    agg = pd.DataFrame([r.asDict() for r in rows], columns=cols)
+    floats = ["norm_sum", "input_norm_sum", "norm_min", "norm_max"]
+    agg[floats] = agg[floats].astype(float)
     return agg.sort_values(["layer", "token"], ignore_index=True)
 
 
@@ -78,8 +81,11 @@ def path_aggregates(sids: DataFrame, M: int) -> tuple[list[DepthStats], Collisio
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    size_dist = {r[0]: r[1] for r in sids.groupBy("n").count().collect()}
-    lengths = {r[0]: r[1] for r in sids.groupBy(F.size("keys")).agg(F.sum("n")).collect()}
+    size_dist: dict[int, int] = {}
+    lengths: dict[int, int] = {}
+    for r in sids.groupBy("n", F.size("keys").alias("len")).count().collect():
+        size_dist[r["n"]] = size_dist.get(r["n"], 0) + r["count"]
+        lengths[r["len"]] = lengths.get(r["len"], 0) + r["n"] * r["count"]
     deepest = max(lengths, default=0)
     fanouts: dict[int, dict[int, int]] = {}
     level = sids.where(F.size("keys") == deepest).select(F.col("keys").alias("p"))
@@ -109,19 +115,20 @@ def norm_statistics(valid: DataFrame, agg: pd.DataFrame) -> dict[int, NormStats]
 
     ex = valid.select(F.posexplode("norms").alias("pos", "x")).select(
         (F.col("pos") + 1).alias("layer"), "x")
-    stats = {r["layer"]: r for r in ex.groupBy("layer").agg(
-        F.count("*").alias("n"), F.min("x").alias("lo"), F.max("x").alias("hi")).collect()}
+    # count, min and max per layer come from the token aggregates: no extra pass
+    with_norms = agg[agg["norm_sum"].notna()]
+    stats = {int(g): (int(rows["count"].sum()), float(rows["norm_min"].min()),
+                      float(rows["norm_max"].max()), float(rows["norm_sum"].sum()))
+             for g, rows in with_norms.groupby("layer")}
     if not stats:
         return {}
-    ranks = {g: needed_ranks(r["n"], NORM_QUANTILES) for g, r in stats.items()}
-    bounds = {g: (r["lo"], r["hi"]) for g, r in stats.items()}
+    ranks = {g: needed_ranks(n, NORM_QUANTILES) for g, (n, _, _, _) in stats.items()}
+    bounds = {g: (lo, hi) for g, (_, lo, hi, _) in stats.items()}
     order, fine = exact_order_stats(ex, "layer", "x", bounds, ranks)
     out = {}
-    for g, r in stats.items():
-        rows = agg[agg["layer"] == g]
-        qs = linear_quantiles(r["n"], NORM_QUANTILES, {k: order[(g, k)] for k in ranks[g]})
-        out[g] = NormStats(mean=float(rows["norm_sum"].sum() / rows["count"].sum()),
-                           min=r["lo"], max=r["hi"], quantiles=qs,
+    for g, (n, lo, hi, total) in stats.items():
+        qs = linear_quantiles(n, NORM_QUANTILES, {k: order[(g, k)] for k in ranks[g]})
+        out[g] = NormStats(mean=total / n, min=lo, max=hi, quantiles=qs,
                            hist=coarse_histogram(fine.get(g, {}), FINE_BINS))
     return out
 

@@ -1,0 +1,243 @@
+"""Hourglass statistics at scale: the benchmark, the synthetic verification, the real sample.
+
+    .venv/bin/python benchmarks/stats.py bench  [--sizes 1000000,10000000] [--M 4096]
+    .venv/bin/python benchmarks/stats.py verify [--items 1000000] [--M 256]
+    .venv/bin/python benchmarks/stats.py real   [--config configs/demo.yaml]
+
+bench: the stats job (every statistic, all tables written) on SID tables of 1M and 10M rows,
+against a plain `groupBy(codes[l]).count()` per layer on the same table in the same process,
+run before and after the job (the ratio uses their mean). Codes are generated inside Spark with
+a long-tailed layer 2 (the statistics' cost depends on the code distribution, not on how the
+codes were made). verify: Zipf-clustered embeddings (hourglass.quant.synthetic) quantized with
+the project's RQ k-means and capacity-balanced RQ (hourglass.quant), L=3; both stats runs, the
+1M-item numpy reference compared table for table, and the report. real: the demo pipeline's
+steps up to the rewrite on the bundled sample, then every stats run and the report.
+Each mode prints a table and writes benchmarks/results/stats_<mode>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LAYER_COLS = ["layer", "n_tokens", "used_tokens", "norm_entropy", "gini", "std", "utilization",
+              "top1_share", "distinct_prefixes", "path_fill", "mean_fanout", "max_fanout",
+              "norm_mean", "norm_p50"]
+
+
+def session():
+    from hourglass.spark.session import get_spark
+
+    return get_spark("hourglass-bench-stats", conf={"spark.driver.memory": "8g"})
+
+
+def write_sids_spark(spark, n: int, M: int, ref: str) -> None:
+    """n rows of (codes, residual_norms): layers 1 and 3 uniform, layer 2 power-law skewed."""
+    from pyspark.sql import functions as F
+
+    from hourglass.spark.tables import write_table
+
+    def u(salt: int):  # uniform in [0, 1) from a hash of the row id
+        return (F.abs(F.xxhash64("id", F.lit(salt))) % 1_000_000) / 1_000_000.0
+
+    c2 = F.least(F.floor(F.pow(F.lit(float(M)), u(2) ** 3)) - 1, F.lit(M - 1))
+    df = spark.range(n).select(
+        F.format_string("item%09d", "id").alias("item_id"),
+        F.array((u(1) * M).cast("int"), c2.cast("int"), (u(3) * M).cast("int")).alias("codes"),
+        F.array(*[(u(10 + i) / (i + 1)).cast("float") for i in range(3)]).alias("residual_norms"),
+        F.lit("bench").alias("codebook_id"))
+    write_table(df, ref, {"job": "benchmarks/stats.py"})
+
+
+def baseline(spark, ref: str, L: int = 3) -> float:
+    from pyspark.sql import functions as F
+
+    df = spark.read.format("delta").load(ref)
+    start = time.perf_counter()
+    for layer in range(L):
+        df.groupBy(F.col("codes")[layer]).count().collect()
+    return time.perf_counter() - start
+
+
+def bench(args) -> dict:
+    from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
+
+    spark = session()
+    work = Path(args.work or tempfile.mkdtemp(prefix="hourglass-bench-stats-"))
+    rows = []
+    for n in [int(s) for s in args.sizes.split(",")]:
+        root = str(work / f"n{n}")
+        if not Path(root, "item_sids", "_delta_log").exists():
+            write_sids_spark(spark, n, args.M, f"{root}/item_sids")
+        before = baseline(spark, f"{root}/item_sids")
+        start = time.perf_counter()
+        res = run(spark, HourglassStatsConfig(output_root=root, run_id="bench",
+                                              num_codes=args.M))
+        job = time.perf_counter() - start
+        after = baseline(spark, f"{root}/item_sids")
+        base = (before + after) / 2
+        rows.append({"rows": n, "M": args.M, "stats_job_s": round(job, 1),
+                     "groupby_count_s": round(base, 1), "groupby_before_s": round(before, 1),
+                     "groupby_after_s": round(after, 1), "ratio": round(job / base, 2),
+                     "stats_rows_per_s": round(n / job), "items": res.items,
+                     "distinct_sids": None})
+        rows[-1]["distinct_sids"] = int(spark.read.format("delta").load(f"{root}/sid_summary")
+                                        .where("run_id = 'bench'").first()["n_sids"])
+    print(pd.DataFrame(rows).to_string(index=False))
+    return {"mode": "bench", "cores": os.cpu_count(), "load_avg": os.getloadavg(), "runs": rows}
+
+
+def rq_codes(X: np.ndarray, M: int, sample: int, balanced: bool, seed: int):
+    from hourglass.quant.balanced import balanced_trainer
+    from hourglass.quant.kernel import encode_greedy
+    from hourglass.quant.kmeans import train_residual_kmeans
+
+    rng = np.random.default_rng(seed)
+    S = X[rng.choice(len(X), min(sample, len(X)), replace=False)]
+    fit = train_residual_kmeans(S, 3, M, niter=20, seed=seed,
+                                layer_trainer=balanced_trainer() if balanced else None)
+    enc = encode_greedy(X, fit.codebooks)
+    return enc.codes, enc.residual_norms, fit.distortion
+
+
+def write_sids_pandas(spark, ids, codes, norms, codebook_id: str, ref: str) -> None:
+    from hourglass.spark.tables import write_table
+
+    pdf = pd.DataFrame({"item_id": ids, "codes": list(codes.astype(np.int32)),
+                        "residual_norms": list(norms.astype(np.float32)),
+                        "codebook_id": codebook_id})
+    df = spark.createDataFrame(pdf, "item_id STRING, codes ARRAY<INT>, "
+                                    "residual_norms ARRAY<FLOAT>, codebook_id STRING")
+    write_table(df.repartition(8), ref, {"job": "benchmarks/stats.py verify"})
+
+
+def compare_reference(spark, root: str, run_id: str, ids, codes, norms, M: int) -> dict:
+    """The 1M-item numpy reference against the tables the Spark job wrote."""
+    from pandas.testing import assert_frame_equal
+
+    from hourglass.stats.reference import reference_tables, sids_from_codes
+    from hourglass.stats.spark_io import read_runs
+    from hourglass.stats.summary import RunInfo
+
+    start = time.perf_counter()
+    info = RunInfo(run_id, "fixed", 3, M, "config", codebook_id=run_id)
+    want = reference_tables(ids, sids_from_codes(codes), norms, info)
+    checked = {}
+    for table, keys in (("sid_summary", ["layer"]), ("sid_layer_stats", ["layer", "rank"]),
+                        ("sid_flow", ["src_layer", "src_token", "dst_layer", "dst_token"])):
+        got = read_runs(spark, f"{root}/{table}", [run_id]).sort_values(keys, ignore_index=True)
+        w = want[table].sort_values(keys, ignore_index=True)
+        for col in ("fanout_dist", "sid_size_dist"):
+            if col in got:
+                got[col] = [[tuple(d.values()) if isinstance(d, dict) else tuple(d) for d in v]
+                            for v in got[col]]
+                w[col] = [[tuple(d) for d in v] for v in w[col]]
+        if "norm_hist" in got:
+            got["norm_hist"] = [list(v) for v in got["norm_hist"]]
+        assert_frame_equal(got[w.columns], w, check_dtype=False, rtol=1e-9, obj=table)
+        checked[table] = len(w)
+    seg = read_runs(spark, f"{root}/item_segments", [run_id])
+    assert seg.groupby("segment").size().to_dict() == (
+        want["item_segments"].groupby("segment").size().to_dict())
+    checked["item_segments"] = len(seg)
+    return {"rows_compared": checked, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def verify(args) -> dict:
+    from hourglass.quant.synthetic import synthetic_block
+    from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
+    from hourglass.stages.report import ReportConfig, build_report
+
+    spark = session()
+    root = args.work or tempfile.mkdtemp(prefix="hourglass-verify-stats-")
+    _, X = synthetic_block(0, args.items, args.items, args.dim, args.clusters, args.zipf,
+                           args.spread, args.seed)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    ids = [f"syn_{i}" for i in range(args.items)]
+    out = {"mode": "verify", "items": args.items, "M": args.M, "dim": args.dim,
+           "clusters": args.clusters, "zipf": args.zipf, "runs": {}}
+    for name, balanced in (("rq_kmeans", False), ("rq_balanced", True)):
+        codes, norms, distortion = rq_codes(X, args.M, args.sample, balanced, args.seed)
+        write_sids_pandas(spark, ids, codes, norms, name, f"{root}/item_sids_{name}")
+        res = run(spark, HourglassStatsConfig(output_root=root, run_id=name, num_codes=args.M,
+                                              input_table=f"item_sids_{name}"))
+        layers = pd.DataFrame(res.layers)
+        print(f"\n{name}: {res.items} items, middle layer collapsed: "
+              f"{res.middle_layer_collapsed}\n{layers.to_string(index=False)}")
+        out["runs"][name] = {"items": res.items, "distortion": distortion,
+                             "middle_layer_collapsed": res.middle_layer_collapsed,
+                             "layers": res.layers}
+        if name == "rq_kmeans" and args.reference:
+            out["runs"][name]["reference"] = compare_reference(spark, root, name, ids, codes,
+                                                               norms, args.M)
+            print(f"numpy reference equal: {out['runs'][name]['reference']}")
+    report = build_report(spark, ReportConfig(output_root=root, report_dir=str(
+        RESULTS / "stats_verify_report"), title=f"Synthetic long-tail, {args.items:,} items"))
+    out["report"] = report
+    print(f"report: {report}")
+    return out
+
+
+def real(args) -> dict:
+    import yaml
+
+    from hourglass.stages.pipeline import PipelineConfig
+    from hourglass.stages.pipeline import run as run_pipeline
+    from hourglass.stages.report import ReportConfig, build_report
+    from hourglass.stats.spark_io import read_runs
+
+    spark = session()
+    root = args.work or tempfile.mkdtemp(prefix="hourglass-real-stats-")
+    conf = yaml.safe_load(Path(args.config).read_text())
+    keep = {"ingest", "embed_items", "train_codebooks", "encode_items", "hourglass_stats",
+            "rewrite_sids"}
+    steps = [s for s in conf["steps"] if s["stage"] in keep]
+    results = run_pipeline(spark, PipelineConfig(output_root=f"{root}/tables", steps=steps))
+    summary = read_runs(spark, f"{root}/tables/sid_summary")
+    for run_id, rows in summary.groupby("run_id", sort=False):
+        print(f"\n{run_id}:\n{rows.sort_values('layer')[LAYER_COLS].to_string(index=False)}")
+    report = build_report(spark, ReportConfig(output_root=f"{root}/tables", report_dir=str(
+        RESULTS / "stats_real_report"), title="Amazon Office sample"))
+    print(f"report: {report}")
+    stats_steps = [r for r in results if r.stage == "hourglass_stats"]
+    return {"mode": "real", "config": args.config, "report": report,
+            "stats_seconds": [r.seconds for r in stats_steps],
+            "runs": {r.result.run_id: {"middle_layer_collapsed": r.result.middle_layer_collapsed,
+                                       "items": r.result.items, "layers": r.result.layers}
+                     for r in stats_steps}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("mode", choices=["bench", "verify", "real"])
+    p.add_argument("--sizes", default="1000000,10000000")
+    p.add_argument("--M", type=int, default=None, help="bench 4096, verify 256")
+    p.add_argument("--items", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--clusters", type=int, default=1000)
+    p.add_argument("--zipf", type=float, default=1.1)
+    p.add_argument("--spread", type=float, default=0.35)
+    p.add_argument("--sample", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference", type=int, default=1, help="verify: compare with numpy (0/1)")
+    p.add_argument("--config", default="configs/demo.yaml")
+    p.add_argument("--work", default="", help="folder for the Delta tables (default: a tmp dir)")
+    args = p.parse_args()
+    args.M = args.M or (4096 if args.mode == "bench" else 256)
+    out = {"bench": bench, "verify": verify, "real": real}[args.mode](args)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"stats_{args.mode}.json"
+    path.write_text(json.dumps(out, indent=2, default=str))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
