@@ -28,6 +28,9 @@ STAGES: dict[str, tuple[str, str]] = {
     "hourglass_stats": ("hourglass_stats", "HourglassStatsConfig"),
     "rewrite_sids": ("rewrite_sids", "RewriteSidsConfig"),
     "build_sft_data": ("build_sft_data", "BuildSftDataConfig"),
+    "evaluate": ("evaluate", "EvaluateConfig"),
+    "ablation": ("ablation", "AblationConfig"),
+    "report": ("report", "ReportConfig"),
 }
 
 
