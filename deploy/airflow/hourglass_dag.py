@@ -63,8 +63,9 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "embed_items": ("ingest",),
     "train_codebooks": ("embed_items",),
     "encode_items": ("train_codebooks",),
-    "hourglass_stats": ("encode_items",),
     "rewrite_sids": ("encode_items",),
+    # one task runs every statistics step: of item_sids and of each rewritten table
+    "hourglass_stats": ("rewrite_sids",),
     "build_sft_data": ("rewrite_sids",),
     "sft_train": ("build_sft_data",),
     "evaluate": ("sft_train",),

@@ -18,7 +18,7 @@ if [[ $# -ne 2 ]]; then
 fi
 config="$1"; root="$2"
 
-for stage in ingest embed_items train_codebooks encode_items hourglass_stats rewrite_sids build_sft_data; do
+for stage in ingest embed_items train_codebooks encode_items rewrite_sids hourglass_stats build_sft_data; do
   echo "== $stage" >&2
   "$here/submit.sh" pipeline --config "$config" --output_root "$root" --only "$stage"
 done

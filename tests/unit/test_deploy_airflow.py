@@ -59,7 +59,8 @@ def test_structure_stages_launchers_and_order():
 def airflow_dag(tmp_path_factory):
     pytest.importorskip("airflow.providers.apache.spark", reason="Airflow not installed")
     os.environ.setdefault("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow_home")))
-    os.environ["AIRFLOW_CONN_HOURGLASS_TEST_SPARK"] = '{"conn_type": "spark", "host": "local[2]"}'
+    os.environ["AIRFLOW_CONN_HOURGLASS_TEST_SPARK"] = (
+        '{"conn_type": "spark", "host": "yarn", "extra": {"deploy-mode": "cluster"}}')
     os.environ["HOURGLASS_SPARK_CONN_ID"] = "hourglass_test_spark"
     try:
         from airflow.dag_processing.dagbag import DagBag
@@ -88,13 +89,14 @@ def test_dagbag_loads_the_dag_with_the_declared_graph(airflow_dag):
 
 
 def test_operator_submits_what_submit_sh_submits(airflow_dag):
-    """Same archive, jars, Spark settings, application and arguments as the shell path."""
+    """Same archive, jars, Spark settings, application and arguments as the shell path (both in
+    YARN cluster mode, where the driver too runs from the archive)."""
     task = airflow_dag.get_task("encode_items")
     dag_cmd = task._get_hook()._build_spark_submit_command(task.application)
     archive = dag_cmd[dag_cmd.index("--archives") + 1]
     assert archive.endswith("#environment")
-    env = {**os.environ, "DRY_RUN": "1", "SPARK_SUBMIT": "spark-submit",
-           "HOURGLASS_ARCHIVE": archive.removesuffix("#environment")}
+    env = {**os.environ, "DRY_RUN": "1", "SPARK_SUBMIT": "spark-submit", "SPARK_MASTER": "yarn",
+           "DEPLOY_MODE": "cluster", "HOURGLASS_ARCHIVE": archive.removesuffix("#environment")}
     out = subprocess.run([str(ROOT / "deploy/spark-submit/submit.sh"), "pipeline",
                           *task.application_args], env=env, capture_output=True, text=True,
                          check=True).stdout
@@ -108,8 +110,7 @@ def test_operator_submits_what_submit_sh_submits(airflow_dag):
         return cmd[cmd.index(name) + 1]
 
     assert spark_defaults().items() <= confs(dag_cmd).items()
-    shell_only = {"spark.pyspark.driver.python"}  # client-mode driver from the unpacked archive
-    assert {k: v for k, v in confs(sh_cmd).items() if k not in shell_only} == confs(dag_cmd)
-    for name in ("--archives", "--jars", "--name", "--master"):
+    assert confs(sh_cmd) == confs(dag_cmd)
+    for name in ("--archives", "--jars", "--name", "--master", "--deploy-mode"):
         assert flag(dag_cmd, name) == flag(sh_cmd, name), name
     assert dag_cmd[-len(task.application_args) - 1:] == sh_cmd[-len(task.application_args) - 1:]

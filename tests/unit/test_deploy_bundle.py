@@ -190,6 +190,13 @@ def test_pipeline_graph_mirrors_the_dag_and_runs_each_stage_once():
         assert params[params.index("--only") + 1] == task["task_key"]
 
 
+def test_pipeline_tasks_are_the_stages_of_the_demo_config():
+    """The job runs `--only <stage>` per task: together they must cover the config's steps."""
+    steps = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())["steps"]
+    _, job = JOBS["hourglass_pipeline"]
+    assert {t["task_key"] for t in job["tasks"]} == {s["stage"] for s in steps}
+
+
 def test_fine_tune_on_a_gpu_cluster_and_spark_stages_on_cpu():
     for target in TARGETS:
         for name, (_, job) in JOBS.items():

@@ -45,9 +45,10 @@ def test_submit_ships_archive_jars_and_settings(tmp_path):
     assert any(Path(j).name.startswith("delta-spark_2.13-") for j in jars)
     assert all(Path(j).is_file() for j in jars)
     confs = dict(cmd[i + 1].split("=", 1) for i, a in enumerate(cmd) if a == "--conf")
-    assert confs["spark.pyspark.python"] == "./environment/bin/python"
     assert confs["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    # local[2] (the default): executors live in the driver JVM, so workers share its interpreter
     assert confs["spark.pyspark.driver.python"].endswith("driver-env/bin/python")
+    assert confs["spark.pyspark.python"] == confs["spark.pyspark.driver.python"]
     assert cmd[cmd.index("--name") + 1] == "hourglass-encode_items"
     assert cmd[-5:] == [str(ROOT / "jobs" / "pipeline.py"), "--config", "my conf.yaml",
                         "--only", "encode_items"]
@@ -61,6 +62,8 @@ def test_submit_cluster_mode_leaves_the_driver_to_the_archive(tmp_path):
     assert cmd[cmd.index("--master") + 1] == "yarn"
     assert cmd[cmd.index("--deploy-mode") + 1] == "cluster"
     assert not any(a.startswith("spark.pyspark.driver.python") for a in cmd)
+    confs = dict(cmd[i + 1].split("=", 1) for i, a in enumerate(cmd) if a == "--conf")
+    assert confs["spark.pyspark.python"] == "./environment/bin/python"  # unpacked by YARN
     assert cmd[cmd.index("--num-executors") + 1] == "20"
     assert cmd[-1] == str(ROOT / "jobs" / "ingest.py")
 
