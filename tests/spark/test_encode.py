@@ -1,0 +1,142 @@
+"""train_codebooks → encode_items on synthetic tables: codes equal the kernel, every bad-input
+class is quarantined with its reason, re-runs are identical, a D mismatch writes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hourglass.quant.artifact import (
+    ArtifactEncoder,
+    build_artifact,
+    load_artifact,
+    save_artifact,
+    write_latest,
+)
+from hourglass.quant.kernel import encode_greedy
+from hourglass.quant.synthetic import synthetic_block
+from hourglass.spark.encode import DimensionMismatchError
+from hourglass.spark.tables import commit_lineage, read_table, table_exists
+from hourglass.stages import encode_items, train_codebooks
+from hourglass.stages.common import main_for
+
+pytestmark = pytest.mark.spark
+SCHEMA = "item_id string, embedding array<float>, model string"
+D, N = 16, 3000
+BAD = [  # (item_id, embedding, expected reason)
+    ("b-null", None, "null embedding"),
+    ("b-short", [0.5] * (D - 1), f"wrong length: {D - 1} values, expected {D}"),
+    ("b-long", [0.5] * (D + 1), f"wrong length: {D + 1} values, expected {D}"),
+    ("b-empty", [], f"wrong length: 0 values, expected {D}"),
+    ("b-nan", [0.1] * (D - 1) + [float("nan")], "NaN in embedding"),
+    ("b-inf", [float("inf")] + [0.1] * (D - 1), "inf in embedding"),
+    ("b-minf", [0.1] * 3 + [float("-inf")] + [0.1] * (D - 4), "inf in embedding"),
+    ("b-nullval", [0.1] * 5 + [None] + [0.1] * (D - 6), "null value in embedding"),
+    (None, [0.1] * D, "missing item_id"),
+    ("  ", [0.1] * D, "missing item_id"),
+]
+
+
+def synthetic_rows(n: int, dim: int, seed: int = 3) -> tuple[list[str], np.ndarray]:
+    ids, X = synthetic_block(0, n, n, dim, 30, 1.1, 0.4, seed)
+    return [f"s{i}" for i in ids], X
+
+
+def write_embeddings(spark, root: str, ids, X, bad=(), partitions: int = 2) -> None:
+    rows = [(i, x.tolist(), "syn") for i, x in zip(ids, X, strict=True)]
+    rows += [(i, e, "syn") for i, e, _ in bad]
+    (spark.createDataFrame(rows, SCHEMA).repartition(partitions).write.format("delta")
+     .mode("overwrite").save(f"{root}/item_embeddings"))
+
+
+def sids_by_id(spark, root: str) -> dict[str, tuple]:
+    rows = read_table(spark, f"{root}/item_sids").df.collect()
+    return {r.item_id: (tuple(r.codes), tuple(r.residual_norms), r.codebook_id) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def encoded(spark, tmp_path_factory):
+    """One trained and encoded table shared by the tests that only read it."""
+    root = str(tmp_path_factory.mktemp("encode") / "tables")
+    ids, X = synthetic_rows(N, D)
+    write_embeddings(spark, root, ids, X, BAD)
+    trained = train_codebooks.run(spark, train_codebooks.TrainCodebooksConfig.from_dict(
+        {"output_root": root, "codebook_size": 16, "sample_size": 2000, "kmeans_iters": 8}))
+    counts = encode_items.run(spark, encode_items.EncodeItemsConfig(output_root=root))
+    return root, ids, X, trained, counts
+
+
+def test_codes_equal_the_kernel_and_counts_reconcile(spark, encoded):
+    root, ids, X, trained, counts = encoded
+    assert trained.sample_rows == 2000 and trained.dim == D
+    assert trained.distortion[0] > trained.distortion[1] > trained.distortion[2]
+    assert (counts.rows_in, counts.encoded, counts.quarantined) == (N + len(BAD), N, len(BAD))
+    art = load_artifact(trained.path)
+    ref = encode_greedy(X, art.codebooks)
+    got = sids_by_id(spark, root)
+    np.testing.assert_array_equal(np.array([got[i][0] for i in ids]), ref.codes)
+    np.testing.assert_allclose(np.array([got[i][1] for i in ids]), ref.residual_norms,
+                               rtol=1e-6)
+    assert {v[2] for v in got.values()} == {trained.codebook_id}
+    df = read_table(spark, f"{root}/item_sids").df
+    assert df.schema.simpleString() == (
+        "struct<item_id:string,codes:array<int>,residual_norms:array<float>,codebook_id:string>")
+    record = commit_lineage(spark, f"{root}/item_sids")
+    assert record["codebook_id"] == trained.codebook_id
+    assert record["inputs"] == {f"{root}/item_embeddings": 0}
+
+
+def test_every_bad_input_class_is_quarantined_with_its_reason(spark, encoded):
+    root, *_, counts = encoded
+    q = read_table(spark, f"{root}/quarantine").df.where("stage = 'encode_items'").collect()
+    assert sorted((r.item_id or "", r.reason) for r in q) == sorted(
+        (i or "", reason) for i, _, reason in BAD)
+    assert sum(counts.reasons.values()) == len(BAD)
+    assert all(r.payload for r in q)
+
+
+def test_rerun_through_the_jobs_on_repartitioned_input_gives_the_same_table(spark, encoded,
+                                                                            capsys):
+    root, ids, X, trained, _ = encoded
+    before = sids_by_id(spark, root)
+    write_embeddings(spark, root, ids, X, BAD, partitions=5)  # same rows, other files
+    again = main_for(train_codebooks.TrainCodebooksConfig, train_codebooks.run, "test-train",
+                     argv=["--output_root", root, "--codebook_size", "16",
+                           "--sample_size", "2000", "--kmeans_iters", "8"])
+    assert again.codebook_id == trained.codebook_id
+    counts = main_for(encode_items.EncodeItemsConfig, encode_items.run, "test-encode",
+                      argv=["--output_root", root, "--device", "cpu"])
+    assert f'"codebook_id": "{trained.codebook_id}"' in capsys.readouterr().out
+    assert sids_by_id(spark, root) == before
+    q = read_table(spark, f"{root}/quarantine").df.where("stage = 'encode_items'")
+    assert q.count() == counts.quarantined == len(BAD)  # replaced, not appended
+
+
+def test_dimension_mismatch_stops_before_anything_is_written(spark, encoded, table_root):
+    _, _, _, trained, _ = encoded
+    ids, X = synthetic_rows(200, D // 2)
+    write_embeddings(spark, table_root, ids, X)
+    cfg = encode_items.EncodeItemsConfig(output_root=table_root, codebook_path=trained.path)
+    with pytest.raises(DimensionMismatchError, match=f"D={D}.*D={D // 2}"):
+        encode_items.run(spark, cfg)
+    assert not table_exists(spark, f"{table_root}/item_sids")
+    assert not table_exists(spark, f"{table_root}/quarantine")
+
+
+def test_rqvae_artifact_runs_its_encoder_first(spark, table_root, tmp_path):
+    rng = np.random.default_rng(7)
+    layers = {"encoder.0.weight": rng.standard_normal((12, D)), "encoder.0.bias": np.zeros(12),
+              "encoder.1.weight": rng.standard_normal((4, 12)), "encoder.1.bias": np.ones(4)}
+    art = build_artifact(rng.standard_normal((3, 8, 4)), "rq_vae", D, 0, 100, [1.0, 0.5, 0.2],
+                         extra_arrays=layers)
+    root = str(tmp_path / "codebooks")
+    save_artifact(art, root)
+    write_latest(root, art.codebook_id)
+    ids, X = synthetic_rows(500, D, seed=4)
+    write_embeddings(spark, table_root, ids, X)
+    counts = encode_items.run(spark, encode_items.EncodeItemsConfig(
+        output_root=table_root, codebook_path=root, chunk_rows=64))
+    assert counts.encoded == 500 and counts.codebook_id == art.codebook_id
+    got = sids_by_id(spark, table_root)
+    np.testing.assert_array_equal(np.array([got[i][0] for i in ids]),
+                                  ArtifactEncoder(art).encode(X).codes)
