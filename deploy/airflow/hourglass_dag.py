@@ -1,10 +1,11 @@
 """Airflow DAG `hourglass_pipeline`: each Spark stage a SparkSubmitOperator, the DeepSpeed
 fine-tune a separate task on the GPU host(s).
 
-Why this shape: stages talk only through Delta tables, so each is its own retryable task running
-`jobs/pipeline.py --only <stage>` on the one pipeline config (as `make demo` and the Databricks
-pipeline job do); the fine-tune is not a Spark job (DeepSpeed's launcher starts one process per
-GPU, over ssh for several nodes), so it runs the launcher scripts of deploy/deepspeed/.
+Why this shape: stages talk only through Delta tables, so each is its own retryable task. The SID
+stages run `jobs/pipeline.py --only <stage>` on the one pipeline config (as `make demo` and the
+Databricks pipeline job do); the fine-tune path trains the strategy chosen for production: its
+SFT data and evaluation are Spark jobs, the fine-tune is not (DeepSpeed's launcher starts one
+process per GPU, over ssh for several nodes), so it runs the launchers of deploy/deepspeed/.
 
 Install: put (or symlink) this file in the scheduler's dags folder; workers need a checkout of
 the repository at HOURGLASS_HOME, the archive built by deploy/spark-submit/pack_venv.sh, and an
@@ -13,7 +14,9 @@ settings are environment variables of the scheduler and workers (defaults in bra
 
   HOURGLASS_HOME           repository checkout [two folders above this file]
   HOURGLASS_CONFIG         pipeline config: output_root + ordered steps [configs/demo.yaml]
-  HOURGLASS_SFT_CONFIG     the trainer's config file (keys of `sft_train`) [HOURGLASS_CONFIG]
+  HOURGLASS_STRATEGY       SID strategy fine-tuned and evaluated [topk(16)]
+  HOURGLASS_SFT_ARGS       more trainer flags, e.g. "--max_steps 20000 --deepspeed_config
+                           deploy/deepspeed/zero3_gpu_bf16.json" [the bf16 ZeRO-2 config]
   HOURGLASS_OUTPUT_ROOT    folder or bucket of the Delta tables [demo-output]
   HOURGLASS_ARCHIVE        packed venv [build/spark-submit/hourglass-venv.tar.gz]
   HOURGLASS_JARS_DIR       Delta jars shipped with --jars [.jars]
@@ -42,7 +45,9 @@ except ImportError:  # Airflow 2
 
 HOME = Path(os.environ.get("HOURGLASS_HOME", Path(__file__).resolve().parents[2]))
 CONFIG = os.environ.get("HOURGLASS_CONFIG", str(HOME / "configs" / "demo.yaml"))
-SFT_CONFIG = os.environ.get("HOURGLASS_SFT_CONFIG", CONFIG)
+STRATEGY = os.environ.get("HOURGLASS_STRATEGY", "topk(16)")
+SFT_ARGS = os.environ.get(
+    "HOURGLASS_SFT_ARGS", f"--deepspeed_config {HOME}/deploy/deepspeed/zero2_gpu_bf16.json")
 OUTPUT_ROOT = os.environ.get("HOURGLASS_OUTPUT_ROOT", str(HOME / "demo-output"))
 ARCHIVE = os.environ.get(
     "HOURGLASS_ARCHIVE", str(HOME / "build" / "spark-submit" / "hourglass-venv.tar.gz")
@@ -54,7 +59,7 @@ DS_HOSTFILE = os.environ.get("HOURGLASS_DS_HOSTFILE", "")
 DS_MASTER_ADDR = os.environ.get("HOURGLASS_DS_MASTER_ADDR", "")
 SCHEDULE = os.environ.get("HOURGLASS_SCHEDULE", "0 3 * * *")
 
-# The fine-tune runs outside Spark; every other task is a stage of jobs/pipeline.py.
+# The fine-tune runs outside Spark; every other task is a spark-submit (see stage_command).
 FINE_TUNE = "sft_train"
 # task -> upstream tasks, a plain literal. Mirrors deploy/resources/pipeline.job.yml and the order
 # of deploy/spark-submit/submit_all.sh (tests check that they agree).
@@ -87,18 +92,26 @@ def spark_conf() -> dict[str, str]:
     return conf
 
 
-def stage_args(stage: str) -> list[str]:
-    return ["--config", CONFIG, "--output_root", OUTPUT_ROOT, "--only", stage]
+def stage_command(stage: str) -> tuple[str, list[str]]:
+    """(application, arguments) of a Spark task."""
+    root = ["--output_root", OUTPUT_ROOT]
+    if stage == "build_sft_data":
+        return "build_sft_data.py", [*root, "--strategies", STRATEGY]
+    if stage == "evaluate":
+        return "evaluate.py", [*root, "--run_id", "airflow-{{ ts_nodash }}", "--strategies",
+                               STRATEGY]
+    if stage == "report":
+        return "report.py", root
+    return "pipeline.py", ["--config", CONFIG, *root, "--only", stage]
 
 
 def fine_tune_command() -> str:
     """The DeepSpeed launcher for one node, or for the hosts of HOURGLASS_DS_HOSTFILE."""
-    args = f"--config {SFT_CONFIG} --output_root {OUTPUT_ROOT}"
-    log_dir = f"{OUTPUT_ROOT}/_logs/sft_train/{{{{ ts_nodash }}}}"
-    if DS_HOSTFILE:
-        return (f"HOSTFILE={DS_HOSTFILE} MASTER_ADDR={DS_MASTER_ADDR} OUTPUT_DIR={log_dir} "
+    args = f"--output_root {OUTPUT_ROOT} --strategy '{STRATEGY}' {SFT_ARGS}"
+    if DS_HOSTFILE:  # launcher.log goes to build/deepspeed/<time> on the host, and to Airflow
+        return (f"HOSTFILE={DS_HOSTFILE} MASTER_ADDR={DS_MASTER_ADDR} "
                 f"{HOME}/deploy/deepspeed/launch_multi_node.sh {args}")
-    return f"OUTPUT_DIR={log_dir} {HOME}/deploy/deepspeed/launch_single_node.sh {args}"
+    return f"{HOME}/deploy/deepspeed/launch_single_node.sh {args}"
 
 
 with DAG(
@@ -126,8 +139,8 @@ with DAG(
             tasks[name] = SparkSubmitOperator(
                 task_id=name,
                 conn_id=SPARK_CONN_ID,
-                application=str(HOME / "jobs" / "pipeline.py"),
-                application_args=stage_args(name),
+                application=str(HOME / "jobs" / stage_command(name)[0]),
+                application_args=stage_command(name)[1],
                 name=f"hourglass-{name}",
                 archives=f"{ARCHIVE}#environment",
                 jars=jars,

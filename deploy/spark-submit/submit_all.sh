@@ -1,35 +1,43 @@
 #!/usr/bin/env bash
 # Run the pipeline stage by stage with spark-submit, in dependency order (the order of
-# deploy/resources/pipeline.job.yml and of the Airflow DAG): each Spark stage is
-# `jobs/pipeline.py --only <stage>` on the pipeline config; the DeepSpeed fine-tune runs through
-# deploy/deepspeed/ with the trainer's own config file.
+# deploy/resources/pipeline.job.yml and of the Airflow DAG): the SID stages are
+# `jobs/pipeline.py --only <stage>` on the pipeline config; then the fine-tune path for one
+# strategy: its SFT data, the DeepSpeed fine-tune through deploy/deepspeed/, its evaluation, and
+# the report.
 #
-#   deploy/spark-submit/submit_all.sh CONFIG OUTPUT_ROOT
-#   SFT_CONFIG=sft.yaml SFT_LAUNCHER=multi HOSTFILE=... MASTER_ADDR=... \
-#       deploy/spark-submit/submit_all.sh configs/cluster.yaml s3a://bucket/hourglass
-#   SFT_LAUNCHER: single (default), multi, or none (stop after build_sft_data)
-#   SFT_CONFIG:   config file with the trainer's keys (section `sft_train`) [CONFIG]
+#   deploy/spark-submit/submit_all.sh CONFIG OUTPUT_ROOT [STRATEGY]
+#   SFT_LAUNCHER=multi HOSTFILE=... MASTER_ADDR=... \
+#       deploy/spark-submit/submit_all.sh configs/cluster.yaml /shared/hourglass/tables "topk(16)"
+#   STRATEGY      the SID strategy to fine-tune (default topk(16)); one the config rewrites to
+#   SFT_LAUNCHER  single (default), multi, or none (stop after the SID stages)
+#   SFT_ARGS      more trainer flags (default: the bf16 ZeRO-2 DeepSpeed config)
 # shellcheck source=deploy/spark-submit/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 here="$(dirname "${BASH_SOURCE[0]}")"
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 CONFIG OUTPUT_ROOT" >&2
+if [[ $# -lt 2 || $# -gt 3 ]]; then
+  echo "usage: $0 CONFIG OUTPUT_ROOT [STRATEGY]" >&2
   exit 2
 fi
-config="$1"; root="$2"
+config="$1"; root="$2"; strategy="${3:-topk(16)}"
 
-for stage in ingest embed_items train_codebooks encode_items rewrite_sids hourglass_stats build_sft_data; do
+for stage in ingest embed_items train_codebooks encode_items rewrite_sids hourglass_stats; do
   echo "== $stage" >&2
   "$here/submit.sh" pipeline --config "$config" --output_root "$root" --only "$stage"
 done
-sft_args=(--config "${SFT_CONFIG:-$config}" --output_root "$root")
+[[ "${SFT_LAUNCHER:-single}" == none ]] && exit 0
+echo "== build_sft_data" >&2
+"$here/submit.sh" build_sft_data --output_root "$root" --strategies "$strategy"
+echo "== sft_train" >&2
+# shellcheck disable=SC2206  # word splitting of SFT_ARGS is intended
+sft_args=(--output_root "$root" --strategy "$strategy"
+          ${SFT_ARGS:---deepspeed_config $ROOT/deploy/deepspeed/zero2_gpu_bf16.json})
 case "${SFT_LAUNCHER:-single}" in
-  none) exit 0 ;;
   single) "$ROOT/deploy/deepspeed/launch_single_node.sh" "${sft_args[@]}" ;;
   multi) "$ROOT/deploy/deepspeed/launch_multi_node.sh" "${sft_args[@]}" ;;
   *) echo "SFT_LAUNCHER must be single, multi or none" >&2; exit 2 ;;
 esac
-for stage in evaluate report; do
-  echo "== $stage" >&2
-  "$here/submit.sh" pipeline --config "$config" --output_root "$root" --only "$stage"
-done
+echo "== evaluate" >&2
+"$here/submit.sh" evaluate --output_root "$root" --run_id "submit-$(date -u +%Y%m%dT%H%M%SZ)" \
+    --strategies "$strategy"
+echo "== report" >&2
+"$here/submit.sh" report --output_root "$root"

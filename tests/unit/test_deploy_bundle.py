@@ -187,14 +187,28 @@ def test_pipeline_graph_mirrors_the_dag_and_runs_each_stage_once():
         done |= ready
     for task in job["tasks"]:
         params = task["spark_python_task"]["parameters"]
-        assert params[params.index("--only") + 1] == task["task_key"]
+        entry = Path(task["spark_python_task"]["python_file"]).stem
+        if entry == "pipeline":
+            assert params[params.index("--only") + 1] == task["task_key"]
+        else:
+            assert entry == task["task_key"]
 
 
-def test_pipeline_tasks_are_the_stages_of_the_demo_config():
-    """The job runs `--only <stage>` per task: together they must cover the config's steps."""
+def test_pipeline_job_covers_the_stages_of_the_demo_config():
+    """`--only <stage>` tasks must name stages of the config, and every stage of the config (but
+    the separate ablation) must be some task; the production strategy must be rewritten there."""
+    from hourglass.rewrite.strategies import parse_strategy
+
     steps = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())["steps"]
+    stages = {s["stage"] for s in steps}
     _, job = JOBS["hourglass_pipeline"]
-    assert {t["task_key"] for t in job["tasks"]} == {s["stage"] for s in steps}
+    only = {t["task_key"] for t in job["tasks"]
+            if t["spark_python_task"]["python_file"].endswith("/pipeline.py")}
+    assert only <= stages
+    assert stages - {"ablation"} <= {t["task_key"] for t in job["tasks"]}
+    rewritten = {parse_strategy(x).name for s in steps if s["stage"] == "rewrite_sids"
+                 for x in s["strategies"]}
+    assert parse_strategy(BUNDLE["variables"]["strategy"]["default"]).name in rewritten
 
 
 def test_fine_tune_on_a_gpu_cluster_and_spark_stages_on_cpu():
