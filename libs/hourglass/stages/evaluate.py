@@ -51,6 +51,7 @@ class EvaluateConfig(StageConfig):
     segments_table: str = "item_segments"
     segments_run_id: str = ""
     segment_layer: int = 2
+    summary_table: str = "sid_summary"
     output_table: str = "eval_results"
 
     @classmethod
@@ -105,16 +106,32 @@ def _segments(spark: SparkSession, cfg: EvaluateConfig) -> tuple[DataFrame | Non
         return None, {}
     seg = read_table(spark, ref)
     df = seg.df.where(F.col("layer") == cfg.segment_layer)
-    run_id = cfg.segments_run_id
-    if not run_id:
-        runs = sorted(r["run_id"] for r in df.select("run_id").distinct().collect())
-        if len(runs) != 1:
-            raise ValueError(f"{ref} holds runs {runs}: set segments_run_id to the stats run of "
-                             "the original (unrewritten) SIDs")
-        run_id = runs[0]
+    run_id = cfg.segments_run_id or _fixed_sid_run(spark, cfg, df)
     out = df.where(F.col("run_id") == run_id).select(
         F.col("item_id").alias("target_item_id"), "segment")
     return out, {ref: seg.version, "segments_run_id": run_id}
+
+
+def _fixed_sid_run(spark: SparkSession, cfg: EvaluateConfig, segments: DataFrame) -> str:
+    """The stats run to tag targets with: the only one, else the only run over fixed-length
+    (unrewritten) SIDs per `sid_summary`: Table 1 splits by the original layer-2 token."""
+    from pyspark.sql import functions as F
+
+    runs = sorted(r["run_id"] for r in segments.select("run_id").distinct().collect())
+    if len(runs) == 1:
+        return runs[0]
+    fixed: list[str] = []
+    ref = cfg.ref(cfg.summary_table)
+    if table_exists(spark, ref):
+        summary = read_table(spark, ref).df
+        if "input_kind" in summary.columns:
+            fixed = sorted({r["run_id"] for r in summary.where(
+                (F.col("input_kind") == "fixed") & F.col("run_id").isin(runs))
+                .select("run_id").collect()})
+    if len(fixed) != 1:
+        raise ValueError(f"item_segments holds runs {runs} ({len(fixed)} over fixed-length SIDs):"
+                         " set segments_run_id to the stats run of the original SIDs")
+    return fixed[0]
 
 
 def _sample(df: DataFrame, n: int, seed: int) -> DataFrame:

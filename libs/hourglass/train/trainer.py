@@ -64,20 +64,19 @@ def _setup_process(cfg: TrainConfig, local_rank: int) -> str:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
+    env = os.environ
+    for key, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500"), ("RANK", "0"),
+                       ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
+        env.setdefault(key, value)  # started without a launcher: a world of one
     cuda = torch.cuda.is_available() and cfg.device != "cpu"
     if cfg.device == "cuda" and not cuda:
         raise RuntimeError("device=cuda but no GPU is visible")
     if cuda:
         torch.cuda.set_device(local_rank)
         return "cuda"
-    env = os.environ  # torchrun names it LOCAL_WORLD_SIZE, the deepspeed launcher LOCAL_SIZE
+    # torchrun names it LOCAL_WORLD_SIZE, the deepspeed launcher LOCAL_SIZE
     local_world = int(env.get("LOCAL_WORLD_SIZE") or env.get("LOCAL_SIZE") or 1)
     torch.set_num_threads(cfg.torch_threads or max(1, (os.cpu_count() or 1) // local_world))
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29500")
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    os.environ.setdefault("LOCAL_RANK", "0")
     return "cpu"
 
 
