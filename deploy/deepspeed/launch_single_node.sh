@@ -8,7 +8,7 @@
 # which keys exist). The launcher's own knobs are environment variables, so no setting is made
 # in two places:
 #   NUM_GPUS     processes to start (default: GPUs seen by nvidia-smi; 2 CPU ranks without one)
-#   MASTER_PORT  rendezvous port (default 29500)
+#   MASTER_PORT  rendezvous port (default: a free one, so two runs on one host do not collide)
 #   OUTPUT_DIR   where launcher.log is written (default build/deepspeed/<UTC time>)
 #   PYTHON       interpreter with hourglass[train] installed (default .venv/bin/python, else python3)
 #   DRY_RUN=1    print the command instead of running it
@@ -26,7 +26,10 @@ if [[ "$NUM_GPUS" -eq 0 ]]; then
   NUM_GPUS="${CPU_RANKS:-2}"
 fi
 
+if [[ -z "${MASTER_PORT:-}" ]]; then
+  MASTER_PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+fi
 cmd=("$PYTHON" -m deepspeed.launcher.runner
-     --num_gpus "$NUM_GPUS" --master_port "${MASTER_PORT:-29500}"
+     --num_gpus "$NUM_GPUS" --master_port "$MASTER_PORT"
      "$ROOT/jobs/sft_train.py" "$@")
 run_logged "$OUTPUT_DIR" "${cmd[@]}"

@@ -79,6 +79,9 @@ def test_single_node_launcher(gpus, ranks):
     assert cmd[1:4] == ["-m", "deepspeed.launcher.runner", "--num_gpus"]
     assert cmd[4] == ranks
     assert cmd[-3:] == [str(ROOT / "jobs" / "sft_train.py"), "--config", "c.yaml"]
+    assert 1024 <= int(cmd[cmd.index("--master_port") + 1]) <= 65535  # a free port by default
+    pinned = argv(run("deepspeed/launch_single_node.sh", NUM_GPUS=gpus, MASTER_PORT="29511"))
+    assert pinned[pinned.index("--master_port") + 1] == "29511"
 
 
 def test_multi_node_launcher_uses_the_hostfile():
