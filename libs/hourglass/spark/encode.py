@@ -119,38 +119,72 @@ def _blas_threads(threads: int | None):
 
 
 def stack_rows(values: pd.Series, dim: int) -> np.ndarray:
-    """Series of equal-length arrays (what Arrow gives pandas for ARRAY<FLOAT>) → (n, D)."""
-    if len(values) == 0:
+    """Series of length-D float arrays (what Arrow gives pandas for ARRAY<FLOAT>) → (n, D).
+
+    pyarrow hands pandas each row as a view into one flat buffer; when the first and last rows
+    show that layout, the matrix is that buffer (no copy, no per-row work). Otherwise (other
+    producers, several chunks) the rows are concatenated. The fast path trusts that every row
+    has D values, which `invalid_reason` guarantees for every row that reaches the encoder.
+    """
+    n = len(values)
+    if n == 0:
         return np.empty((0, dim), dtype=np.float32)
-    flat = np.concatenate(values.to_numpy()).astype(np.float32, copy=False)
-    if flat.size != len(values) * dim:
+    rows = values.to_numpy()
+    first, last, base = rows[0], rows[-1], getattr(rows[0], "base", None)
+    if (isinstance(base, np.ndarray) and getattr(last, "base", None) is base
+            and base.dtype == np.float32 and base.flags.c_contiguous
+            and first.dtype == np.float32 and len(first) == len(last) == dim):
+        flat = base.reshape(-1)
+        start, rem = divmod(first.ctypes.data - flat.ctypes.data, 4)
+        span_ok = last.ctypes.data - first.ctypes.data == (n - 1) * dim * 4
+        if rem == 0 and span_ok and start >= 0 and start + n * dim <= flat.size:
+            return flat[start : start + n * dim].reshape(n, dim)
+    flat = np.concatenate(rows).astype(np.float32, copy=False)
+    if flat.size != n * dim:
         raise ValueError(f"rows of unequal length reached the encoder (expected {dim} each)")
-    return flat.reshape(len(values), dim)
+    return flat.reshape(n, dim)
+
+
+def udf_schema(num_layers: int) -> str:
+    """Scalar columns out of Python (c0.., n0..): Arrow converts them without per-row work,
+    where ARRAY columns cost several µs a row in pyspark's pandas→Arrow path. Spark SQL packs
+    them into the ARRAY columns of the contract afterwards."""
+    codes = ", ".join(f"c{i} int" for i in range(num_layers))
+    norms = ", ".join(f"n{i} float" for i in range(num_layers))
+    return f"item_id string, {codes}, {norms}"
 
 
 def encode_batches(batches: Iterator[pd.DataFrame], bc: Broadcast, codebook_id: str,
                    device: str = "cpu", chunk_rows: int | None = None,
                    threads: int | None = None) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: one Arrow batch in, its SIDs out; nothing accumulates."""
+    """mapInPandas body: one Arrow batch in, its codes and norms out; nothing accumulates."""
     import pandas as pd
 
     enc = _worker_encoder(bc, codebook_id, device, chunk_rows)
     with _blas_threads(threads):
         for pdf in batches:
             out = enc.encode(stack_rows(pdf["embedding"], enc.dim))
-            yield pd.DataFrame({
-                "item_id": pdf["item_id"].to_numpy(),
-                "codes": list(out.codes),
-                "residual_norms": list(out.residual_norms),
-                "codebook_id": codebook_id,
-            })
+            cols = {"item_id": pdf["item_id"].to_numpy()}
+            for i in range(out.codes.shape[1]):
+                cols[f"c{i}"] = out.codes[:, i]
+            for i in range(out.codes.shape[1]):
+                cols[f"n{i}"] = out.residual_norms[:, i]
+            yield pd.DataFrame(cols)
 
 
-def encode_embeddings(good: DataFrame, bc: Broadcast, codebook_id: str, device: str = "cpu",
-                      chunk_rows: int | None = None, threads: int | None = None) -> DataFrame:
-    """`item_sids` rows for validated (item_id, embedding) rows, via mapInPandas."""
+def encode_embeddings(good: DataFrame, bc: Broadcast, codebook_id: str, num_layers: int,
+                      device: str = "cpu", chunk_rows: int | None = None,
+                      threads: int | None = None) -> DataFrame:
+    """`item_sids` rows (the contract's columns) for validated (item_id, embedding) rows."""
+    from pyspark.sql import functions as F
 
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         return encode_batches(batches, bc, codebook_id, device, chunk_rows, threads)
 
-    return good.mapInPandas(fn, schema=SIDS_SCHEMA)
+    flat = good.mapInPandas(fn, schema=udf_schema(num_layers))
+    return flat.select(
+        "item_id",
+        F.array(*[F.col(f"c{i}") for i in range(num_layers)]).alias("codes"),
+        F.array(*[F.col(f"n{i}") for i in range(num_layers)]).alias("residual_norms"),
+        F.lit(codebook_id).alias("codebook_id"),
+    )

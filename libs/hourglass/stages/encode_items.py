@@ -79,8 +79,8 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
                      codebook_id=art.codebook_id)
     bc = spark.sparkContext.broadcast(art)
     try:
-        sids = encode_embeddings(good, bc, art.codebook_id, cfg.device, cfg.chunk_rows or None,
-                                 cfg.blas_threads or None)
+        sids = encode_embeddings(good, bc, art.codebook_id, int(art.manifest["L"]), cfg.device,
+                                 cfg.chunk_rows or None, cfg.blas_threads or None)
         sids_ref = cfg.ref(cfg.sids_table)
         write_table(sids, sids_ref, record)
     finally:

@@ -1,0 +1,468 @@
+"""Encode benchmark (issue #3, item 4); every figure comes from one run, interleaved, so the
+ratios hold on a noisy machine. Synthetic long-tail data from the synthesize stage's generator,
+D=128, L=3, M=256 and M=4096:
+  a) kernel items/s and GFLOP/s, 1 core and all cores, as a share of sgemm peak (same run);
+  b) ratio to faiss IndexFlatL2 search per layer and to faiss ResidualQuantizer (beam 1);
+  c) encode_items end to end on 1M rows against the kernel alone on the same rows and cores;
+  d) per-item time and peak Python-worker memory at 100k, 1M and 10M rows;
+then cluster size and time for 10^8 and 10^9 items from the measured per-core rate.
+
+    .venv/bin/python benchmarks/encode.py           # full run (long on 2 cores: see --help)
+    .venv/bin/python benchmarks/encode.py --quick   # small sizes, a few minutes
+Writes benchmarks/results/encode.json. Linux only (worker memory is read from /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from hourglass.quant.kernel import GreedyEncoder
+
+D, L, FLAT_K = 128, 3, 1
+SYN = {"dim": D, "num_clusters": 1000, "zipf_exponent": 1.1, "spread": 0.35, "seed": 0,
+       "block_size": 8192, "normalize": True}
+RESULTS = Path(__file__).resolve().parent / "results"
+WARMUP_ROWS = 20_000
+
+
+def synthetic_rows(n: int, first_block: int = 0, last_block: int | None = None) -> np.ndarray:
+    """Exactly the rows the synthesize stage writes for `num_items=n` (blocks in a range)."""
+    from hourglass.quant.synthetic import synthetic_block
+
+    bs = SYN["block_size"]
+    last = math.ceil(n / bs) if last_block is None else last_block
+    parts = [synthetic_block(b, bs, n, D, SYN["num_clusters"], SYN["zipf_exponent"],
+                             SYN["spread"], SYN["seed"])[1] for b in range(first_block, last)]
+    X = np.concatenate(parts) if parts else np.empty((0, D), np.float32)
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    return X
+
+
+def best_time(fn, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def sgemm_gflops(threads: int, n: int = 2048, reps: int = 5) -> float:
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    with threadpool_limits(threads):
+        return 2 * n**3 / best_time(lambda: a @ a, reps) / 1e9
+
+
+def _proc_encode(C, n, blocks, barrier, queue) -> None:
+    """One process of the 'kernel alone on all cores' baseline: 1 BLAS thread, its blocks."""
+    X = synthetic_rows(n, *blocks)
+    enc = GreedyEncoder(C)
+    with threadpool_limits(1):
+        barrier.wait()
+        t = time.perf_counter()
+        enc.encode(X)
+        queue.put(time.perf_counter() - t)
+
+
+def kernel_procs_seconds(C: np.ndarray, n: int, procs: int) -> float:
+    """Wall time of `procs` single-threaded processes encoding disjoint halves of n rows."""
+    ctx = mp.get_context("spawn")
+    blocks = math.ceil(n / SYN["block_size"])
+    cuts = np.linspace(0, blocks, procs + 1).round().astype(int)
+    barrier, queue = ctx.Barrier(procs), ctx.Queue()
+    ps = [ctx.Process(target=_proc_encode, args=(C, n, (int(a), int(b)), barrier, queue))
+          for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    for p in ps:
+        p.start()
+    times = [queue.get() for _ in ps]
+    for p in ps:
+        p.join()
+    return max(times)
+
+
+def faiss_flat_encode(X: np.ndarray, C: np.ndarray, indexes) -> np.ndarray:
+    """Greedy residual encoding with faiss IndexFlatL2 search for each layer."""
+    R = X.copy()
+    codes = np.empty((len(X), L), np.int64)
+    for layer, index in enumerate(indexes):
+        codes[:, layer] = index.search(R, FLAT_K)[1][:, 0]
+        R -= C[layer][codes[:, layer]]
+    return codes
+
+
+def faiss_rq(C: np.ndarray, beam: int):
+    import faiss
+
+    M = C.shape[1]
+    rq = faiss.ResidualQuantizer(D, L, int(math.log2(M)))
+    faiss.copy_array_to_vector(C.ravel(), rq.codebooks)
+    rq.is_trained = True
+    rq.max_beam_size = beam
+    return rq
+
+
+def kernel_section(M: int, C: np.ndarray, n: int, reps: int, peak: dict) -> dict:
+    """a) and b) for one M: every method on the same rows, reps interleaved, best kept."""
+    import faiss
+    import torch
+
+    from hourglass.quant.beam import encode_beam
+    from hourglass.quant.torch_kernel import TorchGreedyEncoder
+
+    X = synthetic_rows(n)
+    enc = GreedyEncoder(C)
+    flat = []
+    for layer in range(L):
+        flat.append(faiss.IndexFlatL2(D))
+        flat[-1].add(np.ascontiguousarray(C[layer]))
+    rq1 = faiss_rq(C, 1)
+    tk = TorchGreedyEncoder(C, "cpu", chunk_rows=enc.chunk_rows)
+    methods = {
+        "kernel": lambda: enc.encode(X),
+        "faiss_flat": lambda: faiss_flat_encode(X, C, flat),
+        "faiss_rq_beam1": lambda: rq1.compute_codes(X),
+        "torch_cpu": lambda: tk.encode(X),
+    }
+    best: dict[str, float] = {}
+    for _ in range(reps):
+        for threads in (1, 2):
+            faiss.omp_set_num_threads(threads)
+            torch.set_num_threads(threads)
+            with threadpool_limits(threads):
+                for name, fn in methods.items():
+                    key = f"{name}@{threads}"
+                    best[key] = min(best.get(key, math.inf), best_time(fn, 1))
+        key = "kernel@2procs"
+        best[key] = min(best.get(key, math.inf), kernel_procs_seconds(C, n, 2))
+    flops = 2 * D * M * L
+    rate = {k: n / v for k, v in best.items()}
+    all_cores = max(rate["kernel@2"], rate["kernel@2procs"])
+    ours = enc.encode(X).codes
+    agree_flat = float((ours == faiss_flat_encode(X, C, flat)).all(1).mean())
+    agree_rq = float((ours == faiss.unpack_bitstrings(rq1.compute_codes(X), L,
+                                                       int(math.log2(M)))).all(1).mean())
+    out = {
+        "rows": n, "items_per_s": {k: round(v) for k, v in rate.items()},
+        "kernel_gflops_1core": rate["kernel@1"] * flops / 1e9,
+        "kernel_gflops_all": all_cores * flops / 1e9,
+        "share_of_sgemm_peak_1core": rate["kernel@1"] * flops / 1e9 / peak["1"],
+        "share_of_sgemm_peak_all": all_cores * flops / 1e9 / peak["2"],
+        "ratio_to_faiss_flat_1core": rate["kernel@1"] / rate["faiss_flat@1"],
+        "ratio_to_faiss_flat_all": all_cores / rate["faiss_flat@2"],
+        "ratio_to_faiss_rq_beam1_1core": rate["kernel@1"] / rate["faiss_rq_beam1@1"],
+        "ratio_to_faiss_rq_beam1_all": all_cores / rate["faiss_rq_beam1@2"],
+        "codes_equal_faiss_flat": agree_flat, "codes_equal_faiss_rq_beam1": agree_rq,
+    }
+    fresh = GreedyEncoder(C)
+    fresh.encode(X)
+    out["refined_row_share"] = fresh.refined_rows / (n * L)
+    if M <= 256:  # beam search costs B times the GEMM: measured where it is affordable
+        with threadpool_limits(1):
+            faiss.omp_set_num_threads(1)
+            sub = X[: n // 4]
+            t_beam = best_time(lambda: encode_beam(sub, C, 4), 1)
+            beam = encode_beam(sub, C, 4)
+        greedy = enc.encode(sub)
+        out["beam4_items_per_s_1core"] = len(sub) / t_beam
+        out["beam4_distortion_vs_greedy"] = float(
+            np.mean(beam.residual_norms[:, -1] ** 2) / np.mean(greedy.residual_norms[:, -1] ** 2))
+    return out
+
+
+class WorkerMemory(threading.Thread):
+    """Peak RSS (VmHWM) of the Python workers under the Spark JVM, reset at start."""
+
+    def __init__(self, jvm_pid: int, interval: float = 0.25):
+        super().__init__(daemon=True)
+        self.jvm_pid, self.interval = jvm_pid, interval
+        self.peak_kb: dict[int, int] = {}
+        self.done = threading.Event()
+
+    def workers(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                    ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry))
+        found, todo = [], [self.jvm_pid]
+        while todo:
+            for pid in children.get(todo.pop(), []):
+                todo.append(pid)
+                try:
+                    if b"pyspark" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        found.append(pid)
+                except OSError:
+                    pass
+        return found
+
+    def run(self) -> None:
+        for pid in self.workers():
+            with contextlib.suppress(OSError):  # reset the high-water mark
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+        while not self.done.is_set():
+            self.sample()
+            self.done.wait(self.interval)
+        self.sample()
+
+    def sample(self) -> None:
+        for pid in self.workers():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                hwm = int(status.split("VmHWM:")[1].split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+            self.peak_kb[pid] = max(self.peak_kb.get(pid, 0), hwm)
+
+    def stop(self) -> dict:
+        self.done.set()
+        self.join()
+        peaks = sorted(self.peak_kb.values())
+        return {"peak_worker_mb": round(peaks[-1] / 1024, 1) if peaks else None,
+                "workers_seen": len(peaks)}
+
+
+def _timed(module, name: str, sink: dict):
+    """Wrap module.name to add its wall time to sink[name] (attribution, not a figure)."""
+    fn = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            sink[name] = sink.get(name, 0.0) + time.perf_counter() - t
+
+    setattr(module, name, wrapper)
+    return fn
+
+
+def spark_encode(spark, root: str, art_dir: str, table: str) -> dict:
+    """encode_items end to end, with worker memory and the time of each write."""
+    from hourglass.stages import encode_items
+
+    phases: dict[str, float] = {}
+    originals = {n: _timed(encode_items, n, phases) for n in ("write_table", "write_quarantine")}
+    mem = WorkerMemory(spark.sparkContext._gateway.proc.pid)
+    mem.start()
+    t = time.perf_counter()
+    try:
+        counts = encode_items.run(spark, encode_items.EncodeItemsConfig(
+            output_root=root, codebook_path=art_dir, sids_table=table))
+    finally:
+        wall = time.perf_counter() - t
+        memory = mem.stop()
+        for n, fn in originals.items():
+            setattr(encode_items, n, fn)
+    cores = spark.sparkContext.defaultParallelism
+    return {"rows": counts.rows_in, "encoded": counts.encoded, "seconds": wall,
+            "items_per_s": counts.rows_in / wall, "us_per_item": 1e6 * wall / counts.rows_in,
+            "us_per_item_per_core": 1e6 * wall * cores / counts.rows_in, "cores": cores,
+            "write_item_sids_s": phases.get("write_table"),
+            "write_quarantine_s": phases.get("write_quarantine"), **memory}
+
+
+def spark_overhead(spark, root: str, art) -> dict:
+    """The same Spark pass with a no-op kernel, and with the kernel but no Delta write."""
+    import pandas as pd
+
+    from hourglass.spark.encode import encode_embeddings, split_valid, stack_rows, udf_schema
+    from hourglass.spark.tables import read_table
+
+    good, _ = split_valid(read_table(spark, f"{root}/item_embeddings").df, D)
+
+    def no_kernel(batches):
+        for pdf in batches:
+            n = len(stack_rows(pdf["embedding"], D))
+            cols = {f"c{i}": np.zeros(n, np.int32) for i in range(L)}
+            cols.update({f"n{i}": np.zeros(n, np.float32) for i in range(L)})
+            yield pd.DataFrame({"item_id": pdf["item_id"].to_numpy(), **cols})
+
+    bc = spark.sparkContext.broadcast(art)
+    passes = {"no_kernel_no_write_s": good.mapInPandas(no_kernel, udf_schema(L)),
+              "kernel_no_write_s": encode_embeddings(good, bc, art.codebook_id, L)}
+    out = {}
+    for name, df in passes.items():
+        t = time.perf_counter()
+        df.write.format("noop").mode("overwrite").save()
+        out[name] = time.perf_counter() - t
+    bc.unpersist()
+    return out
+
+
+def projection(rate_per_core: float) -> list[dict]:
+    """Core-hours, cores for a 1-hour run, and wall time on 64 and 512 cores."""
+    rows = []
+    for n in (1e8, 1e9):
+        core_s = n / rate_per_core
+        rows.append({"items": n, "core_hours": core_s / 3600,
+                     "cores_for_1h": math.ceil(core_s / 3600),
+                     "minutes_on_64_cores": core_s / 64 / 60,
+                     "minutes_on_512_cores": core_s / 512 / 60})
+    return rows
+
+
+def train_books(M: int, sample_rows: int, seed: int = 0) -> np.ndarray:
+    from hourglass.quant.kmeans import train_residual_kmeans
+
+    return train_residual_kmeans(synthetic_rows(sample_rows), L, M, 8, seed).codebooks
+
+
+def show(title: str, rows: list[dict]) -> None:
+    print(f"\n== {title}")
+    if not rows:
+        return
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    width = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.rjust(w) for c, w in zip(cols, width, strict=True)))
+    for x in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(x, width, strict=True)))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return "" if v is None else str(v)
+
+
+def spark_section(args, books: dict, sample_rows: int, summary: dict) -> None:
+    """c) and d): synthesize every size, then encode each in a fresh session (workers that
+    generated data keep their memory) after one warm-up run, and compare with the kernel."""
+    from hourglass.quant.artifact import build_artifact, load_artifact, save_artifact
+    from hourglass.spark.session import get_spark
+    from hourglass.spark.tables import table_exists
+    from hourglass.stages import synthesize
+
+    work = Path(args.work_dir)
+    sizes = sorted(args.sizes)
+    spark = get_spark("hourglass-bench-encode")
+    for n in [WARMUP_ROWS, *sizes]:
+        if not table_exists(spark, f"{work}/n{n}/item_embeddings"):
+            t = time.perf_counter()
+            synthesize.run(spark, synthesize.SynthesizeConfig(output_root=f"{work}/n{n}",
+                                                              num_items=n, **SYN))
+            summary["synthesize_s"][str(n)] = time.perf_counter() - t
+    spark.stop()
+    spark = get_spark("hourglass-bench-encode")
+    arts = {M: save_artifact(build_artifact(C, "rq_kmeans", D, 0, sample_rows, [0.0] * L),
+                             str(work / "codebooks")) for M, C in books.items()}
+    spark_encode(spark, f"{work}/n{WARMUP_ROWS}", arts[args.spark_m], "warmup")
+    for n in sizes:
+        root = f"{work}/n{n}"
+        for M in books:
+            if args.spark_m != M and args.compare_rows != n:
+                continue
+            r = spark_encode(spark, root, arts[M], f"item_sids_m{M}")
+            summary["spark"].append({"M": M, **r})
+            print(f"spark M={M} n={n}: {r}", flush=True)
+            if n == args.compare_rows:
+                alone = kernel_alone(books[M], n)
+                summary["spark_vs_kernel"].append({
+                    "M": M, "rows": n, "spark_items_per_s": r["items_per_s"],
+                    "kernel_alone_items_per_s": alone, "ratio": r["items_per_s"] / alone})
+        if n == args.compare_rows:
+            summary["spark_overhead"] = {"M": args.spark_m, "rows": n, **spark_overhead(
+                spark, root, load_artifact(arts[args.spark_m]))}
+    spark.stop()
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def kernel_alone(C: np.ndarray, n: int) -> float:
+    """Best items/s of the kernel alone on the same n rows and cores: 2 threads or 2 processes."""
+    X, enc = synthetic_rows(n), GreedyEncoder(C)
+    with threadpool_limits(2):
+        threaded = best_time(lambda: enc.encode(X), 1)
+    return n / min(threaded, kernel_procs_seconds(C, n, 2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", default="100000,1000000,10000000", help="Spark table sizes")
+    ap.add_argument("--compare_rows", type=int, default=1_000_000, help="size for c)")
+    ap.add_argument("--spark_m", type=int, default=256, help="M of the d) size sweep")
+    ap.add_argument("--kernel_rows", default="200000,20000", help="rows for a)/b), per M")
+    ap.add_argument("--sample_rows", type=int, default=50_000, help="codebook training rows")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--work_dir", default="/tmp/hourglass-bench-encode")
+    ap.add_argument("--keep", action="store_true", help="keep the synthetic tables")
+    ap.add_argument("--quick", action="store_true", help="sizes 20k,100k; fewer kernel rows")
+    ap.add_argument("--out", default=str(RESULTS / "encode.json"))
+    args = ap.parse_args()
+    if args.quick:
+        args.sizes, args.compare_rows, args.kernel_rows = "20000,100000", 100_000, "50000,5000"
+    args.sizes = [int(x) for x in args.sizes.split(",")]
+    summary: dict = {
+        "env": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg(),
+                "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+                "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
+                "blas": [{k: i.get(k) for k in ("internal_api", "prefix", "architecture",
+                                                 "num_threads", "version")}
+                         for i in threadpool_info()]},
+        "kernel": {}, "spark": [], "spark_vs_kernel": [], "synthesize_s": {},
+    }
+    print(json.dumps(summary["env"], indent=1), flush=True)
+    peak = {"1": sgemm_gflops(1), "2": sgemm_gflops(2)}
+    summary["sgemm_peak_gflops"] = peak
+    books = {M: train_books(M, args.sample_rows) for M in (256, 4096)}
+    for M, n in zip(books, [int(x) for x in args.kernel_rows.split(",")], strict=True):
+        summary["kernel"][str(M)] = kernel_section(M, books[M], n, args.reps, peak)
+        print(f"kernel M={M}: {summary['kernel'][str(M)]}", flush=True)
+    spark_section(args, books, args.sample_rows, summary)
+    sweep = [r for r in summary["spark"] if r["M"] == args.spark_m]
+    largest = max(sweep, key=lambda r: r["rows"])
+    summary["projection"] = {"from": f"M={args.spark_m}, {largest['rows']} rows",
+                             "items_per_s_per_core": largest["items_per_s"] / largest["cores"],
+                             "rows": projection(largest["items_per_s"] / largest["cores"])}
+    summary["env"]["load_avg_end"] = os.getloadavg()
+    report(summary, peak)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(summary, indent=1, default=float))
+    print(f"\nwrote {args.out}")
+
+
+def report(s: dict, peak: dict) -> None:
+    show("sgemm peak (GFLOP/s, float32 2048^3)", [{"1 core": peak["1"], "2 cores": peak["2"]}])
+    show("a/b) kernel vs faiss (items/s; ratio > 1 = kernel faster)", [
+        {"M": M, "rows": k["rows"], "kernel 1c": k["items_per_s"]["kernel@1"],
+         "kernel all": max(k["items_per_s"]["kernel@2"], k["items_per_s"]["kernel@2procs"]),
+         "GFLOP/s 1c": k["kernel_gflops_1core"], "of peak 1c": k["share_of_sgemm_peak_1core"],
+         "GFLOP/s all": k["kernel_gflops_all"], "of peak all": k["share_of_sgemm_peak_all"],
+         "/flat 1c": k["ratio_to_faiss_flat_1core"], "/flat all": k["ratio_to_faiss_flat_all"],
+         "/rq 1c": k["ratio_to_faiss_rq_beam1_1core"], "/rq all": k["ratio_to_faiss_rq_beam1_all"],
+         "torch 1c": k["items_per_s"]["torch_cpu@1"], "=flat": k["codes_equal_faiss_flat"],
+         "=rq": k["codes_equal_faiss_rq_beam1"]} for M, k in s["kernel"].items()])
+    beams = [{"M": M, "beam4 items/s 1c": k["beam4_items_per_s_1core"],
+              "beam4/greedy distortion": k["beam4_distortion_vs_greedy"]}
+             for M, k in s["kernel"].items() if "beam4_items_per_s_1core" in k]
+    show("beam search (separate method)", beams)
+    show("c) Spark end to end vs kernel alone, same rows and cores (target >= 0.8)",
+         s["spark_vs_kernel"])
+    show("c) where the Spark time goes (seconds)", [s.get("spark_overhead", {})])
+    show("d) encode_items by size (targets: per-item time within 15%, flat worker memory)",
+         [{k: r[k] for k in ("M", "rows", "seconds", "items_per_s", "us_per_item",
+                             "us_per_item_per_core", "write_item_sids_s", "write_quarantine_s",
+                             "peak_worker_mb", "workers_seen")} for r in s["spark"]])
+    p = s["projection"]
+    show(f"projection from {p['from']}: {p['items_per_s_per_core']:.0f} items/s per core",
+         p["rows"])
+
+
+if __name__ == "__main__":
+    main()
