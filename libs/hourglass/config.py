@@ -131,12 +131,33 @@ class JobConfig:
         if extra:
             raise ConfigError(f"unknown command-line argument(s) {extra} for {cls.__name__}")
         data = _load_file(ns.config) if ns.config else {}
-        data = data.get(cls.section(), data) if cls.section() in data else data
+        data = cls._section_of(data)
         for f in dataclasses.fields(cls):
             value = getattr(ns, f.name)
             if value is not None:
                 data[f.name] = value
         return cls.from_dict(data)
+
+    @classmethod
+    def _section_of(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """This job's keys from a file: the whole mapping, its `<section>:` mapping, or, in a
+        pipeline file (`steps:`), the one step of this stage plus the shared `output_root`."""
+        name = cls.section()
+        if isinstance(data.get(name), dict):
+            return dict(data[name])
+        steps = data.get("steps")
+        if name == "pipeline" or not isinstance(steps, list):
+            return data
+        mine = [s for s in steps if isinstance(s, dict) and s.get("stage") == name]
+        if len(mine) != 1:
+            raise ConfigError(
+                f"the pipeline file has {len(mine)} steps of stage '{name}'; run it with "
+                f"jobs/pipeline.py --only {name}, or give this job a file of its own"
+            )
+        step = {k: v for k, v in mine[0].items() if k != "stage"}
+        if "output_root" in data and "output_root" in {f.name for f in dataclasses.fields(cls)}:
+            step.setdefault("output_root", data["output_root"])
+        return step
 
     @classmethod
     def section(cls) -> str:

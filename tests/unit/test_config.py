@@ -61,3 +61,18 @@ def test_validate_runs_and_hash_is_stable():
     b = DemoConfig.from_dict({"k": "1", "path": "/x"})
     assert a.config_hash() == b.config_hash()
     assert a.config_hash() != DemoConfig.from_dict({"path": "/x", "k": 2}).config_hash()
+
+
+def test_pipeline_file_step_is_picked(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("output_root: /out\nsteps:\n  - stage: demo\n    path: /p\n    k: 5\n"
+                 "  - stage: other\n    z: 1\n  - stage: twice\n  - stage: twice\n")
+    cfg = DemoConfig.from_args(["--config", str(f)])
+    assert (cfg.path, cfg.k) == ("/p", 5)
+
+    @dataclasses.dataclass
+    class TwiceConfig(JobConfig):
+        output_root: str = ""
+
+    with pytest.raises(ConfigError, match="2 steps of stage 'twice'"):
+        TwiceConfig.from_args(["--config", str(f)])
