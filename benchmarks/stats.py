@@ -79,7 +79,7 @@ def bench(args) -> dict:
             write_sids_spark(spark, n, args.M, f"{root}/item_sids")
         before = baseline(spark, f"{root}/item_sids")
         start = time.perf_counter()
-        res = run(spark, HourglassStatsConfig(output_root=root, run_id="bench",
+        res = run(spark, HourglassStatsConfig(output_root=root, run_id="bench", num_layers=3,
                                               num_codes=args.M))
         job = time.perf_counter() - start
         after = baseline(spark, f"{root}/item_sids")
@@ -167,8 +167,8 @@ def verify(args) -> dict:
     for name, balanced in (("rq_kmeans", False), ("rq_balanced", True)):
         codes, norms, distortion = rq_codes(X, args.M, args.sample, balanced, args.seed)
         write_sids_pandas(spark, ids, codes, norms, name, f"{root}/item_sids_{name}")
-        res = run(spark, HourglassStatsConfig(output_root=root, run_id=name, num_codes=args.M,
-                                              input_table=f"item_sids_{name}"))
+        res = run(spark, HourglassStatsConfig(output_root=root, run_id=name, num_layers=3,
+                                              num_codes=args.M, input_table=f"item_sids_{name}"))
         layers = pd.DataFrame(res.layers)
         print(f"\n{name}: {res.items} items, middle layer collapsed: "
               f"{res.middle_layer_collapsed}\n{layers.to_string(index=False)}")

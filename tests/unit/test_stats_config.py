@@ -27,18 +27,26 @@ def test_stats_config_errors_name_the_key(bad, key):
 
 
 def test_shape_sources(tmp_path):
-    meta = {"codebook_id": "cb9", "L": 3, "top": 40, "rows": 10}
+    calls = []
+
+    def infer():  # the full-table pass: only when neither config nor codebook says
+        calls.append(1)
+        return 3, 40
+
     cfg = HourglassStatsConfig(output_root=str(tmp_path), run_id="r")
-    assert _shape(cfg, "fixed", meta) == (3, 41, "inferred")
+    assert _shape(cfg, "fixed", "cb9", infer) == (3, 41, "inferred") and calls == [1]
     (tmp_path / "codebooks" / "cb9").mkdir(parents=True)
     (tmp_path / "codebooks" / "cb9" / "manifest.json").write_text(json.dumps({"L": 3, "M": 64}))
-    assert _shape(cfg, "fixed", meta) == (3, 64, "codebook")
-    assert _shape(cfg, "rewritten", meta) == (3, 64, "codebook")
+    assert _shape(cfg, "fixed", "cb9", infer) == (3, 64, "codebook")
+    assert _shape(cfg, "rewritten", "cb9", infer) == (3, 64, "codebook") and calls == [1]
     cfg.num_codes = 128
-    assert _shape(cfg, "fixed", meta) == (3, 128, "config")
+    assert _shape(cfg, "fixed", "cb9", infer) == (3, 128, "config")
     other = HourglassStatsConfig(output_root=str(tmp_path / "elsewhere"), run_id="r")
     with pytest.raises(ConfigError, match="num_layers"):
-        _shape(other, "rewritten", meta)
+        _shape(other, "rewritten", "cb9", infer)
+    other.num_layers = 3
+    with pytest.raises(ConfigError, match="num_codes"):
+        _shape(other, "rewritten", "cb9", infer)
 
 
 def test_report_config_folder():

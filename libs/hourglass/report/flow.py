@@ -111,7 +111,7 @@ def flow_figure(summary: pd.DataFrame, layer_stats: pd.DataFrame, flow: pd.DataF
     for (layer, token), (x, y, h) in pos.items():
         ax.add_patch(Rectangle((x - NODE_WIDTH / 2, y - h), NODE_WIDTH, h,
                                facecolor=color[(layer, token)], edgecolor="black", lw=0.4))
-        if h >= 0.018:
+        if h >= 0.012:
             share = h / (1 - GAP_SHARE)
             name = (f"other ({others[layer]} tokens)" if token == OTHER_TOKEN
                     else f"{layer_letter(layer)}_{token}")

@@ -30,6 +30,10 @@ nav a { margin-right: 1em; }
 """
 
 
+class Markup(str):
+    """A cell that is already HTML (a coloured verdict); `table` does not escape it."""
+
+
 def esc(value: object) -> str:
     return html.escape(str(value))
 
@@ -59,7 +63,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]],
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
         cells = []
         for j, v in enumerate(row):
-            text = esc(v if isinstance(v, str) else fmt(v))
+            text = v if isinstance(v, Markup) else esc(v if isinstance(v, str) else fmt(v))
             cells.append(f"<td><b>{text}</b></td>" if bold and j in bold[i] else f"<td>{text}</td>")
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

@@ -17,7 +17,7 @@ from hourglass.report import figures  # noqa: E402
 from hourglass.report.data import ReportData  # noqa: E402
 from hourglass.report.evaluation import evaluation_section, rewrite_section  # noqa: E402
 from hourglass.report.flow import flow_figure  # noqa: E402
-from hourglass.report.html import esc, figure, fmt, page, table  # noqa: E402
+from hourglass.report.html import Markup, esc, figure, fmt, page, table  # noqa: E402
 from hourglass.stats.schema import QUANTILE_COLUMNS  # noqa: E402
 from hourglass.stats.summary import middle_layer_collapsed  # noqa: E402
 
@@ -61,8 +61,8 @@ def _verdict(summary: pd.DataFrame) -> str:
     v = middle_layer_collapsed(summary)
     if v is None:
         return "n/a"
-    return ('<span class="verdict-yes">yes</span>' if v else
-            '<span class="verdict-no">no</span>')
+    return Markup('<span class="verdict-yes">yes</span>' if v else
+                  '<span class="verdict-no">no</span>')
 
 
 def _overview(data: ReportData, runs: list[str]) -> str:
@@ -75,13 +75,8 @@ def _overview(data: ReportData, runs: list[str]) -> str:
         rows.append([run, r.input_kind, r.strategy or "—", r.codebook_id or "—", r.n_items,
                      r.num_layers, f"{r.M} ({r.m_source})", r.n_sids, f"{r.collision_share:.2%}",
                      " / ".join(fmt(v, 3) for v in s["norm_entropy"]),
-                     " / ".join(fmt(v, 3) for v in s["gini"]), "@@" + run])
-    html_table = table(head, rows)
-    for run in runs:  # the verdict cell carries markup, so it is substituted after escaping
-        html_table = html_table.replace(
-            f"<td>@@{esc(run)}</td>",
-            f"<td>{_verdict(data.summary[data.summary['run_id'] == run])}</td>")
-    return ("<h2 id='overview'>Runs</h2>" + html_table +
+                     " / ".join(fmt(v, 3) for v in s["gini"]), _verdict(s)])
+    return ("<h2 id='overview'>Runs</h2>" + table(head, rows) +
             "<p class='note'>Hourglass at 2: layer 2's normalised entropy is below layers 1 and 3"
             " and its Gini above both (paper §3.1). Shares of rewritten runs are over the items "
             "that still carry a token of that layer (see coverage).</p>")

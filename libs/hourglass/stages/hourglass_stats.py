@@ -26,7 +26,7 @@ from hourglass.stats.spark_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
 from hourglass.stats.summary import middle_layer_collapsed
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 
@@ -101,75 +101,17 @@ class HourglassStatsResult:
                                f"counted + {self.quarantined} quarantined")
 
 
-def _metadata(df: DataFrame, kind: str) -> dict:
-    """Row count, provenance ids and (fixed input) the largest L and code, in one pass."""
-    from pyspark.sql import functions as F
-
-    def ids(col: str):
-        return F.slice(F.array_sort(F.collect_set(col)), 1, 10).alias(col)
-
-    if kind == FIXED:
-        row = df.agg(F.count("*").alias("rows"), F.max(F.size("codes")).alias("L"),
-                     F.max(F.array_max("codes")).alias("top"), ids("codebook_id")).collect()[0]
-        return {"rows": row["rows"], "L": row["L"], "top": row["top"],
-                "codebook_id": ",".join(row["codebook_id"]) or None, "strategy": None}
-    row = df.agg(F.count("*").alias("rows"), ids("source_codebook_id"),
-                 ids("strategy")).collect()[0]
-    return {"rows": row["rows"], "codebook_id": ",".join(row["source_codebook_id"]) or None,
-            "strategies": row["strategy"]}
-
-
-def _codebook_shape(cfg: HourglassStatsConfig, codebook_id: str | None) -> tuple[int, int] | None:
-    """(L, M) from the manifest of the artifact `codebook_id`, when it is on a local path."""
-    import json
-    from pathlib import Path
-
-    from hourglass.quant.artifact import MANIFEST_FILE
+def _shape(cfg: HourglassStatsConfig, kind: str, codebook_id: str | None,
+           infer=None) -> tuple[int, int, str]:
+    """(L, M, m_source): config, else the codebook manifest, else `infer()` (fixed input)."""
     from hourglass.spark.tables import table_ref
+    from hourglass.stats.spark_prepare import codebook_shape, resolve_shape
 
     root = cfg.codebooks_root or (table_ref(cfg.output_root, "codebooks")
                                   if cfg.output_root else "")
-    root = root.removeprefix("file:")
-    if not codebook_id or "," in codebook_id or not root or "://" in root:
-        return None
-    manifest = Path(root) / codebook_id / MANIFEST_FILE
-    if not manifest.is_file():
-        return None
-    data = json.loads(manifest.read_text())
-    return int(data["L"]), int(data["M"])
-
-
-def _shape(cfg: HourglassStatsConfig, kind: str, meta: dict) -> tuple[int, int, str]:
-    """(L, M, m_source): config, else the codebook manifest, else the table (fixed only)."""
-    if cfg.num_layers and cfg.num_codes:
-        return cfg.num_layers, cfg.num_codes, "config"
-    book = _codebook_shape(cfg, meta["codebook_id"])
-    if book:
-        return cfg.num_layers or book[0], cfg.num_codes or book[1], (
-            "config" if cfg.num_codes else "codebook")
-    if kind == REWRITTEN:
-        cfg.require_shape()
-    if (not cfg.num_layers and not meta["L"]) or (not cfg.num_codes and meta["top"] is None):
-        raise ConfigError("config key 'num_codes': cannot infer L/M from an input without codes")
-    L = cfg.num_layers or int(meta["L"])
-    if cfg.num_codes:
-        return L, cfg.num_codes, "config"
-    return L, max(int(meta["top"]) + 1, 2), "inferred"
-
-
-def _mark_duplicates(keyed: DataFrame, df: DataFrame) -> DataFrame:
-    """Quarantine every copy of an item_id that occurs more than once (its SID is ambiguous)."""
-    from pyspark.sql import functions as F
-
-    dups = (df.where(F.col("item_id").isNotNull()).groupBy("item_id")
-            .agg(F.count("*").alias("_copies")).where(F.col("_copies") > 1))
-    if dups.isEmpty():
-        return keyed
-    reason = F.coalesce(F.col("_reason"), F.when(
-        F.col("_copies").isNotNull(),
-        F.concat(F.lit("duplicate item_id ("), F.col("_copies").cast("string"), F.lit(" rows)"))))
-    return (keyed.join(F.broadcast(dups), on="item_id", how="left")
-            .withColumn("_reason", reason).drop("_copies"))
+    book = None if cfg.num_layers and cfg.num_codes else codebook_shape(root, codebook_id)
+    return resolve_shape(cfg.num_layers, cfg.num_codes, book,
+                         infer if kind == FIXED else None)
 
 
 def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
@@ -178,46 +120,64 @@ def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
     from pyspark.sql import functions as F
 
     from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY
-    from hourglass.stats.spark_input import fixed_frame, rewritten_frame
+    from hourglass.stats.spark_input import fixed_frame, infer_fixed_shape, rewritten_frame
     from hourglass.stats.spark_io import pandas_to_spark, run_filter, write_run
+    from hourglass.stats.spark_prepare import duplicate_ids, first_value, with_duplicates
     from hourglass.stats.spark_stats import compute_stats
     from hourglass.stats.summary import RunInfo
 
     src = read_table(spark, cfg.ref(cfg.input_table))
     kind = detect_kind(src.df) if cfg.input_kind == "auto" else cfg.input_kind
     df = src.df
-    if kind == REWRITTEN and cfg.strategy:
-        df = df.where(F.col("strategy") == cfg.strategy)
-    meta = _metadata(df, kind)
-    strategy = None
+    id_col = "codebook_id" if kind == FIXED else "source_codebook_id"
     if kind == REWRITTEN:
-        if len(meta["strategies"]) > 1:
-            raise ConfigError(f"config key 'strategy': {src.ref} holds several strategies "
-                              f"{meta['strategies']}; name one")
-        strategy = cfg.strategy or next(iter(meta["strategies"]), None)
-    L, M, m_source = _shape(cfg, kind, meta)
-    keyed = fixed_frame(df, L, M) if kind == FIXED else rewritten_frame(df, L, M)
-    if cfg.check_duplicates:
-        keyed = _mark_duplicates(keyed, df)
-    keyed = keyed.persist(StorageLevel.MEMORY_AND_DISK)
-    info = RunInfo(run_id=cfg.run_id, input_kind=kind, num_layers=L, M=M, m_source=m_source,
-                   strategy=strategy, codebook_id=meta["codebook_id"])
-    record = lineage("hourglass_stats", cfg.config_hash(), {src.ref: src.version},
-                     run_id=cfg.run_id, input_kind=kind, strategy=strategy,
-                     codebook_id=meta["codebook_id"], num_layers=L, num_codes=M,
-                     m_source=m_source)
+        if cfg.strategy:
+            df = df.where(F.col("strategy") == cfg.strategy)
+        else:
+            found = sorted(r[0] for r in df.select("strategy").distinct().limit(3).collect())
+            if len(found) > 1:
+                raise ConfigError(f"config key 'strategy': {src.ref} holds several strategies "
+                                  f"({', '.join(map(str, found))}, …); name one")
+    L, M, m_source = _shape(cfg, kind, first_value(df, id_col),
+                            lambda: infer_fixed_shape(df))
+    extra = (id_col,) if kind == FIXED else (id_col, "strategy")
+    framed = (fixed_frame if kind == FIXED else rewritten_frame)(df, L, M, extra)
+    # the cache holds what the statistics read; quarantine payloads are re-read from the source
+    cached = (framed.select("item_id", "keys", "norms", "_reason", *extra)
+              .persist(StorageLevel.MEMORY_AND_DISK))
+    dups = None
     try:
-        bad = keyed.where(F.col("_reason").isNotNull())
+        rows_in = cached.count()
+        codebook_ids = sorted(r[0] for r in cached.select(id_col).distinct().limit(11).collect()
+                              if r[0] is not None)
+        codebook_id = ",".join(codebook_ids) or None
+        if len(codebook_ids) > 1:
+            log.warning("%s mixes codebooks %s: token statistics across codebooks are "
+                        "not comparable", src.ref, codebook_ids)
+        strategy = None
+        if kind == REWRITTEN:
+            strategy = cfg.strategy or first_value(cached, "strategy")
+        dups = duplicate_ids(cached) if cfg.check_duplicates else None
+        info = RunInfo(run_id=cfg.run_id, input_kind=kind, num_layers=L, M=M,
+                       m_source=m_source, strategy=strategy, codebook_id=codebook_id)
+        record = lineage("hourglass_stats", cfg.config_hash(), {src.ref: src.version},
+                         run_id=cfg.run_id, input_kind=kind, strategy=strategy,
+                         codebook_id=codebook_id, num_layers=L, num_codes=M,
+                         m_source=m_source)
+        bad = with_duplicates(framed, dups).where(F.col("_reason").isNotNull())
         q_ref = cfg.ref(cfg.quarantine_table)
         write_quarantine(quarantine_rows(bad, cfg.quarantine_stage, payload_cols=PAYLOAD[kind]),
                          q_ref, cfg.quarantine_stage, record)
-        valid = keyed.where(F.col("_reason").isNull()).select("item_id", "keys", "norms")
+        valid = (with_duplicates(cached, dups).where(F.col("_reason").isNull())
+                 .select("item_id", "keys", "norms"))
         frames = compute_stats(valid, info, cfg.head_share, cfg.segment_layer,
                                cfg.flow_top_tokens)
         seg_ref = cfg.ref(cfg.segments_table)
         write_run(frames.segments, seg_ref, cfg.run_id, record, partition_by=["run_id"])
     finally:
-        keyed.unpersist()
+        cached.unpersist()
+        if dups is not None:
+            dups.unpersist()
     for pdf, table, cols in ((frames.layer_stats, cfg.layer_stats_table, LAYER_STATS),
                              (frames.summary, cfg.summary_table, SUMMARY),
                              (frames.flow, cfg.flow_table, FLOW)):
@@ -235,7 +195,7 @@ def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
                            f"{cfg.segment_layer} token)")
     result = HourglassStatsResult(
         run_id=cfg.run_id, input_kind=kind, num_layers=L, num_codes=M, m_source=m_source,
-        rows_in=int(meta["rows"]), items=frames.n_items, quarantined=quarantined,
+        rows_in=int(rows_in), items=frames.n_items, quarantined=quarantined,
         segments=segments,
         head_tokens=int(seg_row["head_tokens"].iloc[0]) if len(seg_row) else 0,
         layers=[{k: _round(r[k]) for k in ("layer", "n_tokens", "norm_entropy", "gini", "std",

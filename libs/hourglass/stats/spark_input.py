@@ -50,15 +50,14 @@ def make_key(layer: Column, code: Column) -> Column:
     return F.shiftleft(layer.cast("bigint"), KEY_SHIFT) + code.cast("bigint")
 
 
-def infer_fixed_shape(df: DataFrame) -> tuple[int, int]:
-    """(L, M) of a fixed-length table: the longest `codes` and the largest code + 1."""
+def infer_fixed_shape(df: DataFrame) -> tuple[int | None, int | None]:
+    """(longest `codes`, largest code) of a fixed-length table; None where there are none."""
     from pyspark.sql import functions as F
 
     row = df.agg(F.max(F.size("codes")).alias("L"),
                  F.max(F.array_max("codes")).alias("top")).collect()[0]
-    if row["L"] is None or row["L"] < 1 or row["top"] is None:
-        raise ValueError("cannot infer L and M: the input has no codes")
-    return int(row["L"]), int(row["top"]) + 1
+    L = row["L"] if row["L"] is not None and row["L"] >= 1 else None
+    return L, row["top"]
 
 
 def _missing_id() -> Column:
@@ -67,8 +66,11 @@ def _missing_id() -> Column:
     return F.col("item_id").isNull() | (F.trim(F.col("item_id")) == "")
 
 
-def fixed_frame(df: DataFrame, L: int, M: int) -> DataFrame:
-    """Validate and key a fixed-length table (codes and residual norms of length L)."""
+def fixed_frame(df: DataFrame, L: int, M: int, extra: tuple[str, ...] = ()) -> DataFrame:
+    """Validate and key a fixed-length table (codes and residual norms of length L).
+
+    `extra` columns are passed through (e.g. the codebook id, for lineage).
+    """
     from pyspark.sql import functions as F
 
     codes, norms = F.col("codes"), F.col("residual_norms")
@@ -92,18 +94,18 @@ def fixed_frame(df: DataFrame, L: int, M: int) -> DataFrame:
     return df.select(
         "item_id", keys.alias("keys"),
         F.transform(norms, lambda x: x.cast("double")).alias("norms"),
-        reason.alias("_reason"), codes, norms,
+        reason.alias("_reason"), codes, norms, *extra,
     )
 
 
-def rewritten_frame(df: DataFrame, L: int, M: int) -> DataFrame:
+def rewritten_frame(df: DataFrame, L: int, M: int, extra: tuple[str, ...] = ()) -> DataFrame:
     """Validate and key rewritten SIDs: layer from the tag, tags strictly increasing."""
     from pyspark.sql import functions as F
 
     toks = F.col("tokens")
     layers = F.transform(toks, lambda t: F.ascii(F.substring(t, 2, 1)) - 96)
     codes = F.transform(toks, lambda t: F.regexp_extract(t, r"_([0-9]+)>$", 1).try_cast("int"))
-    df = df.select("item_id", toks, layers.alias("_layers"), codes.alias("_codes"))
+    df = df.select("item_id", toks, layers.alias("_layers"), codes.alias("_codes"), *extra)
     lay, cod = F.col("_layers"), F.col("_codes")
     reason = (
         F.when(_missing_id(), F.lit("missing item_id"))
@@ -120,5 +122,5 @@ def rewritten_frame(df: DataFrame, L: int, M: int) -> DataFrame:
     keys = F.when(reason.isNull(), F.zip_with(lay, cod, make_key))
     return df.select(
         "item_id", keys.alias("keys"), F.lit(None).cast("array<double>").alias("norms"),
-        reason.alias("_reason"), toks,
+        reason.alias("_reason"), toks, *extra,
     )
