@@ -278,28 +278,18 @@ def spark_encode(spark, root: str, art_dir: str, table: str) -> dict:
 
 
 def spark_overhead(spark, root: str, art) -> dict:
-    """The same Spark pass with a no-op kernel, and with the kernel but no Delta write."""
-    import pandas as pd
-
-    from hourglass.spark.encode import encode_embeddings, split_valid, stack_rows, udf_schema
+    """Where the time goes: reading the embeddings alone, and the encode pass without writes."""
+    from hourglass.spark.encode import encode_rows, score_rows
     from hourglass.spark.tables import read_table
 
-    good, _ = split_valid(read_table(spark, f"{root}/item_embeddings").df, D)
-
-    def no_kernel(batches):
-        for pdf in batches:
-            n = len(stack_rows(pdf["embedding"], D))
-            cols = {f"c{i}": np.zeros(n, np.int32) for i in range(L)}
-            cols.update({f"n{i}": np.zeros(n, np.float32) for i in range(L)})
-            yield pd.DataFrame({"item_id": pdf["item_id"].to_numpy(), **cols})
-
+    df = read_table(spark, f"{root}/item_embeddings").df
     bc = spark.sparkContext.broadcast(art)
-    passes = {"no_kernel_no_write_s": good.mapInPandas(no_kernel, udf_schema(L)),
-              "kernel_no_write_s": encode_embeddings(good, bc, art.codebook_id, L)}
+    passes = {"read_only_s": df.select("item_id", "embedding"),
+              "encode_pass_no_write_s": encode_rows(score_rows(df, D), bc, art.codebook_id, L)}
     out = {}
-    for name, df in passes.items():
+    for name, frame in passes.items():
         t = time.perf_counter()
-        df.write.format("noop").mode("overwrite").save()
+        frame.write.format("noop").mode("overwrite").save()
         out[name] = time.perf_counter() - t
     bc.unpersist()
     return out

@@ -42,16 +42,24 @@ def test_codes_equal_naive_reference(rng, n, L, M, D, chunk):
     np.testing.assert_allclose(out.residual_norms, ref_norms, rtol=1e-5, atol=1e-6)
 
 
-def test_ties_go_to_lowest_index(rng):
+def test_duplicate_codewords_never_win_over_the_first_copy(rng):
     X = rng.standard_normal((500, 8)).astype(np.float32)
     C = layered(rng, 3, 16, 8)
     C[:, 9] = C[:, 4]  # exact duplicates: index 4 must always win over 9 and 13
     C[:, 13] = C[:, 4]
-    enc = GreedyEncoder(C)
-    out = enc.encode(X)
+    out = encode_greedy(X, C)
     np.testing.assert_array_equal(out.codes, naive_encode(X, C)[0])
     assert not np.isin(out.codes, [9, 13]).any() and (out.codes == 4).any()
-    assert enc.refined_rows >= (out.codes == 4).sum()  # every tie went through refinement
+
+
+def test_exact_ties_between_distinct_codewords_go_to_lowest_index(rng):
+    # Lattice codewords and points on cell edges and centres: distances tie exactly.
+    grid = np.array([[x, y] for x in (0, 2, 4) for y in (0, 2, 4)], dtype=np.float32)
+    C = np.stack([grid[rng.permutation(9)], grid[rng.permutation(9)] / 4]).astype(np.float32)
+    X = rng.integers(0, 5, size=(400, 2)).astype(np.float32)
+    enc = GreedyEncoder(C)
+    np.testing.assert_array_equal(enc.encode(X).codes, naive_encode(X, C)[0])
+    assert enc.refined_rows > 0  # the ties went through the float64 refinement
 
 
 def test_hand_computed_tie():
@@ -128,3 +136,14 @@ def test_beam_agrees_with_faiss_residual_quantizer(rng):
         ref = faiss.unpack_bitstrings(rq.compute_codes(X), L, 4)
         ours = encode_beam(X, C, beam).codes
         assert (ours == ref).all(axis=1).mean() > 0.995
+
+
+def test_tolerance_scales_with_the_row_not_the_largest_codeword(rng):
+    # Residuals of norm ~1e-3 next to a codeword of norm 1e3: a layer-wide bound would send
+    # every row to the float64 refinement; the per-row bound keeps refinement to real ties.
+    C = (rng.standard_normal((1, 256, 32)) * 1e-3).astype(np.float32)
+    C[0, 7] = 1e3
+    X = (rng.standard_normal((2000, 32)) * 1e-3).astype(np.float32)
+    enc = GreedyEncoder(C)
+    np.testing.assert_array_equal(enc.encode(X).codes, naive_encode(X, C)[0])
+    assert enc.refined_rows < 0.02 * len(X)

@@ -7,8 +7,8 @@ GEMM by appending a constant 1 to `r` and the row `||C||²` to `−2·Cᵀ`.
 Why the kernel is *exact* and not merely close: a float32 GEMM rounds, so two codewords whose
 distances differ by less than the rounding error could swap, and the swap would depend on the
 BLAS, the CPU, the GPU and the batch boundaries. The kernel therefore bounds the rounding error of
-every row (`_error_bound`), and for the rare rows whose best two GEMM distances are closer than
-twice that bound it recomputes the candidates' distances in float64 from the differences and takes
+every row (`tie_tolerance`), and for the rare rows whose best two GEMM distances are closer than
+that bound it recomputes the candidates' distances in float64 from the differences and takes
 the lowest index among the minima. The codes are thus identical to a naive float64 numpy
 reference (ties to the lowest index) whatever the hardware, which is what makes "the same inputs
 give the same codes" hold at table scale.
@@ -63,16 +63,32 @@ def default_chunk_rows(M: int) -> int:
     return int(np.clip(TARGET_BLOCK_BYTES // (4 * M), 256, 8192))
 
 
-def _error_bound(r_norm: np.ndarray, c_max: float, dim: int, u: float) -> np.ndarray:
-    """Upper bound on |GEMM distance − exact distance| for rows with residual norm `r_norm`.
+def _error_bound(r_norm, c_norm, dim: int, u: float):
+    """Upper bound on |GEMM distance − exact distance| for a row and a codeword of these norms.
 
     The augmented dot product has K = D+1 terms; any summation order (blocked, FMA, parallel)
     errs by at most γ_K·Σ|x_i·y_i| ≤ γ_K·(2‖r‖‖c‖ + ‖c‖²), plus u·‖c‖² for rounding ‖c‖² to
-    float32. A 2x margin covers subnormals and the float32 rounding of the bound itself.
+    float32. Works on numpy arrays and torch tensors alike.
     """
     k = dim + 1
     gamma = k * u / (1.0 - k * u)
-    return 2.0 * (gamma * (2.0 * r_norm * c_max + c_max * c_max) + u * c_max * c_max)
+    return gamma * (2.0 * r_norm * c_norm + c_norm * c_norm) + u * c_norm * c_norm
+
+
+def tie_tolerance(r_norm, dmin, best_norm, c_max: float, dim: int, u: float):
+    """How close to the GEMM minimum another codeword must be to possibly tie or beat it.
+
+    Any codeword m at least as close as the chosen one has ‖c_m‖ ≤ ‖r‖ + ‖r − c_best‖, and
+    ‖r − c_best‖² ≤ d̃_min + E_best + ‖r‖², so its GEMM distance is at most d̃_min + E_best + E_m
+    with E_m bounded at that norm. Bounding by the row's own scale (not the largest codeword of
+    the layer) keeps the tolerance tight when residuals are tiny next to some codewords. A 2x
+    margin covers subnormals and the rounding of the bound itself.
+    """
+    e_best = _error_bound(r_norm, best_norm, dim, u)
+    rho2 = dmin + e_best + r_norm * r_norm
+    rho = rho2.clip(min=0) ** 0.5
+    c_bound = (r_norm + rho).clip(max=c_max)
+    return 2.0 * (e_best + _error_bound(r_norm, c_bound, dim, u))
 
 
 def _refine(R64: np.ndarray, C64: np.ndarray, d: np.ndarray, dmin: np.ndarray,
@@ -86,6 +102,26 @@ def _refine(R64: np.ndarray, C64: np.ndarray, d: np.ndarray, dmin: np.ndarray,
     return out
 
 
+@dataclass(frozen=True)
+class LayerOperands:
+    """One layer's GEMM operands over its distinct codewords (duplicates can never win: the
+    first copy has the same distance and a lower index); `keep` maps back to codebook indices."""
+
+    keep: np.ndarray  # (M',) ascending codebook indices of the distinct codewords
+    augmented: np.ndarray  # (D+1, M') float32: rows −2·Cᵀ then ‖C‖²
+    c_norms: np.ndarray  # (M',) float64
+    c64: np.ndarray  # (M', D) float64, for the exact refinement
+
+    @classmethod
+    def build(cls, C: np.ndarray) -> LayerOperands:
+        _, first = np.unique(C, axis=0, return_index=True)
+        keep = np.sort(first)
+        c64 = C[keep].astype(np.float64)
+        norms2 = (c64 * c64).sum(axis=1)
+        aug = np.concatenate([-2.0 * C[keep].T, norms2[None, :].astype(np.float32)], axis=0)
+        return cls(keep, np.ascontiguousarray(aug, dtype=np.float32), np.sqrt(norms2), c64)
+
+
 class GreedyEncoder:
     """Greedy residual encoder for one codebook set; build once per worker, call per batch."""
 
@@ -94,15 +130,7 @@ class GreedyEncoder:
         L, M, D = self.codebooks.shape
         self.num_layers, self.size, self.dim = L, M, D
         self.chunk_rows = chunk_rows or default_chunk_rows(M)
-        C64 = self.codebooks.astype(np.float64)
-        norms2 = (C64 * C64).sum(axis=2)  # (L, M), rounded once to float32 below
-        # (L, D+1, M): rows −2·Cᵀ then ‖C‖², so [r, 1] @ aug = ‖C‖² − 2·r·Cᵀ.
-        self.augmented = np.ascontiguousarray(
-            np.concatenate([-2.0 * self.codebooks.transpose(0, 2, 1),
-                            norms2[:, None, :].astype(np.float32)], axis=1)
-        )
-        self.c_max = np.sqrt(norms2.max(axis=1))  # (L,)
-        self._c64 = C64
+        self.layers = [LayerOperands.build(self.codebooks[i]) for i in range(L)]
         self.refined_rows = 0  # ambiguous rows resolved in float64 (diagnostic)
 
     def encode(self, X: np.ndarray) -> Encoded:
@@ -120,27 +148,31 @@ class GreedyEncoder:
                                codes[start:stop], norms[start:stop])
         return Encoded(codes, norms)
 
-    def _encode_chunk(self, X: np.ndarray, buf: np.ndarray, d: np.ndarray, codes: np.ndarray,
-                      norms: np.ndarray) -> None:
+    def _encode_chunk(self, X: np.ndarray, buf: np.ndarray, dist: np.ndarray,
+                      codes: np.ndarray, norms: np.ndarray) -> None:
         rows = np.arange(len(X))
         R = buf[:, : self.dim]
         R[...] = X  # buf[:, D] stays 1: the column that adds ‖C‖²
         r_norm = row_norms(X)
-        for layer in range(self.num_layers):
-            np.matmul(buf, self.augmented[layer], out=d)
+        for layer, op in enumerate(self.layers):
+            d = dist[:, : len(op.keep)]
+            np.matmul(buf, op.augmented, out=d)
             best = d.argmin(axis=1)
             dmin = d[rows, best]
             d[rows, best] = np.inf
             second = d.min(axis=1)
             d[rows, best] = dmin
-            tol = _error_bound(r_norm, self.c_max[layer], self.dim, UNIT_ROUNDOFF_F32)
+            tol = tie_tolerance(r_norm.astype(np.float64), dmin.astype(np.float64),
+                                op.c_norms[best], float(op.c_norms.max()), self.dim,
+                                UNIT_ROUNDOFF_F32)
             ambiguous = np.flatnonzero(second - dmin <= tol)
             if len(ambiguous):
-                best[ambiguous] = _refine(R[ambiguous].astype(np.float64), self._c64[layer],
+                best[ambiguous] = _refine(R[ambiguous].astype(np.float64), op.c64,
                                           d[ambiguous], dmin[ambiguous], tol[ambiguous])
                 self.refined_rows += len(ambiguous)
-            R -= self.codebooks[layer][best]
-            codes[:, layer] = best
+            code = op.keep[best]
+            R -= self.codebooks[layer][code]
+            codes[:, layer] = code
             r_norm = row_norms(R)
             norms[:, layer] = r_norm
 

@@ -14,9 +14,9 @@ from hourglass.quant.kernel import (
     UNIT_ROUNDOFF_TF32,
     Encoded,
     GreedyEncoder,
-    _error_bound,
     _refine,
     as_rows,
+    tie_tolerance,
 )
 
 
@@ -39,7 +39,10 @@ class TorchGreedyEncoder:
         self.device = torch.device(resolve_device(device))
         self.dim, self.num_layers = self._host.dim, self._host.num_layers
         self.chunk_rows = chunk_rows
-        self.augmented = torch.from_numpy(self._host.augmented).to(self.device)
+        self.layers = [(torch.from_numpy(op.augmented).to(self.device),
+                        torch.from_numpy(op.c_norms).to(self.device),
+                        torch.from_numpy(op.keep).to(self.device), op)
+                       for op in self._host.layers]
         self.codebooks = torch.from_numpy(self._host.codebooks).to(self.device)
         self.refined_rows = 0
 
@@ -77,8 +80,8 @@ class TorchGreedyEncoder:
         R = buf[:, : self.dim]
         r_norm = torch.linalg.vector_norm(R, dim=1)
         codes, norms = [], []
-        for layer in range(self.num_layers):
-            d = buf @ self.augmented[layer]
+        for layer, (aug, c_norms, keep, op) in enumerate(self.layers):
+            d = buf @ aug
             if d.shape[1] > 1:
                 top = torch.topk(d, 2, dim=1, largest=False, sorted=True)
                 best, dmin = top.indices[:, 0], top.values[:, 0]
@@ -86,19 +89,19 @@ class TorchGreedyEncoder:
             else:
                 best = torch.zeros(n, dtype=torch.int64, device=self.device)
                 dmin, gap = d[:, 0], torch.full((n,), float("inf"), device=self.device)
-            c_max = float(self._host.c_max[layer])
-            tol = _error_bound(r_norm.double(), c_max, self.dim, u)
+            tol = tie_tolerance(r_norm.double(), dmin.double(), c_norms[best],
+                                float(op.c_norms.max()), self.dim, u)
             ambiguous = torch.nonzero(gap.double() <= tol).flatten()
             if len(ambiguous):
-                idx = ambiguous.cpu().numpy()
-                exact = _refine(R[ambiguous].double().cpu().numpy(), self._host._c64[layer],
+                exact = _refine(R[ambiguous].double().cpu().numpy(), op.c64,
                                 d[ambiguous].cpu().numpy(), dmin[ambiguous].cpu().numpy(),
                                 tol[ambiguous].cpu().numpy())
                 best[ambiguous] = torch.from_numpy(exact).to(self.device)
-                self.refined_rows += len(idx)
-            R -= self.codebooks[layer][best]
+                self.refined_rows += len(ambiguous)
+            code = keep[best]
+            R -= self.codebooks[layer][code]
             r_norm = torch.linalg.vector_norm(R, dim=1)
-            codes.append(best.to(torch.int32))
+            codes.append(code.to(torch.int32))
             norms.append(r_norm)
         return (torch.stack(codes, 1).cpu().numpy(), torch.stack(norms, 1).cpu().numpy())
 

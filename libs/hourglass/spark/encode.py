@@ -1,11 +1,12 @@
-"""Table-scale encoding: `item_embeddings` rows → SIDs inside `mapInPandas`, streaming.
+"""Table-scale encoding: `item_embeddings` rows → SIDs inside `mapInPandas`, in one pass.
 
 The artifact is broadcast once; each Python worker builds its `ArtifactEncoder` once (a
 module-level cache keyed by codebook_id survives across tasks because Spark reuses workers) and
 then encodes one Arrow batch at a time, so worker memory is bounded by the batch size
 (`spark.sql.execution.arrow.maxRecordsPerBatch`), never by the table. Validation is Spark SQL
-(codegen'd array functions, no Python), so each bad row gets a precise reason and never reaches
-the kernel.
+(codegen'd array functions, no Python): every row gets its reason (null when valid) and, when
+invalid, its JSON payload, and travels through the same pass, so the embeddings are read once;
+invalid rows skip the kernel and come out with their reason for the quarantine table.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from hourglass.spark.quarantine import quarantine_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,15 +51,15 @@ def invalid_reason(dim: int) -> Column:
     )
 
 
-def split_valid(df: DataFrame, dim: int) -> tuple[DataFrame, DataFrame]:
-    """Rows to encode (item_id, embedding) and quarantine rows (stage `encode_items`)."""
+def score_rows(df: DataFrame, dim: int) -> DataFrame:
+    """item_id, embedding, `_reason` (null when encodable) and `_payload` (JSON, bad rows only)."""
     from pyspark.sql import functions as F
 
-    scored = df.withColumn("_reason", invalid_reason(dim))
-    good = scored.where(F.col("_reason").isNull()).select("item_id", "embedding")
-    bad = scored.where(F.col("_reason").isNotNull())
-    payload = [c for c in ("item_id", "model", "embedding") if c in df.columns]
-    return good, quarantine_rows(bad, STAGE, payload_cols=payload)
+    reason = invalid_reason(dim)
+    payload = F.to_json(F.struct(*[F.col(c) for c in ("item_id", "model", "embedding")
+                                   if c in df.columns]))
+    return df.select("item_id", "embedding", reason.alias("_reason"),
+                     F.when(reason.isNotNull(), payload).alias("_payload"))
 
 
 def table_dim(df: DataFrame, sample_rows: int = 10_000) -> int | None:
@@ -151,40 +150,64 @@ def udf_schema(num_layers: int) -> str:
     them into the ARRAY columns of the contract afterwards."""
     codes = ", ".join(f"c{i} int" for i in range(num_layers))
     norms = ", ".join(f"n{i} float" for i in range(num_layers))
-    return f"item_id string, {codes}, {norms}"
+    return f"item_id string, {codes}, {norms}, _reason string, _payload string"
 
 
 def encode_batches(batches: Iterator[pd.DataFrame], bc: Broadcast, codebook_id: str,
                    device: str = "cpu", chunk_rows: int | None = None,
                    threads: int | None = None) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: one Arrow batch in, its codes and norms out; nothing accumulates."""
+    """mapInPandas body: one Arrow batch in, its codes and norms out; nothing accumulates.
+
+    Rows with a `_reason` skip the kernel (codes 0, norms NaN) and pass their reason through.
+    """
     import pandas as pd
 
     enc = _worker_encoder(bc, codebook_id, device, chunk_rows)
     with _blas_threads(threads):
         for pdf in batches:
-            out = enc.encode(stack_rows(pdf["embedding"], enc.dim))
+            ok = pdf["_reason"].isna().to_numpy()
+            emb = pdf["embedding"] if ok.all() else pdf["embedding"][ok]
+            out = enc.encode(stack_rows(emb, enc.dim))
+            L = out.codes.shape[1]
+            codes, norms = out.codes, out.residual_norms
+            if not ok.all():
+                codes = np.zeros((len(pdf), L), np.int32)
+                norms = np.full((len(pdf), L), np.nan, np.float32)
+                codes[ok], norms[ok] = out.codes, out.residual_norms
             cols = {"item_id": pdf["item_id"].to_numpy()}
-            for i in range(out.codes.shape[1]):
-                cols[f"c{i}"] = out.codes[:, i]
-            for i in range(out.codes.shape[1]):
-                cols[f"n{i}"] = out.residual_norms[:, i]
+            cols.update({f"c{i}": codes[:, i] for i in range(L)})
+            cols.update({f"n{i}": norms[:, i] for i in range(L)})
+            cols.update(_reason=pdf["_reason"].to_numpy(), _payload=pdf["_payload"].to_numpy())
             yield pd.DataFrame(cols)
 
 
-def encode_embeddings(good: DataFrame, bc: Broadcast, codebook_id: str, num_layers: int,
-                      device: str = "cpu", chunk_rows: int | None = None,
-                      threads: int | None = None) -> DataFrame:
-    """`item_sids` rows (the contract's columns) for validated (item_id, embedding) rows."""
-    from pyspark.sql import functions as F
+def encode_rows(scored: DataFrame, bc: Broadcast, codebook_id: str, num_layers: int,
+                device: str = "cpu", chunk_rows: int | None = None,
+                threads: int | None = None) -> DataFrame:
+    """The mapInPandas pass over `score_rows` output: codes for good rows, reasons for bad."""
 
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         return encode_batches(batches, bc, codebook_id, device, chunk_rows, threads)
 
-    flat = good.mapInPandas(fn, schema=udf_schema(num_layers))
-    return flat.select(
+    return scored.mapInPandas(fn, schema=udf_schema(num_layers))
+
+
+def sids_frame(encoded: DataFrame, codebook_id: str, num_layers: int) -> DataFrame:
+    """The `item_sids` contract from the encoded pass: good rows, arrays packed in SQL."""
+    from pyspark.sql import functions as F
+
+    return encoded.where(F.col("_reason").isNull()).select(
         "item_id",
         F.array(*[F.col(f"c{i}") for i in range(num_layers)]).alias("codes"),
         F.array(*[F.col(f"n{i}") for i in range(num_layers)]).alias("residual_norms"),
         F.lit(codebook_id).alias("codebook_id"),
     )
+
+
+def quarantine_frame(encoded: DataFrame) -> DataFrame:
+    """The `quarantine` contract from the encoded pass: bad rows with reason and payload."""
+    from pyspark.sql import functions as F
+
+    return encoded.where(F.col("_reason").isNotNull()).select(
+        "item_id", F.lit(STAGE).alias("stage"), F.col("_reason").alias("reason"),
+        F.col("_payload").alias("payload"))

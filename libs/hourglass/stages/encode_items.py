@@ -1,8 +1,9 @@
 """Stage `encode_items`: `item_embeddings` + codebook artifact → `item_sids` and quarantine.
 
 The artifact is loaded (hash verified) and its D compared with the table's before anything is
-written; then one Delta commit for `item_sids` and one for this stage's quarantine slice, and
-`input = encoded + quarantined` is checked from the written tables.
+written; then one pass over the embeddings (kept on local disk, `DISK_ONLY`, so the two writes
+do not read and encode the table twice), one Delta commit for `item_sids` and one for this
+stage's quarantine slice, and `input = encoded + quarantined` is checked from the written tables.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from typing import TYPE_CHECKING
 
 from hourglass.config import require
 from hourglass.quant.artifact import load_artifact, resolve_artifact
-from hourglass.spark.encode import STAGE, check_dim, encode_embeddings, split_valid
+from hourglass.spark.encode import (
+    STAGE,
+    check_dim,
+    encode_rows,
+    quarantine_frame,
+    score_rows,
+    sids_frame,
+)
 from hourglass.spark.quarantine import write_quarantine
 from hourglass.spark.tables import lineage, read_table, table_ref, write_table
 from hourglass.stages.common import StageConfig, log
@@ -69,24 +77,26 @@ class EncodeCounts:
 
 def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
     """Write `item_sids` and the `encode_items` quarantine slice; reconcile counts."""
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     art = load_artifact(cfg.artifact_path())
+    L = int(art.manifest["L"])
     src = read_table(spark, cfg.ref(cfg.embeddings_table))
     check_dim(src.df, art, cfg.dim_check_rows)  # raises before any write
-    good, bad = split_valid(src.df, art.dim)
     record = lineage("encode_items", cfg.config_hash(), {src.ref: src.version},
                      codebook_id=art.codebook_id)
     bc = spark.sparkContext.broadcast(art)
+    encoded = encode_rows(score_rows(src.df, art.dim), bc, art.codebook_id, L, cfg.device,
+                          cfg.chunk_rows or None, cfg.blas_threads or None)
+    encoded = encoded.persist(StorageLevel.DISK_ONLY)
+    sids_ref, q_ref = cfg.ref(cfg.sids_table), cfg.ref(cfg.quarantine_table)
     try:
-        sids = encode_embeddings(good, bc, art.codebook_id, int(art.manifest["L"]), cfg.device,
-                                 cfg.chunk_rows or None, cfg.blas_threads or None)
-        sids_ref = cfg.ref(cfg.sids_table)
-        write_table(sids, sids_ref, record)
+        write_table(sids_frame(encoded, art.codebook_id, L), sids_ref, record)
+        write_quarantine(quarantine_frame(encoded), q_ref, STAGE, record)
     finally:
+        encoded.unpersist()
         bc.unpersist()
-    q_ref = cfg.ref(cfg.quarantine_table)
-    write_quarantine(bad, q_ref, STAGE, record)
     q = read_table(spark, q_ref).df.where(F.col("stage") == STAGE)
     reasons = {r["reason"]: int(r["count"]) for r in q.groupBy("reason").count().collect()}
     counts = EncodeCounts(
