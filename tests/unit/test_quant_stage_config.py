@@ -42,3 +42,23 @@ def test_job_exits_2_on_unknown_flag_before_spark_starts(capsys):
         main_for(EncodeItemsConfig, never, "t", argv=["--output_root", "o", "--codebok_path", "x"])
     assert exc.value.code == 2
     assert "codebok_path" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["rq_kmeans", "rq_balanced", "rq_vae"])
+def test_each_method_trains_an_artifact_that_encodes(method):
+
+    from hourglass.quant.artifact import ArtifactEncoder, build_artifact
+    from hourglass.quant.synthetic import synthetic_block
+    from hourglass.stages.train_codebooks import _train
+
+    X = synthetic_block(0, 600, 600, 12, 10, 1.0, 0.3, seed=2)[1]
+    cfg = TrainCodebooksConfig.from_dict({
+        "output_root": "o", "method": method, "codebook_size": 8, "sample_size": 600,
+        "kmeans_iters": 3, "balance_iters": 2, "rqvae_epochs": 2, "rqvae_latent_dim": 4,
+        "rqvae_hidden_dims": [16], "device": "cpu", "cpu_threads": 1})
+    books, distortion, arrays, extra = _train(cfg, X)
+    art = build_artifact(books, method, 12, cfg.seed, len(X), distortion, arrays, extra)
+    assert art.codebooks.shape == (3, 8, 4 if method == "rq_vae" else 12)
+    assert len(art.encoder_layers) == (2 if method == "rq_vae" else 0)
+    codes = ArtifactEncoder(art).encode(X).codes
+    assert codes.shape == (600, 3) and codes.max() < 8
