@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+RESULT_COLUMNS = ("layer", "n_tokens", "norm_entropy", "gini", "std", "utilization",
+                  "top1_share", "distinct_prefixes", "path_fill", "mean_fanout", "norm_p50")
 
 
 @dataclasses.dataclass
@@ -114,6 +116,38 @@ def _shape(cfg: HourglassStatsConfig, kind: str, codebook_id: str | None,
                          infer if kind == FIXED else None)
 
 
+def _select_input(spark: SparkSession, cfg: HourglassStatsConfig):
+    """(pinned read, kind, the rows of this run): one strategy's rows of a rewritten table."""
+    from pyspark.sql import functions as F
+
+    src = read_table(spark, cfg.ref(cfg.input_table))
+    kind = detect_kind(src.df) if cfg.input_kind == "auto" else cfg.input_kind
+    df = src.df
+    if kind == REWRITTEN and cfg.strategy:
+        df = df.where(F.col("strategy") == cfg.strategy)
+    elif kind == REWRITTEN:
+        found = sorted(r[0] for r in df.select("strategy").distinct().limit(3).collect())
+        if len(found) > 1:
+            raise ConfigError(f"config key 'strategy': {src.ref} holds several strategies "
+                              f"({', '.join(map(str, found))}, …); name one")
+    return src, kind, df
+
+
+def _written_counts(spark: SparkSession, cfg: HourglassStatsConfig,
+                    summary) -> tuple[int, int, int]:
+    """(quarantined, segments written, segments expected), read back from the tables."""
+    from pyspark.sql import functions as F
+
+    from hourglass.stats.spark_io import run_filter
+
+    quarantined = (read_table(spark, cfg.ref(cfg.quarantine_table)).df
+                   .where(F.col("stage") == cfg.quarantine_stage).count())
+    segments = (read_table(spark, cfg.ref(cfg.segments_table)).df
+                .where(run_filter(cfg.run_id)).count())
+    row = summary[summary["layer"] == cfg.segment_layer]
+    return quarantined, segments, int(row["n_tokens"].iloc[0]) if len(row) else 0
+
+
 def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
     """Compute and write one run's statistics; quarantine bad rows; reconcile the counts."""
     from pyspark import StorageLevel
@@ -121,25 +155,14 @@ def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
 
     from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY
     from hourglass.stats.spark_input import fixed_frame, infer_fixed_shape, rewritten_frame
-    from hourglass.stats.spark_io import pandas_to_spark, run_filter, write_run
+    from hourglass.stats.spark_io import pandas_to_spark, write_run
     from hourglass.stats.spark_prepare import duplicate_ids, first_value, with_duplicates
     from hourglass.stats.spark_stats import compute_stats
     from hourglass.stats.summary import RunInfo
 
-    src = read_table(spark, cfg.ref(cfg.input_table))
-    kind = detect_kind(src.df) if cfg.input_kind == "auto" else cfg.input_kind
-    df = src.df
+    src, kind, df = _select_input(spark, cfg)
     id_col = "codebook_id" if kind == FIXED else "source_codebook_id"
-    if kind == REWRITTEN:
-        if cfg.strategy:
-            df = df.where(F.col("strategy") == cfg.strategy)
-        else:
-            found = sorted(r[0] for r in df.select("strategy").distinct().limit(3).collect())
-            if len(found) > 1:
-                raise ConfigError(f"config key 'strategy': {src.ref} holds several strategies "
-                                  f"({', '.join(map(str, found))}, …); name one")
-    L, M, m_source = _shape(cfg, kind, first_value(df, id_col),
-                            lambda: infer_fixed_shape(df))
+    L, M, m_source = _shape(cfg, kind, first_value(df, id_col), lambda: infer_fixed_shape(df))
     extra = (id_col,) if kind == FIXED else (id_col, "strategy")
     framed = (fixed_frame if kind == FIXED else rewritten_frame)(df, L, M, extra)
     # the cache holds what the statistics read; quarantine payloads are re-read from the source
@@ -148,32 +171,28 @@ def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
     dups = None
     try:
         rows_in = cached.count()
-        codebook_ids = sorted(r[0] for r in cached.select(id_col).distinct().limit(11).collect()
-                              if r[0] is not None)
-        codebook_id = ",".join(codebook_ids) or None
-        if len(codebook_ids) > 1:
-            log.warning("%s mixes codebooks %s: token statistics across codebooks are "
-                        "not comparable", src.ref, codebook_ids)
-        strategy = None
-        if kind == REWRITTEN:
-            strategy = cfg.strategy or first_value(cached, "strategy")
-        dups = duplicate_ids(cached) if cfg.check_duplicates else None
-        info = RunInfo(run_id=cfg.run_id, input_kind=kind, num_layers=L, M=M,
-                       m_source=m_source, strategy=strategy, codebook_id=codebook_id)
+        ids = sorted(r[0] for r in cached.select(id_col).distinct().limit(11).collect()
+                     if r[0] is not None)
+        if len(ids) > 1:
+            log.warning("%s mixes codebooks %s: token statistics across codebooks are not "
+                        "comparable", src.ref, ids)
+        strategy = (cfg.strategy or first_value(cached, "strategy")) if kind == REWRITTEN else None
+        info = RunInfo(run_id=cfg.run_id, input_kind=kind, num_layers=L, M=M, m_source=m_source,
+                       strategy=strategy, codebook_id=",".join(ids) or None)
         record = lineage("hourglass_stats", cfg.config_hash(), {src.ref: src.version},
                          run_id=cfg.run_id, input_kind=kind, strategy=strategy,
-                         codebook_id=codebook_id, num_layers=L, num_codes=M,
+                         codebook_id=info.codebook_id, num_layers=L, num_codes=M,
                          m_source=m_source)
+        dups = duplicate_ids(cached) if cfg.check_duplicates else None
         bad = with_duplicates(framed, dups).where(F.col("_reason").isNotNull())
-        q_ref = cfg.ref(cfg.quarantine_table)
         write_quarantine(quarantine_rows(bad, cfg.quarantine_stage, payload_cols=PAYLOAD[kind]),
-                         q_ref, cfg.quarantine_stage, record)
+                         cfg.ref(cfg.quarantine_table), cfg.quarantine_stage, record)
         valid = (with_duplicates(cached, dups).where(F.col("_reason").isNull())
                  .select("item_id", "keys", "norms"))
         frames = compute_stats(valid, info, cfg.head_share, cfg.segment_layer,
                                cfg.flow_top_tokens)
-        seg_ref = cfg.ref(cfg.segments_table)
-        write_run(frames.segments, seg_ref, cfg.run_id, record, partition_by=["run_id"])
+        write_run(frames.segments, cfg.ref(cfg.segments_table), cfg.run_id, record,
+                  partition_by=["run_id"])
     finally:
         cached.unpersist()
         if dups is not None:
@@ -183,25 +202,17 @@ def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
                              (frames.flow, cfg.flow_table, FLOW)):
         write_run(pandas_to_spark(spark, pdf, cols), cfg.ref(table), cfg.run_id, record)
 
-    quarantined = (read_table(spark, q_ref).df
-                   .where(F.col("stage") == cfg.quarantine_stage).count())
-    segments = read_table(spark, seg_ref).df.where(run_filter(cfg.run_id)).count()
     summary = frames.summary
+    quarantined, segments, expected = _written_counts(spark, cfg, summary)
+    if segments != expected:
+        raise RuntimeError(f"item_segments holds {segments} rows for run {cfg.run_id}, expected "
+                           f"{expected} (items with a layer-{cfg.segment_layer} token)")
     seg_row = summary[summary["layer"] == cfg.segment_layer]
-    expected_segments = int(seg_row["n_tokens"].iloc[0]) if len(seg_row) else 0
-    if segments != expected_segments:
-        raise RuntimeError(f"item_segments holds {segments} rows for run {cfg.run_id}, "
-                           f"expected {expected_segments} (items with a layer-"
-                           f"{cfg.segment_layer} token)")
     result = HourglassStatsResult(
         run_id=cfg.run_id, input_kind=kind, num_layers=L, num_codes=M, m_source=m_source,
-        rows_in=int(rows_in), items=frames.n_items, quarantined=quarantined,
-        segments=segments,
+        rows_in=int(rows_in), items=frames.n_items, quarantined=quarantined, segments=segments,
         head_tokens=int(seg_row["head_tokens"].iloc[0]) if len(seg_row) else 0,
-        layers=[{k: _round(r[k]) for k in ("layer", "n_tokens", "norm_entropy", "gini", "std",
-                                            "utilization", "top1_share", "distinct_prefixes",
-                                            "path_fill", "mean_fanout", "norm_p50")}
-                for r in summary.to_dict("records")],
+        layers=[{k: _round(r[k]) for k in RESULT_COLUMNS} for r in summary.to_dict("records")],
         middle_layer_collapsed=middle_layer_collapsed(summary),
     )
     log.info("hourglass_stats %s: %d rows, %d items, %d quarantined", cfg.run_id,

@@ -23,6 +23,12 @@ from hourglass.stats.quantiles import (
 )
 from hourglass.stats.schema import OTHER_TOKEN, SEGMENTS, names
 from hourglass.stats.spark_input import key_code, key_layer
+from hourglass.stats.spark_packed import (
+    packable,
+    packed_flow_edges,
+    packed_path_aggregates,
+    packed_sids,
+)
 from hourglass.stats.spark_quantiles import exact_order_stats
 from hourglass.stats.summary import (
     AGG_COLUMNS,
@@ -180,15 +186,19 @@ def compute_stats(valid: DataFrame, info: RunInfo, head_share: float = 0.5,
     from pyspark.sql import functions as F
 
     agg = token_aggregates(valid)
-    sids = (valid.groupBy("keys").agg(F.count("*").alias("n"))
-            .persist(StorageLevel.MEMORY_AND_DISK))
+    packed = packable(info.input_kind, info.M, info.num_layers)
+    sids = (packed_sids(valid, info.M) if packed
+            else valid.groupBy("keys").agg(F.count("*").alias("n")))
+    sids = sids.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        depths, collisions = path_aggregates(sids, info.M)
+        depths, collisions = (packed_path_aggregates(sids, info.M, info.num_layers) if packed
+                              else path_aggregates(sids, info.M))
         norms = norm_statistics(valid, agg)
         summary = summary_frame(info, agg, depths, collisions, norms, head_share, flow_top)
         drawn = {int(r.layer): [int(t) for t in top_tokens(agg, int(r.layer), int(r.flow_nodes))]
                  for r in summary.itertuples()}
-        flow = flow_edges(sids, drawn, info.run_id)
+        flow = (packed_flow_edges(sids, drawn, info.M, info.num_layers, info.run_id) if packed
+                else flow_edges(sids, drawn, info.run_id))
     finally:
         sids.unpersist()
     head = [int(t) for t in head_set(agg, segment_layer, head_share)]
