@@ -180,7 +180,8 @@ def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False) -> 
         cat_rows = sids.df.where(F.col("strategy") == name).select("item_id", "tokens").collect()
         catalog = ([r["item_id"] for r in cat_rows], [list(r["tokens"]) for r in cat_rows], pop)
         catalog_bc = spark.sparkContext.broadcast(catalog)
-        max_prompt = cfg.max_prompt_len or _trained_max_len(model_dir)
+        longest = max((len(t) for t in catalog[1]), default=0)
+        max_prompt = cfg.max_prompt_len or _trained_max_len(model_dir) - (longest + 1)
         scored = rank_users(test.repartition(n_parts), model_dir, catalog_bc, cfg.beam_size,
                             cfg.max_k(), invalid_ks, max_prompt, cfg.batch_users, threads)
         scored_sets = [(name, scored, invalid_ks)]
@@ -227,7 +228,8 @@ def write_eval_rows(spark: SparkSession, rows: list[tuple], ref: str, run_id: st
 
 
 def _trained_max_len(model_dir: str) -> int:
-    """The prompt budget the model was trained with (from the trainer's run.json)."""
+    """The sequence budget the model was trained with (the trainer's run.json); the prompt gets
+    what the longest SID and `</s>` leave, as in training."""
     import json
 
     run_file = Path(model_dir).parent / "run.json"
