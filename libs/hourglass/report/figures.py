@@ -55,8 +55,9 @@ def metric_bars(summary: pd.DataFrame, title: str) -> plt.Figure:
     fig.suptitle(title, fontsize=12)
     if len(runs) > 1:
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper right", ncol=min(len(runs), 6), fontsize=8)
-        fig.tight_layout(rect=(0, 0, 1, 0.9))
+        rows = -(-len(runs) // 6)
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(runs), 6), fontsize=9)
+        fig.tight_layout(rect=(0, 0.07 * rows, 1, 1))
     else:
         fig.tight_layout()
     return fig
