@@ -182,33 +182,33 @@ def kernel_section(M: int, C: np.ndarray, n: int, reps: int, peak: dict) -> dict
 
 
 class WorkerMemory(threading.Thread):
-    """Peak RSS (VmHWM) of the Python workers under the Spark JVM, reset at start."""
+    """Peak RSS (VmHWM, reset at start) of the Python workers under the Spark JVM that did work
+    during the run; idle leftovers (e.g. a worker that generated data earlier) are not counted."""
 
     def __init__(self, jvm_pid: int, interval: float = 0.25):
         super().__init__(daemon=True)
         self.jvm_pid, self.interval = jvm_pid, interval
         self.peak_kb: dict[int, int] = {}
+        self.cpu: dict[int, list[int]] = {}  # pid -> [ticks first seen, ticks last seen]
         self.done = threading.Event()
 
-    def workers(self) -> list[int]:
+    def workers(self) -> dict[int, int]:
+        """pid -> CPU ticks of every descendant of the JVM whose command line names pyspark."""
+        stats = {}
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
         children: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                    ppid = int(stat.rsplit(")", 1)[1].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue
-                children.setdefault(ppid, []).append(int(entry))
-        found, todo = [], [self.jvm_pid]
+        for pid, (ppid, _) in stats.items():
+            children.setdefault(ppid, []).append(pid)
+        found, todo = {}, [self.jvm_pid]
         while todo:
             for pid in children.get(todo.pop(), []):
                 todo.append(pid)
-                try:
+                with contextlib.suppress(OSError):
                     if b"pyspark" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                        found.append(pid)
-                except OSError:
-                    pass
+                        found[pid] = stats[pid][1]
         return found
 
     def run(self) -> None:
@@ -221,20 +221,20 @@ class WorkerMemory(threading.Thread):
         self.sample()
 
     def sample(self) -> None:
-        for pid in self.workers():
-            try:
+        for pid, ticks in self.workers().items():
+            with contextlib.suppress(OSError, IndexError, ValueError):
                 status = Path(f"/proc/{pid}/status").read_text()
                 hwm = int(status.split("VmHWM:")[1].split()[0])
-            except (OSError, IndexError, ValueError):
-                continue
-            self.peak_kb[pid] = max(self.peak_kb.get(pid, 0), hwm)
+                self.peak_kb[pid] = max(self.peak_kb.get(pid, 0), hwm)
+                self.cpu.setdefault(pid, [ticks, ticks])[1] = ticks
 
     def stop(self) -> dict:
         self.done.set()
         self.join()
-        peaks = sorted(self.peak_kb.values())
-        return {"peak_worker_mb": round(peaks[-1] / 1024, 1) if peaks else None,
-                "workers_seen": len(peaks)}
+        active = [kb for pid, kb in self.peak_kb.items()
+                  if self.cpu[pid][1] - self.cpu[pid][0] > 10]  # > 0.1 s of CPU in the run
+        return {"peak_worker_mb": round(max(active) / 1024, 1) if active else None,
+                "workers_active": len(active), "workers_seen": len(self.peak_kb)}
 
 
 def _timed(module, name: str, sink: dict):
@@ -448,7 +448,7 @@ def report(s: dict, peak: dict) -> None:
     show("d) encode_items by size (targets: per-item time within 15%, flat worker memory)",
          [{k: r[k] for k in ("M", "rows", "seconds", "items_per_s", "us_per_item",
                              "us_per_item_per_core", "write_item_sids_s", "write_quarantine_s",
-                             "peak_worker_mb", "workers_seen")} for r in s["spark"]])
+                             "peak_worker_mb", "workers_active")} for r in s["spark"]])
     p = s["projection"]
     show(f"projection from {p['from']}: {p['items_per_s_per_core']:.0f} items/s per core",
          p["rows"])

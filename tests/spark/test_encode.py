@@ -15,7 +15,7 @@ from hourglass.quant.artifact import (
 )
 from hourglass.quant.kernel import encode_greedy
 from hourglass.quant.synthetic import synthetic_block
-from hourglass.spark.encode import DimensionMismatchError
+from hourglass.spark.encode import SENTINEL, DimensionMismatchError
 from hourglass.spark.tables import commit_lineage, read_table, table_exists
 from hourglass.stages import encode_items, train_codebooks
 from hourglass.stages.common import main_for
@@ -32,6 +32,7 @@ BAD = [  # (item_id, embedding, expected reason)
     ("b-inf", [float("inf")] + [0.1] * (D - 1), "inf in embedding"),
     ("b-minf", [0.1] * 3 + [float("-inf")] + [0.1] * (D - 4), "inf in embedding"),
     ("b-nullval", [0.1] * 5 + [None] + [0.1] * (D - 6), "null value in embedding"),
+    ("b-sentinel", [SENTINEL, None] + [0.1] * (D - 2), "null value in embedding"),
     (None, [0.1] * D, "missing item_id"),
     ("  ", [0.1] * D, "missing item_id"),
 ]

@@ -73,3 +73,19 @@ def test_batches_reuse_one_encoder_and_pass_bad_rows_through(rng):
         np.testing.assert_array_equal(good[["c0", "c1"]].to_numpy(), ref.codes)
         np.testing.assert_allclose(good[["n0", "n1"]].to_numpy(), ref.residual_norms)
         assert out.loc[5, "_reason"] == "null embedding" and out.loc[5, "item_id"] == "i5"
+
+
+def test_non_finite_rows_missed_by_sql_are_quarantined_not_encoded(rng):
+    art = build_artifact(rng.standard_normal((2, 8, 6)), "rq_kmeans", 6, 0, 10, [1.0, 0.5])
+    X = rng.standard_normal((10, 6)).astype(np.float32)
+    X[3, 2] = np.nan  # how Arrow shows a null value that slipped past the SQL sentinel test
+    batch = pd.DataFrame({"item_id": [f"i{i}" for i in range(10)],
+                          "embedding": list(arrow_series(X)),
+                          "_reason": [None] * 10, "_payload": [None] * 10})
+    udf._ENCODERS.clear()
+    (out,) = udf.encode_batches(iter([batch]), FakeBroadcast(art), art.codebook_id, threads=1)
+    assert out.loc[3, "_reason"] == udf.NULL_VALUE
+    assert '"embedding": [' in out.loc[3, "_payload"] and "null" in out.loc[3, "_payload"]
+    good = out[out["_reason"].isna()]
+    np.testing.assert_array_equal(good[["c0", "c1"]].to_numpy(),
+                                  encode_greedy(np.delete(X, 3, axis=0), art.codebooks).codes)

@@ -24,12 +24,19 @@ if TYPE_CHECKING:
     from hourglass.quant.artifact import ArtifactEncoder, CodebookArtifact
 
 STAGE = "encode_items"
+NULL_VALUE = "null value in embedding"
 SIDS_SCHEMA = "item_id string, codes array<int>, residual_norms array<float>, codebook_id string"
 _ENCODERS: dict[tuple, ArtifactEncoder] = {}  # per Python worker process
 
 
 class DimensionMismatchError(ValueError):
     """The codebook's D differs from the embeddings' D; raised before anything is written."""
+
+
+# A float no embedding holds in practice: arrays_overlap(e, [SENTINEL]) is null exactly when e
+# holds a null value (and not the sentinel), a codegen'd test where array_compact/filter would
+# push the whole projection out of whole-stage codegen. The kernel re-checks finiteness anyway.
+SENTINEL = -3.4028234663852886e38  # -FLT_MAX
 
 
 def invalid_reason(dim: int) -> Column:
@@ -39,27 +46,32 @@ def invalid_reason(dim: int) -> Column:
     emb = F.col("embedding")
     size = F.size(emb)
     top, bottom = F.array_max(emb), F.array_min(emb)
+    has_null = F.arrays_overlap(emb, F.array(F.lit(SENTINEL).cast("float"))).isNull()
     return (
         F.when(F.col("item_id").isNull() | (F.trim(F.col("item_id")) == ""),
                F.lit("missing item_id"))
         .when(emb.isNull(), F.lit("null embedding"))
         .when(size != dim, F.concat(F.lit("wrong length: "), size.cast("string"),
                                     F.lit(f" values, expected {dim}")))
-        .when(F.size(F.array_compact(emb)) != size, F.lit("null value in embedding"))
+        .when(has_null, F.lit(NULL_VALUE))
         .when(F.isnan(top), F.lit("NaN in embedding"))  # Spark orders NaN above +inf
         .when((top == float("inf")) | (bottom == float("-inf")), F.lit("inf in embedding"))
     )
 
 
 def score_rows(df: DataFrame, dim: int) -> DataFrame:
-    """item_id, embedding, `_reason` (null when encodable) and `_payload` (JSON, bad rows only)."""
+    """item_id, embedding, `_reason` (null when encodable) and `_payload` (JSON, bad rows only).
+
+    Two projections, so the reason is computed once per row (Spark does not merge projections
+    that would duplicate an expensive expression).
+    """
     from pyspark.sql import functions as F
 
-    reason = invalid_reason(dim)
-    payload = F.to_json(F.struct(*[F.col(c) for c in ("item_id", "model", "embedding")
-                                   if c in df.columns]))
-    return df.select("item_id", "embedding", reason.alias("_reason"),
-                     F.when(reason.isNotNull(), payload).alias("_payload"))
+    cols = [c for c in ("item_id", "model", "embedding") if c in df.columns]
+    scored = df.select(*cols, invalid_reason(dim).alias("_reason"))
+    payload = F.to_json(F.struct(*[F.col(c) for c in cols]))
+    return scored.select("item_id", "embedding", "_reason",
+                         F.when(F.col("_reason").isNotNull(), payload).alias("_payload"))
 
 
 def table_dim(df: DataFrame, sample_rows: int = 10_000) -> int | None:
@@ -165,9 +177,14 @@ def encode_batches(batches: Iterator[pd.DataFrame], bc: Broadcast, codebook_id: 
     enc = _worker_encoder(bc, codebook_id, device, chunk_rows)
     with _blas_threads(threads):
         for pdf in batches:
-            ok = pdf["_reason"].isna().to_numpy()
+            reason, payload = pdf["_reason"].to_numpy(), pdf["_payload"].to_numpy()
+            ok = pd.isna(reason)
             emb = pdf["embedding"] if ok.all() else pdf["embedding"][ok]
-            out = enc.encode(stack_rows(emb, enc.dim))
+            X = stack_rows(emb, enc.dim)
+            finite = np.isfinite(X).all(axis=1)
+            if not finite.all():  # a null next to the SQL sentinel: Arrow made it NaN
+                reason, payload, ok, X = _late_rejects(pdf, reason, payload, ok, X, finite)
+            out = enc.encode(X)
             L = out.codes.shape[1]
             codes, norms = out.codes, out.residual_norms
             if not ok.all():
@@ -177,8 +194,21 @@ def encode_batches(batches: Iterator[pd.DataFrame], bc: Broadcast, codebook_id: 
             cols = {"item_id": pdf["item_id"].to_numpy()}
             cols.update({f"c{i}": codes[:, i] for i in range(L)})
             cols.update({f"n{i}": norms[:, i] for i in range(L)})
-            cols.update(_reason=pdf["_reason"].to_numpy(), _payload=pdf["_payload"].to_numpy())
+            cols.update(_reason=reason, _payload=payload)
             yield pd.DataFrame(cols)
+
+
+def _late_rejects(pdf: pd.DataFrame, reason, payload, ok, X, finite):
+    """Quarantine rows SQL let through with non-finite values (nulls hidden by the sentinel)."""
+    import json
+
+    reason, payload, ok = reason.copy(), payload.copy(), ok.copy()
+    for i in np.flatnonzero(ok)[~finite]:
+        values = [None if np.isnan(v) else float(v) for v in pdf["embedding"].iloc[i]]
+        reason[i] = NULL_VALUE
+        payload[i] = json.dumps({"item_id": pdf["item_id"].iloc[i], "embedding": values})
+    ok[np.flatnonzero(ok)[~finite]] = False
+    return reason, payload, ok, X[finite]
 
 
 def encode_rows(scored: DataFrame, bc: Broadcast, codebook_id: str, num_layers: int,

@@ -16,7 +16,7 @@ import numpy as np
 
 from hourglass.config import require
 from hourglass.quant.artifact import METHODS, build_artifact, save_artifact, write_latest
-from hourglass.spark.encode import invalid_reason, table_dim
+from hourglass.spark.encode import SENTINEL, invalid_reason, table_dim
 from hourglass.spark.tables import lineage, read_table, table_ref
 from hourglass.stages.common import StageConfig, log
 
@@ -105,7 +105,8 @@ def sample_embeddings(df: DataFrame, dim: int, size: int, seed: int) -> np.ndarr
     fraction = min(1.0, 1.2 * size / max(total, 1) + 1e-9)
     u = (F.xxhash64(F.col("item_id"), F.lit(seed)).bitwiseAND(F.lit((1 << 53) - 1))
          / float(1 << 53))
-    picked = (df.where(invalid_reason(dim).isNull())
+    usable = invalid_reason(dim).isNull() & ~F.array_contains("embedding", SENTINEL)
+    picked = (df.where(usable)
               .select("item_id", "embedding", u.alias("_u"))
               .where(F.col("_u") < fraction)
               .orderBy("_u", "item_id").limit(size)
@@ -114,7 +115,8 @@ def sample_embeddings(df: DataFrame, dim: int, size: int, seed: int) -> np.ndarr
     col = table.column("embedding").combine_chunks()
     if len(col) == 0:
         return np.empty((0, dim), dtype=np.float32)
-    return col.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), dim)
+    X = col.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), dim)
+    return X[np.isfinite(X).all(axis=1)]  # defensive: the SQL test above excludes non-finite
 
 
 def _train(cfg: TrainCodebooksConfig, X: np.ndarray):
