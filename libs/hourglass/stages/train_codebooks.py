@@ -115,7 +115,7 @@ def sample_embeddings(df: DataFrame, dim: int, size: int, seed: int) -> np.ndarr
     col = table.column("embedding").combine_chunks()
     if len(col) == 0:
         return np.empty((0, dim), dtype=np.float32)
-    X = col.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), dim)
+    X = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), dim)
     return X[np.isfinite(X).all(axis=1)]  # defensive: the SQL test above excludes non-finite
 
 
