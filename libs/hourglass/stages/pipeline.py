@@ -92,3 +92,8 @@ def run(spark: SparkSession, cfg: PipelineConfig) -> list[StepResult]:
         log.info("pipeline: stage %s done in %.1fs: %s", step["stage"], elapsed, result)
         results.append(StepResult(step["stage"], round(elapsed, 1), result))
     return results
+
+
+def report_paths(results: list[StepResult]) -> list[str]:
+    """index.html of every report step that ran, in order."""
+    return [r.result.path for r in results if r.stage == "report"]
