@@ -73,3 +73,12 @@ def test_named_keys_exist(job):
             assert any(f.startswith(key[:-1]) for f in fields), key
         else:
             assert key in fields, f"README names `{key}` for {job}; its config has no such key"
+
+
+def test_committed_images_and_links_exist():
+    """Relative links and images (not demo outputs a reader has yet to make) name real files."""
+    targets = re.findall(r"\]\(([^)#\s]+)\)", README)
+    local = [t for t in targets if "://" not in t and not t.startswith("demo-output/")]
+    assert "docs/images/hourglass-flow.png" in local
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, f"README links to missing files: {missing}"
