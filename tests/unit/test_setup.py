@@ -45,3 +45,23 @@ def test_delta_jar_version_matches_python_package():
 def test_second_setup_has_nothing_to_do():
     res = subprocess.run(["make", "--question", "setup"], cwd=ROOT, capture_output=True)
     assert res.returncode == 0, "make setup is not up to date after setup: not idempotent"
+
+
+def test_pyspark_files_are_pysparks_own():
+    """pyspark-client (the Airflow Spark provider's dependency) installs into pyspark/ too: it must
+    be pyspark's version, and every pyspark .py file must still hash as pyspark's RECORD says."""
+    import base64
+    import hashlib
+    from importlib.metadata import distribution
+
+    assert version("pyspark-client") == version("pyspark")
+    changed, checked = [], 0
+    for f in distribution("pyspark").files or []:
+        if f.suffix != ".py" or f.hash is None:
+            continue
+        digest = hashlib.new(f.hash.mode, f.locate().read_bytes()).digest()
+        checked += 1
+        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != f.hash.value:
+            changed.append(str(f))
+    assert checked > 300
+    assert not changed, f"pyspark files overwritten by another distribution: {changed[:5]}"
