@@ -4,6 +4,7 @@ the last one. A model that learns it must beat the popularity baseline by far.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -91,6 +92,20 @@ def _train_cfg(world, tmp: Path, name: str) -> TrainConfig:
         "progress": False, "seed": 3})
 
 
+def _shard_keys(cfg: TrainConfig, ranks: int = 2) -> list[list[tuple]]:
+    """The (user_id, split, target_item_id) keys each rank recorded reading."""
+    return [[tuple(k) for k in json.loads(
+        (Path(cfg.run_dir()) / "shards" / f"rank_{r}.json").read_text())["keys"]]
+        for r in range(ranks)]
+
+
+def _table_keys(spark, world, result: dict) -> list[tuple]:
+    """The same keys of strategy 'none' in the sft_examples version the run trained on."""
+    table = read_table(spark, f"{world['root']}/sft_examples", result["sft_version"]).df
+    return [(r.user_id, r.split, r.target_item_id)
+            for r in table.where("strategy = 'none'").collect()]
+
+
 @pytest.fixture(scope="module")
 def trained(world, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
@@ -101,14 +116,9 @@ def trained(world, tmp_path_factory):
 def test_two_ranks_read_disjoint_shards_covering_the_table(spark, world, trained):
     cfg, result = trained
     assert result["world_size"] == 2 and result["steps"] == STEPS
-    shards = [json.loads((Path(cfg.run_dir()) / "shards" / f"rank_{r}.json").read_text())
-              for r in range(2)]
-    keys = [[tuple(k) for k in s["keys"]] for s in shards]
+    keys = _shard_keys(cfg)
     assert keys[0] and keys[1] and not set(keys[0]) & set(keys[1])
-    table = read_table(spark, f"{world['root']}/sft_examples", result["sft_version"]).df
-    want = sorted((r.user_id, r.split, r.target_item_id)
-                  for r in table.where("strategy = 'none'").collect())
-    assert sorted(keys[0] + keys[1]) == want
+    assert sorted(keys[0] + keys[1]) == sorted(_table_keys(spark, world, result))
     assert abs(len(keys[0]) - len(keys[1])) <= 1
     assert result["valid_loss_end"] < 0.5 * result["valid_loss_start"]  # it learned
 
@@ -184,16 +194,12 @@ def test_spark_distributor_trains_two_ranks(spark, world, tmp_path):
     same trainer on 2 torchrun ranks, which read disjoint shards covering the table."""
     from hourglass.train.launch import run_with_distributor
 
-    cfg = _train_cfg(world, tmp_path, "distributor")
-    cfg = TrainConfig.from_dict({**cfg.to_dict(), "max_steps": 30, "save_every": 0})
+    cfg = dataclasses.replace(_train_cfg(world, tmp_path, "distributor"), max_steps=30,
+                              save_every=0)
     result = run_with_distributor(cfg, num_procs=2, use_gpu=False)
     assert result["world_size"] == 2 and result["steps"] == 30
-    keys = [{tuple(k) for k in json.loads(
-        (Path(cfg.run_dir()) / "shards" / f"rank_{r}.json").read_text())["keys"]}
-        for r in range(2)]
-    table = read_table(spark, f"{world['root']}/sft_examples", result["sft_version"]).df
+    keys = [set(k) for k in _shard_keys(cfg)]
     assert not keys[0] & keys[1]
-    assert keys[0] | keys[1] == {(r.user_id, r.split, r.target_item_id)
-                                 for r in table.where("strategy = 'none'").collect()}
+    assert keys[0] | keys[1] == set(_table_keys(spark, world, result))
     assert result["valid_loss_end"] < result["valid_loss_start"]
     assert (Path(cfg.run_dir()) / "final" / "model.safetensors").is_file()
