@@ -11,10 +11,12 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
 
 T = TypeVar("T", bound="JobConfig")
 
@@ -23,17 +25,71 @@ class ConfigError(ValueError):
     """A configuration key is unknown, missing, or has an invalid value."""
 
 
-def _load_file(path: str) -> dict[str, Any]:
-    text = Path(path).read_text()
-    if path.endswith((".yaml", ".yml")):
-        import yaml
+# Where Databricks mounts DBFS on the driver; `dbfs:/x` is read as `/dbfs/x` when it exists.
+DBFS_FUSE = Path("/dbfs")
+# Two or more letters, so a Windows drive (`C:\conf.yaml`) stays a local path.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
+
+def config_source(uri: str, dbfs_fuse: Path | None = None) -> tuple[str, str]:
+    """Where a `--config` is read from: `("local", path)` or `("hadoop", uri)`.
+
+    Plain paths and `file:` URIs are local files (no Spark is started for them); `dbfs:/x` is
+    the FUSE file `/dbfs/x` when that mount exists; every other scheme (s3a, abfss, hdfs, gs,
+    dbfs off Databricks …) goes through the cluster's Hadoop FileSystem.
+    """
+    match = _SCHEME.match(uri)
+    if match is None:
+        return "local", uri
+    scheme = match.group(1).lower()
+    parsed = urlparse(uri)
+    if scheme == "file" and parsed.netloc in ("", "localhost"):
+        return "local", unquote(parsed.path)
+    fuse = dbfs_fuse or DBFS_FUSE
+    if scheme == "dbfs" and not parsed.netloc and fuse.is_dir():
+        return "local", str(fuse / unquote(parsed.path).lstrip("/"))
+    return "hadoop", uri
+
+
+def read_config_text(uri: str, app_name: str = "hourglass") -> str:
+    """The text of a config file wherever the cluster keeps it (see `config_source`).
+
+    A Hadoop URI needs the Spark session, which is built (or taken) here with `app_name`; the
+    job gets the same session afterwards. Unreadable files are ConfigErrors (exit status 2).
+    """
+    kind, where = config_source(uri)
+    if kind == "local":
+        try:
+            return Path(where).read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {uri} not found") from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {uri}: {exc}") from exc
+    from hourglass.spark.hadoop_files import HadoopReadError, read_bytes
+    from hourglass.spark.session import get_spark
+
+    try:
+        return read_bytes(get_spark(app_name), where).decode("utf-8")
+    except HadoopReadError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def parse_config_text(text: str, name: str) -> dict[str, Any]:
+    """A YAML (by `.yaml`/`.yml` suffix) or JSON mapping; `name` is only for messages."""
+    import yaml
+
+    yaml_file = name.endswith((".yaml", ".yml"))
+    try:
+        data = (yaml.safe_load(text) or {}) if yaml_file else json.loads(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {name} does not parse: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+        raise ConfigError(f"config file {name} must hold a mapping, got {type(data).__name__}")
     return data
+
+
+def _load_file(uri: str, app_name: str = "hourglass") -> dict[str, Any]:
+    return parse_config_text(read_config_text(uri, app_name), uri)
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -121,16 +177,20 @@ class JobConfig:
         return cfg
 
     @classmethod
-    def from_args(cls: type[T], argv: list[str] | None = None) -> T:
-        """Parse `--config FILE` plus `--key value` overrides; unknown flags are errors."""
+    def from_args(cls: type[T], argv: list[str] | None = None, app_name: str = "hourglass") -> T:
+        """Parse `--config URI` plus `--key value` overrides; unknown flags are errors.
+
+        `app_name` names the Spark session started when the config lies on a Hadoop filesystem.
+        """
         parser = argparse.ArgumentParser(description=cls.__doc__, allow_abbrev=False)
-        parser.add_argument("--config", help="JSON or YAML file with config keys")
+        parser.add_argument("--config", help="JSON or YAML file with config keys: a local path "
+                            "or any URI the cluster reads (file:, dbfs:, s3a:, abfss:, hdfs:)")
         for f in dataclasses.fields(cls):
             parser.add_argument(f"--{f.name}", dest=f.name, default=None, help=f"({f.type})")
         ns, extra = parser.parse_known_args(argv)
         if extra:
             raise ConfigError(f"unknown command-line argument(s) {extra} for {cls.__name__}")
-        data = _load_file(ns.config) if ns.config else {}
+        data = _load_file(ns.config, app_name) if ns.config else {}
         data = cls._section_of(data)
         for f in dataclasses.fields(cls):
             value = getattr(ns, f.name)
@@ -161,8 +221,9 @@ class JobConfig:
 
     @classmethod
     def section(cls) -> str:
-        """Name of this job's section in a multi-job (pipeline) config file."""
-        return cls.__name__.removesuffix("Config").lower()
+        """Name of this job's section (and stage) in a multi-job config file: the class name in
+        snake_case without `Config` (EmbedItemsConfig → `embed_items`)."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__.removesuffix("Config")).lower()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hourglass.config import ConfigError
-from hourglass.stages.pipeline import PipelineConfig, StepResult, report_paths
+from hourglass.stages.pipeline import STAGES, PipelineConfig, StepResult, report_paths, stage_entry
 from hourglass.stages.report import ReportResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,3 +42,10 @@ def test_report_paths_lists_report_steps_in_order():
                StepResult("encode_items", 1.0, object()), report("/b/index.html")]
     assert report_paths(results) == ["/a/index.html", "/b/index.html"]
     assert report_paths(results[:1]) == []
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_stage_section_is_named_like_the_stage(stage):
+    """A pipeline step and a job's own section find the job's keys by this one name."""
+    cfg_cls, _ = stage_entry(stage)
+    assert cfg_cls.section() == stage

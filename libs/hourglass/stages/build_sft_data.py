@@ -35,10 +35,6 @@ class BuildSftDataConfig(StageConfig):
     sids_version: int | None = None
     output_table: str = "sft_examples"
 
-    @classmethod
-    def section(cls) -> str:
-        return "build_sft_data"
-
     def strategy_names(self) -> list[str]:
         """Canonical names (`topk(16)` → `topk_16`), the keys used in `item_sids_rw`."""
         return [parse_strategy(s).name for s in self.strategies]

@@ -46,7 +46,8 @@ def to_jsonable(value):
 def main_for(cfg_cls: type[StageConfig], run, app_name: str, argv: list[str] | None = None):
     """Entry point shared by every `jobs/<stage>.py`: parse config, get session, run.
 
-    A config error exits with status 2 and a message naming the key, before Spark starts.
+    A config error exits with status 2 and a message naming the key, before the stage's work
+    (and before Spark starts, unless the config itself lies on a Hadoop filesystem).
     """
     import json
 
@@ -55,7 +56,7 @@ def main_for(cfg_cls: type[StageConfig], run, app_name: str, argv: list[str] | N
 
     setup_logging()
     try:
-        cfg = cfg_cls.from_args(sys.argv[1:] if argv is None else argv)
+        cfg = cfg_cls.from_args(sys.argv[1:] if argv is None else argv, app_name)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc

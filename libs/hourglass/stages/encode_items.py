@@ -42,10 +42,6 @@ class EncodeItemsConfig(StageConfig):
     blas_threads: int = 0  # BLAS threads per Python worker; 0 = the task's cores
     dim_check_rows: int = 10_000
 
-    @classmethod
-    def section(cls) -> str:
-        return "encode_items"
-
     def validate(self) -> None:
         require(self.device == "auto" or self.device.startswith(("cpu", "cuda")), "device",
                 "must be cpu, cuda[:n] or auto")

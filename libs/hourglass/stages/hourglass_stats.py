@@ -53,10 +53,6 @@ class HourglassStatsConfig(StageConfig):
     flow_table: str = "sid_flow"
     segments_table: str = "item_segments"
 
-    @classmethod
-    def section(cls) -> str:
-        return "hourglass_stats"
-
     def validate(self) -> None:
         require(bool(_RUN_ID.match(self.run_id)), "run_id",
                 "is required: 1-100 characters of letters, digits, '_', '.', '-'")

@@ -29,10 +29,6 @@ class ReportConfig(StageConfig):
     rewrite_summary_table: str = "rewrite_summary"
     eval_results_table: str = "eval_results"
 
-    @classmethod
-    def section(cls) -> str:
-        return "report"
-
     def validate(self) -> None:
         folder = self.folder()
         require(bool(folder), "report_dir", "is required when output_root is empty")

@@ -43,10 +43,6 @@ class RewriteSidsConfig(StageConfig):
     num_layers: int = 0
     codebook_size: int = 0
 
-    @classmethod
-    def section(cls) -> str:
-        return "rewrite_sids"
-
     def parsed_strategies(self) -> list[Strategy]:
         return [parse_strategy(s) for s in self.strategies]
 

@@ -48,10 +48,6 @@ class TrainCodebooksConfig(StageConfig):
     device: str = "auto"  # rq_vae training: auto | cpu | cuda
     cpu_threads: int = 0  # torch threads for rq_vae on CPU; 0 keeps torch's default
 
-    @classmethod
-    def section(cls) -> str:
-        return "train_codebooks"
-
     def validate(self) -> None:
         require(self.method in METHODS, "method", f"must be one of {', '.join(METHODS)}")
         require(1 <= self.num_layers <= 25, "num_layers", "must be in 1..25")
