@@ -95,12 +95,12 @@ def bench_training(device: str, steps: int) -> dict[str, float]:
     import deepspeed
     import torch
 
-    from hourglass.train.config import PROJECT_ROOT
+    from hourglass.resources import deepspeed_config_file
     from hourglass.train.ds_config import finish_ds_config, load_ds_config
 
     items, tokens = catalog()
     name = "zero2_gpu_bf16.json" if device == "cuda" else "zero2_cpu_fp32.json"
-    ds_cfg, settings = load_ds_config(str(PROJECT_ROOT / "deploy/deepspeed" / name), device)
+    ds_cfg, settings = load_ds_config(str(deepspeed_config_file(name)), device)
     ds_cfg = finish_ds_config(ds_cfg, steps, 1)
     tok, model = model_and_tokenizer(tokens, device)
     data = batches(tok, tokens, steps, settings.micro_batch, device)

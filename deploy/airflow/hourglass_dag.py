@@ -16,7 +16,7 @@ settings are environment variables of the scheduler and workers (defaults in bra
   HOURGLASS_CONFIG         pipeline config: output_root + ordered steps [configs/demo.yaml]
   HOURGLASS_STRATEGY       SID strategy fine-tuned and evaluated [topk(16)]
   HOURGLASS_SFT_ARGS       more trainer flags, e.g. "--max_steps 20000 --deepspeed_config
-                           deploy/deepspeed/zero3_gpu_bf16.json" [the bf16 ZeRO-2 config]
+                           zero3_gpu_bf16.json" (a packaged config) [the bf16 ZeRO-2 config]
   HOURGLASS_OUTPUT_ROOT    folder or bucket of the Delta tables [demo-output]
   HOURGLASS_ARCHIVE        packed venv [build/spark-submit/hourglass-venv.tar.gz]
   HOURGLASS_JARS_DIR       Delta jars shipped with --jars [.jars]
@@ -46,8 +46,7 @@ except ImportError:  # Airflow 2
 HOME = Path(os.environ.get("HOURGLASS_HOME", Path(__file__).resolve().parents[2]))
 CONFIG = os.environ.get("HOURGLASS_CONFIG", str(HOME / "configs" / "demo.yaml"))
 STRATEGY = os.environ.get("HOURGLASS_STRATEGY", "topk(16)")
-SFT_ARGS = os.environ.get(
-    "HOURGLASS_SFT_ARGS", f"--deepspeed_config {HOME}/deploy/deepspeed/zero2_gpu_bf16.json")
+SFT_ARGS = os.environ.get("HOURGLASS_SFT_ARGS", "--deepspeed_config zero2_gpu_bf16.json")
 OUTPUT_ROOT = os.environ.get("HOURGLASS_OUTPUT_ROOT", str(HOME / "demo-output"))
 ARCHIVE = os.environ.get(
     "HOURGLASS_ARCHIVE", str(HOME / "build" / "spark-submit" / "hourglass-venv.tar.gz")

@@ -10,7 +10,7 @@
 #       deploy/spark-submit/submit_all.sh configs/cluster.yaml /shared/hourglass/tables "topk(16)"
 #   STRATEGY      the SID strategy to fine-tune (default topk(16)); one the config rewrites to
 #   SFT_LAUNCHER  single (default), multi, or none (stop after the SID stages)
-#   SFT_ARGS      more trainer flags (default: the bf16 ZeRO-2 DeepSpeed config)
+#   SFT_ARGS      more trainer flags (default: the packaged bf16 ZeRO-2 DeepSpeed config)
 # shellcheck source=deploy/spark-submit/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 here="$(dirname "${BASH_SOURCE[0]}")"
@@ -30,7 +30,7 @@ echo "== build_sft_data" >&2
 echo "== sft_train" >&2
 # shellcheck disable=SC2206  # word splitting of SFT_ARGS is intended
 sft_args=(--output_root "$root" --strategy "$strategy"
-          ${SFT_ARGS:---deepspeed_config $ROOT/deploy/deepspeed/zero2_gpu_bf16.json})
+          ${SFT_ARGS:---deepspeed_config zero2_gpu_bf16.json})
 case "${SFT_LAUNCHER:-single}" in
   single) "$ROOT/deploy/deepspeed/launch_single_node.sh" "${sft_args[@]}" ;;
   multi) "$ROOT/deploy/deepspeed/launch_multi_node.sh" "${sft_args[@]}" ;;

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hourglass.resources import deepspeed_config_file
 from hourglass.sft.examples import user_examples
 from hourglass.spark.tables import read_table, write_table
 from hourglass.stages import build_sft_data, evaluate
-from hourglass.train.config import PROJECT_ROOT, TrainConfig
+from hourglass.train.config import TrainConfig
 from hourglass.train.launch import run_training
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.slow]
@@ -80,7 +81,7 @@ def test_sft_examples_match_the_reference(spark, world):
 
 
 def _train_cfg(world, tmp: Path, name: str) -> TrainConfig:
-    ds = json.loads((PROJECT_ROOT / "deploy/deepspeed/zero2_cpu_fp32.json").read_text())
+    ds = json.loads(deepspeed_config_file("zero2_cpu_fp32.json").read_text())
     ds["train_micro_batch_size_per_gpu"] = 32
     ds["scheduler"]["params"]["warmup_num_steps"] = 10
     (tmp / "ds.json").write_text(json.dumps(ds))

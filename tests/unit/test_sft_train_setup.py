@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from hourglass import resources
 from hourglass.config import ConfigError
+from hourglass.resources import deepspeed_config_file, deepspeed_config_names
 from hourglass.sft.format import SPECIAL_TOKENS
-from hourglass.train.config import PROJECT_ROOT, TrainConfig, parse_train_args
+from hourglass.train.config import TrainConfig, parse_train_args
 from hourglass.train.ds_config import finish_ds_config, load_ds_config, validate_ds_config
 from hourglass.train.launch import launcher_command
 from hourglass.train.tokenizer import SpecialIds, build_sid_tokenizer, sid_vocabulary
 
-DS_DIR = PROJECT_ROOT / "deploy" / "deepspeed"
 BASE = {"train_micro_batch_size_per_gpu": 8, "optimizer": {"type": "AdamW",
                                                            "params": {"lr": 1e-3}}}
 
@@ -24,11 +25,12 @@ BASE = {"train_micro_batch_size_per_gpu": 8, "optimizer": {"type": "AdamW",
     ("zero2_gpu_bf16.json", 2, True), ("zero3_gpu_bf16.json", 3, True)])
 def test_shipped_configs_validate(name, stage, half):
     device = "cuda" if half else "cpu"
-    _, s = load_ds_config(str(DS_DIR / name), device)
+    path = str(deepspeed_config_file(name))
+    _, s = load_ds_config(path, device)
     assert (s.zero_stage, s.bf16, s.fp16) == (stage, half, False)
     if half:  # a GPU config is refused on CPU rather than silently run in fp32
         with pytest.raises(ConfigError, match="bf16"):
-            load_ds_config(str(DS_DIR / name), "cpu")
+            load_ds_config(path, "cpu")
 
 
 @pytest.mark.parametrize("patch,key", [
@@ -120,3 +122,20 @@ def test_pretrained_model_gets_sid_tokens_at_the_mean_embedding(tmp_path):
     assert torch.allclose(emb[new_ids].mean(0), old_mean, atol=0.5)
     assert float(emb[new_ids].mean()) > 2.0  # not the default N(0, 0.02) init
     assert Path(cfg.ds_config_path()).is_file()
+
+
+def test_deepspeed_config_by_packaged_name_or_path(tmp_path, monkeypatch):
+    """A bare file name is a packaged config (found in the package, not the checkout); a path
+    wins when it exists; a name that is neither fails naming the packaged ones."""
+    monkeypatch.chdir(tmp_path)
+    assert deepspeed_config_names() == ["zero2_cpu_fp32.json", "zero2_gpu_bf16.json",
+                                        "zero3_cpu_fp32.json", "zero3_gpu_bf16.json"]
+    cfg = TrainConfig.from_dict({"output_root": str(tmp_path)})
+    packaged = Path(cfg.ds_config_path())
+    assert packaged == deepspeed_config_file("zero2_cpu_fp32.json")
+    assert packaged.parent == Path(resources.__file__).parent / "deepspeed"
+    (tmp_path / "zero2_cpu_fp32.json").write_text(packaged.read_text())
+    assert cfg.ds_config_path() == "zero2_cpu_fp32.json"  # the local file, relative to cwd
+    for bad in ("zero9.json", "deploy/deepspeed/zero2_gpu_bf16.json"):
+        with pytest.raises(ConfigError, match="zero2_gpu_bf16.json"):
+            TrainConfig.from_dict({"output_root": str(tmp_path), "deepspeed_config": bad})

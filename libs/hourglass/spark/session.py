@@ -1,8 +1,9 @@
 """One Spark session factory for laptops, CI, spark-submit and Databricks.
 
-Locally it builds `local[*]` with the Delta extension and catalog and the Delta jars that
-`make setup` fetched into `.jars/` (never `spark.jars.packages`: a session start must not touch
-the network). Under spark-submit or on Databricks it takes the session the cluster provides.
+Locally it builds `local[*]` with the Delta extension and catalog and local Delta jars
+($HOURGLASS_JARS_DIR, else the Maven local repository; never `spark.jars.packages`: a session
+start must not touch the network). Under spark-submit or on Databricks it takes the session the
+cluster provides.
 """
 
 from __future__ import annotations
@@ -29,15 +30,36 @@ def on_cluster() -> bool:
     return bool(env.get("PYSPARK_GATEWAY_PORT") or env.get("DATABRICKS_RUNTIME_VERSION"))
 
 
+def maven_delta_jars(delta_version: str | None = None, repo: Path | None = None) -> list[Path]:
+    """The delta-spark_2.13 and delta-storage jars of one version in a Maven local repository.
+
+    The version is that of the installed `delta-spark` Python package (the jars must match it);
+    the repository is `~/.m2/repository`, where `mvn` (as `make setup` runs it) puts them.
+    """
+    from importlib.metadata import version
+
+    v = delta_version or version("delta-spark")
+    base = (repo or Path.home() / ".m2" / "repository") / "io" / "delta"
+    return [base / "delta-spark_2.13" / v / f"delta-spark_2.13-{v}.jar",
+            base / "delta-storage" / v / f"delta-storage-{v}.jar"]
+
+
 def delta_jars(jars_dir: str | None = None) -> list[str]:
-    """Local Delta jars: $HOURGLASS_JARS_DIR, else `.jars/` at the project root."""
-    root = Path(__file__).resolve().parents[3]
-    folder = Path(jars_dir or os.environ.get("HOURGLASS_JARS_DIR") or root / ".jars")
-    jars = sorted(str(p) for p in folder.glob("*.jar"))
+    """Local Delta jars, never fetched: `jars_dir`, else $HOURGLASS_JARS_DIR, else the Maven
+    local repository (`maven_delta_jars`), so an installed wheel needs no checkout."""
+    folder = jars_dir or os.environ.get("HOURGLASS_JARS_DIR")
+    if folder:
+        jars = sorted(str(p) for p in Path(folder).glob("*.jar"))
+        where = f"in {folder}"
+    else:
+        found = maven_delta_jars()
+        jars = [str(p) for p in found if p.is_file()]
+        where = f"at {', '.join(map(str, found))}"
+        jars = jars if len(jars) == len(found) else []
     if not any("delta-spark" in Path(j).name for j in jars):
         raise SparkSetupError(
-            f"no Delta jars in {folder}: run `make setup` (it fetches them with mvn) or set "
-            "HOURGLASS_JARS_DIR to a folder holding delta-spark_2.13 and delta-storage jars"
+            f"no Delta jars {where}: run `make setup` (it fetches them with mvn), or set "
+            "HOURGLASS_JARS_DIR to a folder holding the delta-spark_2.13 and delta-storage jars"
         )
     return jars
 

@@ -11,12 +11,13 @@ import dataclasses
 from pathlib import Path
 
 from hourglass.config import require
+from hourglass.resources import deepspeed_config_file, deepspeed_config_names
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.spark.tables import is_path
 from hourglass.stages.common import StageConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_DS_CONFIG = "deploy/deepspeed/zero2_cpu_fp32.json"
+# A DeepSpeed JSON shipped in the package (hourglass/resources/deepspeed/), named by file name.
+DEFAULT_DS_CONFIG = "zero2_cpu_fp32.json"
 
 
 @dataclasses.dataclass
@@ -70,11 +71,11 @@ class TrainConfig(StageConfig):
         return str(Path(self.output_root.removeprefix("file:")) / "sft_runs" / self.strategy_name)
 
     def ds_config_path(self) -> str:
-        """The JSON as given, else relative to the project root (configs ship in deploy/)."""
+        """A file at the path given, else the packaged config of that file name."""
         p = Path(self.deepspeed_config)
-        if p.is_file() or p.is_absolute():
+        if p.is_file() or p.is_absolute() or len(p.parts) > 1:
             return str(p)
-        return str(PROJECT_ROOT / p)
+        return str(deepspeed_config_file(self.deepspeed_config) or p)
 
     def validate(self) -> None:
         parse_strategy(self.strategy).validate(key="strategy")
@@ -96,7 +97,8 @@ class TrainConfig(StageConfig):
         require(not self.model or Path(self.model).exists(), "model",
                 f"no local model folder {self.model!r} (hub downloads are off; give a path)")
         require(Path(self.ds_config_path()).is_file(), "deepspeed_config",
-                f"no such file {self.deepspeed_config!r}")
+                f"no such file {self.deepspeed_config!r}, and not a packaged config "
+                f"({', '.join(deepspeed_config_names())})")
 
 
 LAUNCHER_FLAGS = ("--local_rank", "--local-rank")
