@@ -17,7 +17,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 setup: $(VENV)/.installed $(JARS_DIR)/.fetched
 
-$(VENV)/.installed: $(REQS) setup.py
+$(VENV)/.installed: $(REQS) setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt $(foreach r,$(filter-out %constraints.txt,$(REQS)),-r $(r))
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .

@@ -1,7 +1,7 @@
 """The paper's ablation in one command: `spark-submit jobs/ablation.py --config FILE`."""
+# Installed from the wheel, the same job is the command `hourglass-ablation`.
 
-from hourglass.stages.ablation import AblationConfig, run
-from hourglass.stages.common import main_for
+from hourglass.cli import ablation
 
 if __name__ == "__main__":
-    main_for(AblationConfig, run, "hourglass-ablation")
+    ablation()

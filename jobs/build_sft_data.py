@@ -1,7 +1,7 @@
 """Build `sft_examples`: `spark-submit jobs/build_sft_data.py --config FILE`."""
+# Installed from the wheel, the same job is the command `hourglass-build-sft-data`.
 
-from hourglass.stages.build_sft_data import BuildSftDataConfig, run
-from hourglass.stages.common import main_for
+from hourglass.cli import build_sft_data
 
 if __name__ == "__main__":
-    main_for(BuildSftDataConfig, run, "hourglass-build-sft-data")
+    build_sft_data()

@@ -1,7 +1,7 @@
 """Embed item text into `item_embeddings`: `spark-submit jobs/embed_items.py --config FILE`."""
+# Installed from the wheel, the same job is the command `hourglass-embed-items`.
 
-from hourglass.stages.common import main_for
-from hourglass.stages.embed_items import EmbedItemsConfig, run
+from hourglass.cli import embed_items
 
 if __name__ == "__main__":
-    main_for(EmbedItemsConfig, run, "hourglass-embed-items")
+    embed_items()

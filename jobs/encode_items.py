@@ -1,7 +1,7 @@
 """Encode item embeddings into SIDs: `spark-submit jobs/encode_items.py --config FILE`."""
+# Installed from the wheel, the same job is the command `hourglass-encode-items`.
 
-from hourglass.stages.common import main_for
-from hourglass.stages.encode_items import EncodeItemsConfig, run
+from hourglass.cli import encode_items
 
 if __name__ == "__main__":
-    main_for(EncodeItemsConfig, run, "hourglass-encode-items")
+    encode_items()

@@ -1,7 +1,7 @@
 """Evaluate fine-tuned models into `eval_results`: `spark-submit jobs/evaluate.py --config FILE`."""
+# Installed from the wheel, the same job is the command `hourglass-evaluate`.
 
-from hourglass.stages.common import main_for
-from hourglass.stages.evaluate import EvaluateConfig, run
+from hourglass.cli import evaluate
 
 if __name__ == "__main__":
-    main_for(EvaluateConfig, run, "hourglass-evaluate")
+    evaluate()

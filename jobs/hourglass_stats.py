@@ -1,7 +1,7 @@
 """Hourglass statistics of a SID table: `spark-submit jobs/hourglass_stats.py --config FILE`."""
+# Installed from the wheel, the same job is the command `hourglass-hourglass-stats`.
 
-from hourglass.stages.common import main_for
-from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
+from hourglass.cli import hourglass_stats
 
 if __name__ == "__main__":
-    main_for(HourglassStatsConfig, run, "hourglass-hourglass_stats")
+    hourglass_stats()

@@ -1,7 +1,7 @@
 """Ingest items and interactions into Delta: `spark-submit jobs/ingest.py --config FILE`."""
+# Installed from the wheel, the same job is the command `hourglass-ingest`.
 
-from hourglass.stages.common import main_for
-from hourglass.stages.ingest import IngestConfig, run
+from hourglass.cli import ingest
 
 if __name__ == "__main__":
-    main_for(IngestConfig, run, "hourglass-ingest")
+    ingest()

@@ -1,7 +1,7 @@
 """Render the hourglass HTML report: `spark-submit jobs/report.py --config FILE`."""
+# Installed from the wheel, the same job is the command `hourglass-report`.
 
-from hourglass.stages.common import main_for
-from hourglass.stages.report import ReportConfig, run
+from hourglass.cli import report
 
 if __name__ == "__main__":
-    main_for(ReportConfig, run, "hourglass-report")
+    report()

@@ -1,7 +1,7 @@
 """Rewrite SIDs per strategy: `spark-submit jobs/rewrite_sids.py --config FILE`."""
+# Installed from the wheel, the same job is the command `hourglass-rewrite-sids`.
 
-from hourglass.stages.common import main_for
-from hourglass.stages.rewrite_sids import RewriteSidsConfig, run
+from hourglass.cli import rewrite_sids
 
 if __name__ == "__main__":
-    main_for(RewriteSidsConfig, run, "hourglass-rewrite-sids")
+    rewrite_sids()

@@ -1,7 +1,7 @@
 """Synthetic long-tail embeddings for scale work: `spark-submit jobs/synthesize.py --config F`."""
+# Installed from the wheel, the same job is the command `hourglass-synthesize`.
 
-from hourglass.stages.common import main_for
-from hourglass.stages.synthesize import SynthesizeConfig, run
+from hourglass.cli import synthesize
 
 if __name__ == "__main__":
-    main_for(SynthesizeConfig, run, "hourglass-synthesize")
+    synthesize()

@@ -1,7 +1,7 @@
 """Train the codebook artifact: `spark-submit jobs/train_codebooks.py --config FILE`."""
+# Installed from the wheel, the same job is the command `hourglass-train-codebooks`.
 
-from hourglass.stages.common import main_for
-from hourglass.stages.train_codebooks import TrainCodebooksConfig, run
+from hourglass.cli import train_codebooks
 
 if __name__ == "__main__":
-    main_for(TrainCodebooksConfig, run, "hourglass-train-codebooks")
+    train_codebooks()

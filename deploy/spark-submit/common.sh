@@ -15,9 +15,11 @@ fi
 ARCHIVE="${HOURGLASS_ARCHIVE:-$BUILD_DIR/hourglass-venv.tar.gz}"
 JARS_DIR="${HOURGLASS_JARS_DIR:-$ROOT/.jars}"
 
-# A hash of everything that goes into the archive: package sources, setup.py, requirements.
+# A hash of everything that goes into the archive: package sources and data, packaging
+# metadata (pyproject.toml, setup.py), requirements.
 source_hash() {
-  (cd "$ROOT" && find libs setup.py requirements -type f \( -name '*.py' -o -name '*.txt' \) \
-      -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs sha256sum
+  (cd "$ROOT" && find libs setup.py pyproject.toml requirements -type f \
+      -not -path '*/__pycache__/*' -not -name '*.pyc' -not -path '*.egg-info/*' \
+      | LC_ALL=C sort | xargs sha256sum
    echo "${EXTRA_REQUIREMENTS:-}") | sha256sum | cut -c1-16
 }

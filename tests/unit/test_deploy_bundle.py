@@ -81,18 +81,13 @@ def python_task_files() -> list[tuple[str, Path]]:
 
 
 def config_parser(job_file: Path):
-    """The function that turns a job file's argv into its typed config (found from its imports)."""
-    import importlib
+    """The function that turns a job file's argv into its typed config: the job's entry in
+    `hourglass.cli.JOBS`, which the job file must call."""
+    from hourglass.cli import JOBS
 
-    tree = ast.parse(job_file.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            for alias in node.names:
-                if alias.name.endswith("Config"):
-                    return getattr(importlib.import_module(node.module), alias.name).from_args
-                if alias.name == "main" and node.module == "hourglass.train.launch":
-                    return importlib.import_module("hourglass.train.config").parse_train_args
-    raise AssertionError(f"{job_file} imports no config class")
+    job = JOBS[job_file.stem]
+    assert f"from hourglass.cli import {job.name}\n" in job_file.read_text(), job_file
+    return job.parse
 
 
 def dag_upstream() -> dict[str, tuple[str, ...]]:

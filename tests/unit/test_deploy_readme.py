@@ -24,12 +24,9 @@ def job_paragraph(job: str) -> str:
 
 
 def config_class(job: str) -> type:
-    parser = config_parser(ROOT / "jobs" / f"{job}.py")
-    if hasattr(parser, "__self__"):  # Config.from_args
-        return parser.__self__
-    from hourglass.train.config import TrainConfig  # sft_train parses with parse_train_args
+    from hourglass.cli import JOBS
 
-    return TrainConfig
+    return JOBS[job].config_class()
 
 
 def commands() -> list[tuple[str, list[str]]]:

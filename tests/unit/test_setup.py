@@ -65,3 +65,60 @@ def test_pyspark_files_are_pysparks_own():
             changed.append(str(f))
     assert checked > 300
     assert not changed, f"pyspark files overwritten by another distribution: {changed[:5]}"
+
+
+def _declared() -> dict[str, list]:
+    """The installed metadata's Requires-Dist (what pip reads from pyproject's [project]), by
+    extra ("" = install_requires)."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    out: dict[str, list] = {}
+    for line in requires("hourglass") or []:
+        req = Requirement(line)
+        extra = ""
+        if req.marker is not None:
+            extra = next(e for e in ("spark", "train", "dev")
+                         if req.marker.evaluate({"extra": e}))
+        out.setdefault(extra, []).append(req)
+    return out
+
+
+def _lock() -> dict[str, str]:
+    """Exact versions of the lock (requirements/constraints.txt, the full transitive freeze)."""
+    from packaging.utils import canonicalize_name
+
+    out = {}
+    for line in (ROOT / "requirements" / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            pkg, ver = line.split("==")
+            out[canonicalize_name(pkg)] = ver
+    return out
+
+
+def test_dependencies_are_ranges_that_admit_the_lock():
+    """A library states compatible ranges (a cluster keeps its runtime's numpy/pandas/pyarrow);
+    the exact versions live only in the lock, and every range must admit its locked version."""
+    from packaging.utils import canonicalize_name
+
+    declared, lock = _declared(), _lock()
+    assert set(declared) == {"", "spark", "train", "dev"}
+    for extra, reqs in declared.items():
+        for req in reqs:
+            ops = {spec.operator for spec in req.specifier}
+            assert ops and not ops & {"==", "==="}, f"{req}: an exact pin or no range at all"
+            locked = lock[canonicalize_name(req.name)]
+            assert req.specifier.contains(locked, prereleases=True), \
+                f"[{extra or 'install_requires'}] {req} does not admit the locked {locked}"
+
+
+def test_dependency_names_match_the_pinned_requirement_files():
+    """Each extra declares exactly the packages its requirements/<name>.txt pins."""
+    from packaging.utils import canonicalize_name
+
+    declared = _declared()
+    for extra, name in (("", "base"), ("spark", "spark"), ("train", "train"), ("dev", "dev")):
+        got = {canonicalize_name(r.name) for r in declared[extra]}
+        assert got == {canonicalize_name(p) for p in _pins(name)}, name

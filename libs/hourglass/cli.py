@@ -1,0 +1,128 @@
+"""Console entry points of the jobs: `hourglass-<stage>` runs what `jobs/<stage>.py` runs.
+
+The installed wheel is the product, so every job is a function of the package: pip makes one
+`hourglass-<stage-with-dashes>` command per job (pyproject `[project.scripts]`), a Databricks
+`python_wheel_task` names it as `entry_point`, and the files in `jobs/` (for spark-submit) are
+two lines that call the same function. Arguments are the job's `--config FILE` and `--key value`
+flags, read from `sys.argv`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One job: its stage module and config class (`hourglass.stages.<name>` by default)."""
+
+    name: str
+    config: str
+    module: str = ""
+
+    @property
+    def script(self) -> str:
+        """The console command, e.g. `hourglass-encode-items` (also the Spark app name)."""
+        return "hourglass-" + self.name.replace("_", "-")
+
+    @property
+    def module_name(self) -> str:
+        return self.module or f"hourglass.stages.{self.name}"
+
+    def config_class(self) -> type:
+        return getattr(importlib.import_module(self.module_name), self.config)
+
+    def parse(self, argv: list[str]) -> Any:
+        """argv → the job's typed config (raises ConfigError naming the key)."""
+        if self.name == "sft_train":
+            from hourglass.train.config import parse_train_args
+
+            return parse_train_args(argv)
+        return self.config_class().from_args(argv)
+
+
+JOBS: dict[str, Job] = {job.name: job for job in (
+    Job("ingest", "IngestConfig"),
+    Job("embed_items", "EmbedItemsConfig"),
+    Job("synthesize", "SynthesizeConfig"),
+    Job("train_codebooks", "TrainCodebooksConfig"),
+    Job("encode_items", "EncodeItemsConfig"),
+    Job("hourglass_stats", "HourglassStatsConfig"),
+    Job("rewrite_sids", "RewriteSidsConfig"),
+    Job("build_sft_data", "BuildSftDataConfig"),
+    Job("sft_train", "TrainConfig", module="hourglass.train.config"),
+    Job("evaluate", "EvaluateConfig"),
+    Job("ablation", "AblationConfig"),
+    Job("report", "ReportConfig"),
+    Job("pipeline", "PipelineConfig"),
+)}
+
+
+def run_job(name: str, argv: list[str] | None = None) -> Any:
+    """Parse the job's flags, get the session, run the stage, print its JSON summary."""
+    from hourglass.stages.common import main_for
+
+    job = JOBS[name]
+    module = importlib.import_module(job.module_name)
+    return main_for(job.config_class(), module.run, job.script, argv)
+
+
+def ingest() -> None:
+    run_job("ingest")
+
+
+def embed_items() -> None:
+    run_job("embed_items")
+
+
+def synthesize() -> None:
+    run_job("synthesize")
+
+
+def train_codebooks() -> None:
+    run_job("train_codebooks")
+
+
+def encode_items() -> None:
+    run_job("encode_items")
+
+
+def hourglass_stats() -> None:
+    run_job("hourglass_stats")
+
+
+def rewrite_sids() -> None:
+    run_job("rewrite_sids")
+
+
+def build_sft_data() -> None:
+    run_job("build_sft_data")
+
+
+def sft_train() -> None:
+    """One trainer rank (no Spark): under a launcher each rank runs this."""
+    from hourglass.train.launch import main
+
+    main()
+
+
+def evaluate() -> None:
+    run_job("evaluate")
+
+
+def ablation() -> None:
+    run_job("ablation")
+
+
+def report() -> None:
+    run_job("report")
+
+
+def pipeline() -> None:
+    """The report's path is the last line a person sees (after the JSON summary of each step)."""
+    from hourglass.stages.pipeline import report_paths
+
+    for path in report_paths(run_job("pipeline")):
+        print(f"\nReport: file://{path}")
