@@ -17,6 +17,7 @@
 #   SPARK_LOG_LEVEL    driver log level (default WARN)
 #   SPARK_SUBMIT_ARGS  extra spark-submit arguments, e.g. "--executor-memory 8g --num-executors 20"
 #   DRY_RUN=1          print the spark-submit command instead of running it
+# In cluster mode a local `--config FILE` is shipped with --files and passed as its file name.
 # shellcheck source=deploy/spark-submit/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -85,7 +86,27 @@ fi
 # shellcheck disable=SC2206  # word splitting of SPARK_SUBMIT_ARGS is intended
 args+=(${SPARK_SUBMIT_ARGS:-})
 
-cmd=("$SPARK_SUBMIT" "${args[@]}" "$app" "$@")
+# Cluster mode runs the driver on another host, which cannot read a config on this disk: ship a
+# local one with --files (YARN puts it in the driver's working folder) and name it by its file
+# name there. A URI with a scheme (s3a://, abfss://, hdfs://, dbfs:/, file:) is passed as is.
+job_args=("$@")
+if [[ "$mode" == "cluster" ]]; then
+  for i in "${!job_args[@]}"; do
+    arg="${job_args[$i]}"
+    if [[ "$arg" == --config=* ]]; then conf="${arg#--config=}"
+    elif [[ "$arg" == --config ]] && (( i + 1 < ${#job_args[@]} )); then conf="${job_args[$((i + 1))]}"
+    else continue
+    fi
+    [[ "$conf" =~ ^[A-Za-z][A-Za-z0-9+.-]+: ]] && continue
+    [[ -f "$conf" ]] || { echo "config file not found: $conf" >&2; exit 2; }
+    args+=(--files "$(cd "$(dirname "$conf")" && pwd)/$(basename "$conf")")
+    if [[ "$arg" == --config ]]; then job_args[i + 1]="$(basename "$conf")"
+    else job_args[i]="--config=$(basename "$conf")"
+    fi
+  done
+fi
+
+cmd=("$SPARK_SUBMIT" "${args[@]}" "$app" "${job_args[@]}")
 if [[ "${DRY_RUN:-0}" == "1" ]]; then
   printf '%q ' "${cmd[@]}"; echo
   exit 0

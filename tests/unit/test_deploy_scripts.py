@@ -68,6 +68,32 @@ def test_submit_cluster_mode_leaves_the_driver_to_the_archive(tmp_path):
     assert cmd[-1] == str(ROOT / "jobs" / "ingest.py")
 
 
+def test_submit_cluster_mode_ships_a_local_config(tmp_path):
+    """The driver runs on another host: a local config goes with --files and the job reads it
+    by file name from its working folder; a URI the cluster reads is passed unchanged."""
+    conf = tmp_path / "my configs" / "cluster.yaml"
+    conf.parent.mkdir()
+    conf.write_text("output_root: /shared/hourglass/tables\n")
+    env = {"SPARK_SUBMIT": "spark-submit", "DEPLOY_MODE": "cluster", "SPARK_MASTER": "yarn",
+           "HOURGLASS_ARCHIVE": str(tmp_path / "a.tar.gz")}
+    cmd = argv(run("spark-submit/submit.sh", "pipeline", "--config", str(conf), "--only",
+                   "encode_items", **env))
+    assert cmd[cmd.index("--files") + 1] == str(conf)
+    assert cmd[-4:] == ["--config", "cluster.yaml", "--only", "encode_items"]
+    assert cmd.index("--files") < cmd.index(str(ROOT / "jobs" / "pipeline.py"))
+    cmd = argv(run("spark-submit/submit.sh", "ingest", f"--config={conf}", **env))
+    assert cmd[cmd.index("--files") + 1] == str(conf) and cmd[-1] == "--config=cluster.yaml"
+    for uri in ("s3a://bucket/hourglass/cluster.yaml", "dbfs:/hourglass/cluster.yaml",
+                f"file:{conf}"):
+        cmd = argv(run("spark-submit/submit.sh", "ingest", "--config", uri, **env))
+        assert "--files" not in cmd and cmd[-2:] == ["--config", uri]
+    missing = run("spark-submit/submit.sh", "ingest", "--config", str(tmp_path / "no.yaml"), **env)
+    assert missing.returncode == 2 and "config file not found" in missing.stderr
+    client = argv(run("spark-submit/submit.sh", "ingest", "--config", str(conf),
+                      **{**env, "DEPLOY_MODE": "client"}))
+    assert "--files" not in client and client[-2:] == ["--config", str(conf)]
+
+
 def test_submit_rejects_unknown_job():
     proc = run("spark-submit/submit.sh", "no_such_job", SPARK_SUBMIT="spark-submit")
     assert proc.returncode == 2 and "no such job" in proc.stderr
