@@ -1,10 +1,12 @@
 """The Databricks Asset Bundle (deploy/databricks.yml + resources/*.job.yml) is consistent.
 
-What a `databricks bundle validate` would catch offline, and what it would not: every referenced
-file exists, every `${var.*}` is declared, every task's parameters parse into the job's typed
-config, the pipeline job's graph mirrors the Airflow DAG, pins match requirements/, and each job
-resolved for each target is accepted by the typed Jobs model of Databricks' own `databricks-bundles`
-package (strict on field names and types).
+What a `databricks bundle validate` would catch offline, and what it would not: every task runs a
+console entry point of the wheel (`python_wheel_task`), every `${var.*}` is declared, every
+task's parameters parse into the job's typed config, the pipeline job's graph mirrors the Airflow
+DAG, pins match requirements/, prod runs as a service principal that alone is granted write on
+the schema and volume the bundle creates, the tables go to that volume, and each job, schema and
+volume resolved for each target is accepted by the typed models of Databricks' own
+`databricks-bundles` package (strict on field names and types).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ DEPLOY = ROOT / "deploy"
 TARGETS = ("dev", "staging", "prod")
 REF = re.compile(r"\$\{([a-z_]+(?:\.[A-Za-z_]+)+)\}")
 # `${workspace.file_path}` is where the bundle syncs the repository root; locally that is ROOT.
-BUILTINS = {"workspace.file_path": str(ROOT), "bundle.name": "hourglass"}
+USER = "someone@example.com"
+BUILTINS = {"workspace.file_path": str(ROOT), "bundle.name": "hourglass",
+            "workspace.current_user.userName": USER,
+            "workspace.current_user.short_name": "someone"}
 
 
 def load_bundle() -> tuple[dict, dict[Path, dict]]:
@@ -40,16 +45,38 @@ JOBS = {name: (path, job) for path, doc in RESOURCE_FILES.items()
         for name, job in doc["resources"]["jobs"].items()}
 
 
+def lookup_value(value):
+    """A `lookup:` variable resolves at deploy time to an ID; here a recognisable stand-in."""
+    if isinstance(value, dict) and set(value) == {"lookup"}:
+        ((kind, name),) = value["lookup"].items()
+        return f"<{kind} {name}>"
+    return value
+
+
 def variables_for(target: str) -> dict:
     values = {k: copy.deepcopy(v.get("default")) for k, v in BUNDLE["variables"].items()}
     values.update(copy.deepcopy(BUNDLE["targets"][target].get("variables") or {}))
-    return values
+    return {k: lookup_value(v) for k, v in values.items()}
+
+
+def resource_field(target: str, ref: str):
+    """`resources.<kind>.<key>.<field>` as deployed: development mode prefixes schema names
+    with `dev_<short name>_` (volumes keep theirs; they live in the prefixed schema)."""
+    _, kind, key, field = ref.split(".")
+    value = resolve(BUNDLE["resources"][kind][key][field], target)
+    development = BUNDLE["targets"][target].get("mode") == "development"
+    if (kind, field) == ("schemas", "name") and development:
+        value = f"dev_{BUILTINS['workspace.current_user.short_name']}_{value}"
+    return value
 
 
 def resolve(obj, target: str):
     """Substitute variables and built-ins the way the CLI does (whole-string refs keep type)."""
     known = {**BUILTINS, "bundle.target": target,
              **{f"var.{k}": v for k, v in variables_for(target).items()}}
+
+    def lookup(name: str):
+        return resource_field(target, name) if name.startswith("resources.") else known[name]
 
     def sub(value):
         if isinstance(value, dict):
@@ -61,11 +88,11 @@ def resolve(obj, target: str):
         for _ in range(5):  # variables may refer to built-ins
             whole = REF.fullmatch(value)
             if whole:
-                value = copy.deepcopy(known[whole.group(1)])
+                value = copy.deepcopy(lookup(whole.group(1)))
                 if not isinstance(value, str):
                     return sub(value)
                 continue
-            new = REF.sub(lambda m: str(known[m.group(1)]), value)
+            new = REF.sub(lambda m: str(lookup(m.group(1))), value)
             if new == value:
                 break
             value = new
@@ -74,10 +101,19 @@ def resolve(obj, target: str):
     return sub(obj)
 
 
-def python_task_files() -> list[tuple[str, Path]]:
-    return [(f"{name}.{task['task_key']}",
-             (path.parent / task["spark_python_task"]["python_file"]).resolve())
-            for name, (path, job) in JOBS.items() for task in job["tasks"]]
+def task_job(task: dict) -> str:
+    """The job a task runs: its `python_wheel_task` entry point is a console command of the
+    wheel, `hourglass-<stage>` (hourglass.cli)."""
+    from hourglass.cli import JOBS as CLI_JOBS
+
+    by_script = {job.script: name for name, job in CLI_JOBS.items()}
+    return by_script[task["python_wheel_task"]["entry_point"]]
+
+
+def task_parser(task: dict):
+    from hourglass.cli import JOBS as CLI_JOBS
+
+    return CLI_JOBS[task_job(task)].parse
 
 
 def config_parser(job_file: Path):
@@ -135,11 +171,19 @@ def test_every_referenced_variable_is_declared_and_every_declared_one_used():
             assert name in BUNDLE["variables"], f"target {target} sets undeclared {name}"
 
 
-def test_every_python_file_exists_and_is_a_job_entry():
-    for task, path in python_task_files():
-        assert path.is_file(), f"task {task}: {path} does not exist"
-        assert path.parent == ROOT / "jobs"
-        assert 'if __name__ == "__main__":' in path.read_text(), f"{path} is not runnable"
+def test_every_task_runs_a_console_command_of_the_wheel():
+    """No task runs a file of the repository: each names an entry point the installed wheel
+    declares (the dev install's metadata is built from the same pyproject.toml)."""
+    from importlib.metadata import entry_points
+
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    for name, (_, job) in JOBS.items():
+        for task in job["tasks"]:
+            where = f"{name}.{task['task_key']}"
+            assert "spark_python_task" not in task, where
+            wheel = task["python_wheel_task"]
+            assert wheel["package_name"] == "hourglass", where
+            assert scripts[wheel["entry_point"]] == f"hourglass.cli:{task_job(task)}", where
 
 
 def test_one_stage_job_per_job_file():
@@ -150,7 +194,7 @@ def test_one_stage_job_per_job_file():
         path, job = JOBS[f"hourglass_{stage}"]
         assert path.name == f"{stage}.job.yml"
         (task,) = job["tasks"]
-        assert Path(task["spark_python_task"]["python_file"]).name == f"{stage}.py"
+        assert task_job(task) == stage
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -159,12 +203,11 @@ def test_task_parameters_parse_into_each_jobs_typed_config(target):
     from hourglass.config import ConfigError
 
     expected_root = resolve("${var.output_root}", target)
-    for name, (path, job) in JOBS.items():
+    for name, (_, job) in JOBS.items():
         for task in resolve(job, target)["tasks"]:
-            params = task["spark_python_task"]["parameters"]
-            job_file = (path.parent / task["spark_python_task"]["python_file"]).resolve()
+            params = task["python_wheel_task"]["parameters"]
             try:
-                cfg = config_parser(job_file)(params)
+                cfg = task_parser(task)(params)
             except ConfigError as exc:
                 raise AssertionError(f"{target} {name}.{task['task_key']}: {exc}") from exc
             assert cfg.output_root == expected_root
@@ -181,8 +224,8 @@ def test_pipeline_graph_mirrors_the_dag_and_runs_each_stage_once():
         assert ready, f"dependency cycle among {set(graph) - done}"
         done |= ready
     for task in job["tasks"]:
-        params = task["spark_python_task"]["parameters"]
-        entry = Path(task["spark_python_task"]["python_file"]).stem
+        params = task["python_wheel_task"]["parameters"]
+        entry = task_job(task)
         if entry == "pipeline":
             assert params[params.index("--only") + 1] == task["task_key"]
         else:
@@ -197,8 +240,7 @@ def test_pipeline_job_covers_the_stages_of_the_demo_config():
     steps = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())["steps"]
     stages = {s["stage"] for s in steps}
     _, job = JOBS["hourglass_pipeline"]
-    only = {t["task_key"] for t in job["tasks"]
-            if t["spark_python_task"]["python_file"].endswith("/pipeline.py")}
+    only = {t["task_key"] for t in job["tasks"] if task_job(t) == "pipeline"}
     assert only <= stages
     assert stages - {"ablation"} <= {t["task_key"] for t in job["tasks"]}
     rewritten = {parse_strategy(x).name for s in steps if s["stage"] == "rewrite_sids"
@@ -234,12 +276,84 @@ def test_pypi_pins_match_requirements():
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_jobs_accepted_by_databricks_typed_model(target):
-    jobs_model = pytest.importorskip("databricks.bundles.jobs")
+    """Each job as deployed to the target, with the target's `run_as` applied to it."""
+    from databricks.bundles import jobs as jobs_model
+
+    run_as = resolve(BUNDLE["targets"][target].get("run_as"), target)
     for name, (_, job) in JOBS.items():
         resolved = resolve(job, target)
         assert "${" not in str(resolved), f"{name}: unresolved reference"
+        if run_as:
+            resolved["run_as"] = run_as
         jobs_model.Job.from_dict(resolved)  # raises on unknown fields or wrong types
     broken = resolve(JOBS["hourglass_ingest"][1], target)
-    broken["tasks"][0]["spark_python_task"]["paramters"] = []
+    broken["tasks"][0]["python_wheel_task"]["paramters"] = []
     with pytest.raises(ValueError, match="paramters"):
         jobs_model.Job.from_dict(broken)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_schema_and_volume_accepted_by_databricks_typed_models(target):
+    from databricks.bundles.schemas import Schema
+    from databricks.bundles.volumes import Volume
+
+    schemas, volumes = BUNDLE["resources"]["schemas"], BUNDLE["resources"]["volumes"]
+    assert set(BUNDLE["resources"]) == {"schemas", "volumes"}
+    for spec, model in [(v, Schema) for v in schemas.values()] + [(v, Volume)
+                                                                  for v in volumes.values()]:
+        resolved = resolve(spec, target)
+        assert "${" not in str(resolved)
+        obj = model.from_dict(resolved)
+        for grant in obj.grants:
+            assert grant.principal and grant.privileges
+            assert all(not isinstance(p, str) for p in grant.privileges), "unknown privilege"
+        broken = {**resolved, "grants": [{"principal": "x", "privilegez": ["READ_VOLUME"]}]}
+        with pytest.raises(ValueError, match="privilegez"):
+            model.from_dict(broken)
+
+
+def _grants(spec: dict, target: str) -> dict[str, set[str]]:
+    return {g["principal"]: set(g["privileges"]) for g in resolve(spec, target)["grants"]}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_jobs_identity_alone_may_write_and_the_tables_go_to_the_bundles_volume(target):
+    """prod runs as a service principal (never a person); in every target the identity the
+    jobs run as is granted write on the bundle's schema and volume, the readers only read, and
+    `output_root` is that volume (dev: in the dev-prefixed schema)."""
+    run_as = BUNDLE["targets"][target].get("run_as")
+    writer = resolve("${var.writer}", target)
+    if target == "prod":
+        assert set(run_as) == {"service_principal_name"}
+        assert resolve(run_as["service_principal_name"], target) == writer
+        assert writer == "<service_principal hourglass-prod>"  # looked up at deploy time
+    else:  # dev and staging run as whoever deploys them
+        assert run_as is None and writer == USER
+    readers = resolve("${var.readers_group}", target)
+    (schema,) = BUNDLE["resources"]["schemas"].values()
+    (volume,) = BUNDLE["resources"]["volumes"].values()
+    assert _grants(schema, target) == {writer: {"USE_SCHEMA", "CREATE_TABLE", "MODIFY", "SELECT"},
+                                       readers: {"USE_SCHEMA", "SELECT"}}
+    assert _grants(volume, target) == {writer: {"READ_VOLUME", "WRITE_VOLUME"},
+                                       readers: {"READ_VOLUME"}}
+    vol = resolve(volume, target)
+    assert vol["schema_name"] == resource_field(target, "resources.schemas.hourglass.name")
+    expected = {"dev": "/Volumes/main/dev_someone_hourglass_dev/tables",
+                "staging": "/Volumes/main/hourglass_staging/tables",
+                "prod": "/Volumes/main/hourglass/tables"}[target]
+    assert resolve("${var.output_root}", target) == expected
+    assert expected == f"/Volumes/{vol['catalog_name']}/{vol['schema_name']}/{vol['name']}"
+
+
+def test_scheduled_fine_tunes_are_keyed_by_the_scheduler_run_id():
+    """A nightly run trains its own model (not resume last night's) and the pipeline's evaluate
+    scores that model: both carry the job run's id. The standalone evaluate job is given the id
+    of the fine-tune run it scores per run, not its own."""
+    keyed = {("hourglass_pipeline", "sft_train"), ("hourglass_pipeline", "evaluate"),
+             ("hourglass_sft_train", "sft_train"), ("hourglass_ablation", "ablation")}
+    for name, (_, job) in JOBS.items():
+        for task in resolve(job, "prod")["tasks"]:
+            cfg = task_parser(task)(task["python_wheel_task"]["parameters"])
+            has = getattr(cfg, "scheduler_run_id", "")
+            assert has == ("987654321" if (name, task["task_key"]) in keyed else ""), \
+                f"{name}.{task['task_key']}: scheduler_run_id={has!r}"
