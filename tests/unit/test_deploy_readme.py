@@ -79,3 +79,61 @@ def test_committed_images_and_links_exist():
     assert "docs/images/hourglass-flow.png" in local
     missing = [t for t in local if not (ROOT / t).exists()]
     assert not missing, f"README links to missing files: {missing}"
+
+
+REPO_DIRS = ("benchmarks/", "configs/", "data/", "deploy/", "docs/", "jobs/", "libs/",
+             "notebooks/", "requirements/", "tests/")
+OUTPUTS = ("benchmarks/results/",)  # written by a run, git-ignored: named, never committed
+
+
+def _expand_braces(path: str) -> list[str]:
+    """`zero{2,3}_x.json` → zero2_x.json, zero3_x.json (as the shell would)."""
+    match = re.search(r"\{([^{}]*)\}", path)
+    if not match:
+        return [path]
+    head, tail = path[:match.start()], path[match.end():]
+    return [p for alt in match.group(1).split(",") for p in _expand_braces(head + alt + tail)]
+
+
+def code_paths(text: str) -> list[str]:
+    """Repository paths in inline code spans (`configs/x.yaml`, `jobs/pipeline.py --only …`),
+    placeholders such as `jobs/<stage>.py` left out."""
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    found = []
+    for span in re.findall(r"`([^`\n]+)`", prose):
+        token = span.split()[0].rstrip(".,;:")
+        if (token.startswith(REPO_DIRS) and not token.startswith(OUTPUTS)
+                and not re.search(r"[<>*…]", token)):
+            found += _expand_braces(token)
+    return found
+
+
+def test_code_formatted_paths_exist():
+    """Every repository path the README names in code exists (outputs like build/ are not
+    repository paths); docs/ it links to are held to the same rule."""
+    paths = code_paths(README) + code_paths((ROOT / "docs" / "contract.md").read_text())
+    assert {"configs/cluster.yaml", "configs/demo.yaml", "deploy/spark-submit/submit.sh"} <= set(
+        paths)
+    missing = sorted({p for p in paths if not (ROOT / p).exists()})
+    assert not missing, f"README names missing paths: {missing}"
+
+
+def test_the_readme_needs_no_file_outside_the_repository():
+    for target in [*re.findall(r"\]\(([^)#\s]+)", README), *re.findall(r"`([^`\s]+)`", README)]:
+        assert not target.startswith("../"), f"README points outside the repository: {target}"
+
+
+def test_named_console_commands_are_entry_points_of_the_wheel():
+    """Every `hourglass-<job>` command the README names or runs is a console script of the
+    package; the one other such name is the prod service principal the bundle looks up."""
+    import yaml
+
+    from hourglass.cli import JOBS as CLI_JOBS
+
+    bash = "\n".join(re.findall(r"```bash\n(.*?)```", README, re.S))
+    named = set(re.findall(r"`(hourglass-[a-z-]+)`", README))
+    named |= set(re.findall(r"^(hourglass-[a-z-]+) ", bash, re.M))
+    assert {"hourglass-encode-items", "hourglass-sft-train"} <= named
+    bundle = yaml.safe_load((ROOT / "deploy" / "databricks.yml").read_text())
+    principal = bundle["targets"]["prod"]["variables"]["writer"]["lookup"]["service_principal"]
+    assert named - {job.script for job in CLI_JOBS.values()} == {principal}

@@ -49,3 +49,51 @@ def test_every_stage_section_is_named_like_the_stage(stage):
     """A pipeline step and a job's own section find the job's keys by this one name."""
     cfg_cls, _ = stage_entry(stage)
     assert cfg_cls.section() == stage
+
+
+def test_cluster_config_validates_in_the_production_shape():
+    cfg = PipelineConfig.from_args(["--config", str(ROOT / "configs" / "cluster.yaml")])
+    steps = {s["stage"]: cfg.step_config(s) for s in cfg.steps}
+    assert (steps["train_codebooks"].num_layers, steps["train_codebooks"].codebook_size) == (
+        3, 4096)
+    # placeholders are absolute paths or URIs: relative ones would resolve on whichever host
+    places = [cfg.output_root, steps["ingest"].items_path, steps["ingest"].interactions_path,
+              steps["report"].report_dir]
+    assert all(p.startswith(("/", "s3a://")) for p in places), places
+    assert {"ingest", "embed_items", "encode_items", "rewrite_sids", "ablation",
+            "report"} <= set(steps)
+
+
+@pytest.mark.parametrize(("name", "steps", "ds"), [("demo.yaml", 600, "zero2_cpu_fp32.json"),
+                                                    ("cluster.yaml", 20000, "zero2_gpu_bf16.json")])
+def test_sft_train_takes_a_pipeline_files_ablation_budget(name, steps, ds):
+    from hourglass.train.config import parse_train_args
+
+    path = str(ROOT / "configs" / name)
+    cfg = parse_train_args(["--config", path, "--strategy", "topk(16)"])
+    pipe = PipelineConfig.from_args(["--config", path])
+    assert (cfg.output_root, cfg.strategy_name) == (pipe.output_root, "topk_16")
+    assert (cfg.max_steps, cfg.deepspeed_config) == (steps, ds)
+
+
+def test_sft_train_docstring_example_parses(monkeypatch):
+    """The example at the top of jobs/sft_train.py, launcher flags and all."""
+    import shlex
+
+    from hourglass.train.config import parse_train_args
+
+    monkeypatch.chdir(ROOT)
+    doc = (ROOT / "jobs" / "sft_train.py").read_text()
+    line = next(ln for ln in doc.splitlines() if "jobs/sft_train.py --config configs/" in ln)
+    argv = shlex.split(line.split("jobs/sft_train.py", 1)[1])
+    cfg = parse_train_args(["--local_rank=0", *argv])
+    assert cfg.output_root == "demo-output/tables" and cfg.max_steps == 600
+
+
+def test_pipeline_file_without_one_ablation_is_refused_for_sft_train(tmp_path):
+    from hourglass.train.config import parse_train_args
+
+    f = tmp_path / "p.yaml"
+    f.write_text("output_root: /t\nsteps:\n  - stage: encode_items\n")
+    with pytest.raises(ConfigError, match="0 ablation steps"):
+        parse_train_args(["--config", str(f)])

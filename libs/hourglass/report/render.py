@@ -172,7 +172,7 @@ def render_report(data: ReportData, out_dir: str | Path, title: str = "Hourglass
         nav.append(("evaluation", "Retrieval"))
     sources = ", ".join(f"{esc(ref)} @ v{v}" for ref, v in sorted(data.sources.items()))
     footer = (f"hourglass {esc(hourglass.__version__)}. Tables read: {sources or 'in memory'}."
-              " Definitions: DESIGN.md, “Hourglass statistics”.")
+              " Definitions: docs/contract.md of the hourglass repository, “Hourglass statistics”.")
     path = out / "index.html"
     path.write_text(page(title, nav, sections, footer), encoding="utf-8")
     return Rendered(path=path, figures=figs.paths)

@@ -1,4 +1,4 @@
-"""Hourglass statistics of semantic IDs (paper §3.1, DESIGN.md "Hourglass statistics").
+"""Hourglass statistics of semantic IDs (paper §3.1, docs/contract.md "Hourglass statistics").
 
 `metrics`, `paths` and `quantiles` are plain numpy: they define every number and serve as the
 reference the Spark implementation (`spark_*` modules, pyspark imported lazily) is tested

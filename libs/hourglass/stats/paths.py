@@ -1,7 +1,7 @@
 """Path statistics of SIDs as prefixes in a trie: the "path sparsity" half of the hourglass.
 
 A SID is a sequence of tokens; its depth-d prefix is its first d tokens (SIDs shorter than d
-have none). Definitions (DESIGN.md): distinct prefixes at depth d, capacity M^d, fill =
+have none). Definitions (docs/contract.md): distinct prefixes at depth d, capacity M^d, fill =
 distinct / min(M^d, items reaching depth d), fan-out of each depth-(d−1) prefix into depth d,
 and items per full SID (collisions). Fan-out counts only prefixes that continue to depth d: in a
 variable-length table a prefix where every SID ends is a leaf, not a node of fan-out 0. At

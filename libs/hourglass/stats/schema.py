@@ -1,6 +1,6 @@
 """Column contracts of the statistics tables, as Spark DDL (kept pyspark-free for pure code).
 
-`sid_layer_stats`, `sid_summary` and `item_segments` extend DESIGN.md's columns; `sid_flow` is
+`sid_layer_stats`, `sid_summary` and `item_segments` extend the README's columns; `sid_flow` is
 the edge list of the layered flow picture. Every table carries `run_id`, so the original SIDs
 and each rewrite strategy share one table, each run replacing only its own rows.
 """
