@@ -60,6 +60,9 @@ SCHEDULE = os.environ.get("HOURGLASS_SCHEDULE", "0 3 * * *")
 
 # The fine-tune runs outside Spark; every other task is a spark-submit (see stage_command).
 FINE_TUNE = "sft_train"
+# The fine-tune trains in a folder named by the DAG run, and evaluate scores that run's model:
+# a retried task resumes its own run, the next night trains anew (never resumes last night's).
+SCHEDULER_RUN_ID = "{{ run_id }}"
 # task -> upstream tasks, a plain literal. Mirrors deploy/resources/pipeline.job.yml and the order
 # of deploy/spark-submit/submit_all.sh (tests check that they agree).
 UPSTREAM: dict[str, tuple[str, ...]] = {
@@ -98,7 +101,7 @@ def stage_command(stage: str) -> tuple[str, list[str]]:
         return "build_sft_data.py", [*root, "--strategies", STRATEGY]
     if stage == "evaluate":
         return "evaluate.py", [*root, "--run_id", "airflow-{{ ts_nodash }}", "--strategies",
-                               STRATEGY]
+                               STRATEGY, "--scheduler_run_id", SCHEDULER_RUN_ID]
     if stage == "report":
         return "report.py", root
     return "pipeline.py", ["--config", CONFIG, *root, "--only", stage]
@@ -106,7 +109,8 @@ def stage_command(stage: str) -> tuple[str, list[str]]:
 
 def fine_tune_command() -> str:
     """The DeepSpeed launcher for one node, or for the hosts of HOURGLASS_DS_HOSTFILE."""
-    args = f"--output_root {OUTPUT_ROOT} --strategy '{STRATEGY}' {SFT_ARGS}"
+    args = (f"--output_root {OUTPUT_ROOT} --strategy '{STRATEGY}' "
+            f"--scheduler_run_id '{SCHEDULER_RUN_ID}' {SFT_ARGS}")
     if DS_HOSTFILE:  # launcher.log goes to build/deepspeed/<time> on the host, and to Airflow
         return (f"HOSTFILE={DS_HOSTFILE} MASTER_ADDR={DS_MASTER_ADDR} "
                 f"{HOME}/deploy/deepspeed/launch_multi_node.sh {args}")

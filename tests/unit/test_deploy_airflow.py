@@ -117,3 +117,25 @@ def test_operator_submits_what_submit_sh_submits(airflow_dag):
     for name in ("--archives", "--jars", "--name", "--master", "--deploy-mode"):
         assert flag(dag_cmd, name) == flag(sh_cmd, name), name
     assert dag_cmd[-len(task.application_args) - 1:] == sh_cmd[-len(task.application_args) - 1:]
+
+
+def test_fine_tune_and_evaluate_share_the_dag_runs_id(airflow_dag):
+    """Both tasks get `{{ run_id }}` as `scheduler_run_id`: the fine-tune trains in that run's
+    folder and evaluate scores that run's model. Rendered with a real Airflow run id, the
+    arguments parse into each job's config."""
+    from hourglass.stages.evaluate import EvaluateConfig
+    from hourglass.train.config import parse_train_args
+
+    run_id = "scheduled__2026-12-01T03:00:00+00:00"
+
+    def render(text: str) -> str:
+        return text.replace("{{ run_id }}", run_id).replace("{{ ts_nodash }}", "20261201T030000")
+
+    evaluate = airflow_dag.get_task("evaluate")
+    assert "application_args" in evaluate.template_fields
+    args = [render(a) for a in evaluate.application_args]
+    assert EvaluateConfig.from_args(args).scheduler_run_id == run_id
+    fine_tune = airflow_dag.get_task(FINE_TUNE)
+    assert "bash_command" in fine_tune.template_fields
+    argv = shlex.split(render(fine_tune.bash_command).split("launch_single_node.sh", 1)[1])
+    assert parse_train_args(argv).scheduler_run_id == run_id

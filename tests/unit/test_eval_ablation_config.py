@@ -23,7 +23,11 @@ def test_sub_sections_are_tied_to_the_run(tmp_path):
         7, "topk_4", str(tmp_path / "sft_runs" / "demo" / "topk_4"))
     e = cfg.eval_config()
     assert (e.run_id, e.strategies, e.beam_size) == ("demo", ["none", "topk_4"], 60)
-    assert e.model_dir("none") == str(tmp_path / "sft_runs" / "demo" / "none" / "final")
+    assert e.strategy_runs("none") == tmp_path / "sft_runs" / "demo" / "none"
+    nightly = _cfg(tmp_path, scheduler_run_id="manual__2026-12-01T00:00:00")
+    assert nightly.train_config("none").run_dir() == str(
+        tmp_path / "sft_runs" / "demo" / "manual__2026-12-01T00_00_00" / "none")
+    assert nightly.eval_config().runs_root == nightly.runs_root()
     assert cfg.sft_config().strategies == ["none", "topk_4"]
 
 
@@ -31,6 +35,7 @@ def test_sub_sections_are_tied_to_the_run(tmp_path):
     ({"train": {"max_stepz": 3}}, "ablation.train"),
     ({"train": {"strategy": "none"}}, "train"),
     ({"evaluate": {"run_id": "x"}}, "evaluate"),
+    ({"train": {"scheduler_run_id": "x"}}, "train"),
     ({"evaluate": {"beam_size": 10}}, "beam_size"),  # smaller than Recall@50 needs
     ({"launcher": "mpirun"}, "launcher"),
     ({"launcher": "python", "num_procs": 2}, "num_procs"),

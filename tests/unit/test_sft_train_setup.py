@@ -70,7 +70,7 @@ def test_launcher_arguments_are_dropped(tmp_path):
     cfg = parse_train_args(["--local_rank=1", "--output_root", str(tmp_path), "--max_steps", "7",
                             "--deepspeed", "--deepspeed_config", str(ds), "--local_rank", "0"])
     assert (cfg.max_steps, cfg.deepspeed_config) == (7, str(ds))
-    assert cfg.run_dir() == str(tmp_path / "sft_runs" / "none")
+    assert cfg.fixed_run_dir() == ""  # keyed by the inputs: tests/unit/test_sft_runs.py
     with pytest.raises(ConfigError, match="max_stepz"):
         parse_train_args(["--output_root", str(tmp_path), "--max_stepz", "3"])
     with pytest.raises(ConfigError, match="num_heads"):

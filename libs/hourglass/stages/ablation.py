@@ -22,14 +22,15 @@ from hourglass.spark.tables import read_table
 from hourglass.stages import build_sft_data, evaluate
 from hourglass.stages.common import StageConfig, log
 from hourglass.train.config import TrainConfig
+from hourglass.train.runs import run_folder_name
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 LAUNCHERS = ("deepspeed", "torchrun", "python", "distributor")
 _OWNED = {"sft": ("output_root", "strategies"),
-          "train": ("output_root", "strategy", "output_dir"),
-          "evaluate": ("output_root", "strategies", "run_id", "runs_root")}
+          "train": ("output_root", "strategy", "output_dir", "scheduler_run_id"),
+          "evaluate": ("output_root", "strategies", "run_id", "runs_root", "scheduler_run_id")}
 
 
 @dataclasses.dataclass
@@ -46,16 +47,18 @@ class AblationConfig(StageConfig):
     num_procs: int = 1
     use_gpu: bool = False
     build_sft: bool = True
-
-    @classmethod
-    def section(cls) -> str:
-        return "ablation"
+    scheduler_run_id: str = ""
 
     def names(self) -> list[str]:
         return [parse_strategy(s).name for s in self.strategies]
 
     def runs_root(self) -> str:
-        return str(Path(self.output_root.removeprefix("file:")) / "sft_runs" / self.run_id)
+        """`<output_root>/sft_runs/<run_id>`, plus the scheduler's run id when given, so each
+        scheduled run keeps its models; without one a re-run resumes or retrains in place."""
+        root = Path(self.output_root.removeprefix("file:")) / "sft_runs" / self.run_id
+        if self.scheduler_run_id:
+            root = root / run_folder_name(self.scheduler_run_id)
+        return str(root)
 
     def sft_config(self) -> build_sft_data.BuildSftDataConfig:
         return _sub(build_sft_data.BuildSftDataConfig, "sft", {
@@ -64,7 +67,8 @@ class AblationConfig(StageConfig):
     def train_config(self, strategy: str) -> TrainConfig:
         return _sub(TrainConfig, "train", {
             **self.train, "output_root": self.output_root, "strategy": strategy,
-            "output_dir": str(Path(self.runs_root()) / strategy)})
+            "output_dir": str(Path(self.runs_root()) / strategy),
+            "scheduler_run_id": self.scheduler_run_id})
 
     def eval_config(self) -> evaluate.EvaluateConfig:
         return _sub(evaluate.EvaluateConfig, "evaluate", {
@@ -75,6 +79,8 @@ class AblationConfig(StageConfig):
         require(bool(self.run_id) and "'" not in self.run_id and "/" not in self.run_id,
                 "run_id", "is required (no quotes or slashes)")
         require(bool(self.output_root), "output_root", "is required (tables and run folders)")
+        require(run_folder_name(self.scheduler_run_id) not in (".", ".."), "scheduler_run_id",
+                "must name a folder")
         require(len(self.strategies) > 0, "strategies", "name at least one strategy")
         for s in self.strategies:
             parse_strategy(s).validate()

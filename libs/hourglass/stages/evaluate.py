@@ -4,6 +4,11 @@ For each strategy: constrained beam search ranks items for every held-out user, 
 measures the share of invalid SIDs at each k, and both are split by the target's layer-2
 head/tail tag from `item_segments`. A popularity baseline (strategy `popularity`) is scored on
 the same users. One commit replaces the rows of (run_id, those strategies).
+
+Each strategy's model is the one trained on the SID table version evaluated (the latest, or
+`sids_version` by time travel; `scheduler_run_id` names the run of a scheduled pipeline), and its
+held-out rows come from the `sft_examples` version it was trained on unless `sft_version` is set.
+A model is never scored against SIDs it was not trained on (`hourglass.train.runs.find_model`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from hourglass.evaluation.metrics import NDCG_KS, RECALL_KS, popularity_order
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.spark.tables import lineage, read_table, table_exists, write_table
 from hourglass.stages.common import StageConfig, log
+from hourglass.train.runs import TrainedModel, find_model, run_folder_name
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -53,18 +59,15 @@ class EvaluateConfig(StageConfig):
     segment_layer: int = 2
     summary_table: str = "sid_summary"
     output_table: str = "eval_results"
-
-    @classmethod
-    def section(cls) -> str:
-        return "evaluate"
+    scheduler_run_id: str = ""
 
     def strategy_names(self) -> list[str]:
         return [parse_strategy(s).name for s in self.strategies]
 
-    def model_dir(self, strategy: str) -> str:
-        """`<runs_root>/<strategy>/final`; runs_root defaults to `<output_root>/sft_runs`."""
+    def strategy_runs(self, strategy: str) -> Path:
+        """`<runs_root>/<strategy>`; runs_root defaults to `<output_root>/sft_runs`."""
         root = self.runs_root or str(Path(self.output_root.removeprefix("file:")) / "sft_runs")
-        return str(Path(root) / strategy / "final")
+        return Path(root) / strategy
 
     def max_k(self) -> int:
         return max([*self.recall_ks, *self.ndcg_ks])
@@ -87,6 +90,8 @@ class EvaluateConfig(StageConfig):
         require(self.batch_users >= 1, "batch_users", "must be >= 1")
         require(bool(self.runs_root or self.output_root), "runs_root",
                 "is required when output_root is empty")
+        require(run_folder_name(self.scheduler_run_id) not in (".", ".."), "scheduler_run_id",
+                "must name a folder")
 
 
 def _held_out(sft: DataFrame, strategy: str, split: str) -> DataFrame:
@@ -157,20 +162,22 @@ def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False) -> 
         rank_users,
     )
 
-    sft = read_table(spark, cfg.ref(cfg.sft_table), cfg.sft_version)
     sids = read_table(spark, cfg.ref(cfg.sids_table), cfg.sids_version)
+    names = cfg.strategy_names()
+    # every pairing is checked before any scoring starts
+    models = {n: locate_model(cfg, n, sids.version) for n in names}
+    sft_reads = {v: read_table(spark, cfg.ref(cfg.sft_table), v)
+                 for v in {sft_version_for(cfg, m) for m in models.values()}}
     inter = read_table(spark, cfg.ref(cfg.interactions_table))
     segments, seg_lineage = _segments(spark, cfg)
-    names = cfg.strategy_names()
     invalid_ks = cfg.recall_ks if cfg.measure_invalid else []
     threads = int(spark.conf.get("spark.task.cpus", "1"))
     n_parts = cfg.partitions or spark.sparkContext.defaultParallelism
     rows: list[tuple] = []
     users: dict[str, int] = {}
     for i, name in enumerate(names):
-        model_dir = cfg.model_dir(name)
-        if not Path(model_dir).is_dir():
-            raise FileNotFoundError(f"no fine-tuned model for {name!r} at {model_dir}")
+        model_dir = models[name].model_dir
+        sft = sft_reads[sft_version_for(cfg, models[name])]
         test = _sample(_held_out(sft.df, name, cfg.split).where(F.col("split") == cfg.split),
                        cfg.max_users, cfg.seed)
         test = test.select("user_id", "prompt_tokens", "target_item_id").persist(
@@ -206,12 +213,36 @@ def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False) -> 
             if st == name and sub == "all" and m in ("recall", "invalid_ratio") and k == 10))
     written = [*names, *([POPULARITY] if cfg.include_popularity else [])]
     record = lineage("evaluate", cfg.config_hash(),
-                     {sft.ref: sft.version, sids.ref: sids.version, inter.ref: inter.version,
-                      **seg_lineage}, run_id=cfg.run_id, strategies=written,
-                     models={n: cfg.model_dir(n) for n in names})
+                     {**{r.ref: r.version for r in sft_reads.values()}, sids.ref: sids.version,
+                      inter.ref: inter.version, **seg_lineage},
+                     run_id=cfg.run_id, strategies=written,
+                     models={n: dataclasses.asdict(m) for n, m in models.items()},
+                     sft_versions={n: sft_version_for(cfg, m) for n, m in models.items()})
     version = write_eval_rows(spark, rows, cfg.ref(cfg.output_table), cfg.run_id,
                               None if replace_run else written, record)
-    return {"run_id": cfg.run_id, "output_version": version, "users": users, "rows": len(rows)}
+    return {"run_id": cfg.run_id, "output_version": version, "users": users, "rows": len(rows),
+            "models": {n: m.model_dir for n, m in models.items()}, "sids_version": sids.version}
+
+
+def locate_model(cfg: EvaluateConfig, strategy: str, sids_version: int) -> TrainedModel:
+    """The model of `strategy` trained on `sids_version`; refuses any other pairing."""
+    model = find_model(cfg.strategy_runs(strategy), sids_version, cfg.sids_table,
+                       cfg.scheduler_run_id)
+    log.info("evaluate %s: model %s (trained on %s v%d, sft_examples v%d, codebook %s)",
+             strategy, model.model_dir, cfg.sids_table, model.sids_version, model.sft_version,
+             model.codebook_id or "unknown")
+    return model
+
+
+def sft_version_for(cfg: EvaluateConfig, model: TrainedModel) -> int:
+    """`sft_version` when set, else the version the model was trained on: its held-out rows
+    are written in the SID tokens it knows."""
+    if cfg.sft_version is None:
+        return model.sft_version
+    if cfg.sft_version != model.sft_version:
+        log.warning("evaluate: %s was trained on sft_examples v%d; held-out rows come from v%d",
+                    model.model_dir, model.sft_version, cfg.sft_version)
+    return cfg.sft_version
 
 
 def write_eval_rows(spark: SparkSession, rows: list[tuple], ref: str, run_id: str,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
-from hourglass.config import require
+from hourglass.config import ConfigError, require
 from hourglass.resources import deepspeed_config_file, deepspeed_config_names
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.spark.tables import is_path
 from hourglass.stages.common import StageConfig
+from hourglass.train.runs import run_folder_name
 
 # A DeepSpeed JSON shipped in the package (hourglass/resources/deepspeed/), named by file name.
 DEFAULT_DS_CONFIG = "zero2_cpu_fp32.json"
@@ -50,10 +52,29 @@ class TrainConfig(StageConfig):
     torch_threads: int = 0
     progress: bool = True
     record_shard_keys: bool = False
+    scheduler_run_id: str = ""
 
     @classmethod
     def section(cls) -> str:
         return "sft_train"
+
+    @classmethod
+    def _section_of(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A pipeline file (no sft_train step can be in one: the fine-tune runs outside Spark)
+        gives the `train:` keys of its ablation step, so `sft_train` trains the model and budget
+        the pipeline's ablation trains, plus the shared `output_root`."""
+        steps = data.get("steps")
+        if cls.section() in data or not isinstance(steps, list):
+            return super()._section_of(data)
+        ablations = [s for s in steps if isinstance(s, dict) and s.get("stage") == "ablation"]
+        if len(ablations) != 1:
+            raise ConfigError(f"the pipeline file has {len(ablations)} ablation steps, whose "
+                              "`train:` keys sft_train would take: give sft_train a file of its "
+                              "own or an `sft_train:` section")
+        keys = dict(ablations[0].get("train") or {})
+        if "output_root" in data:
+            keys.setdefault("output_root", data["output_root"])
+        return keys
 
     @property
     def strategy_name(self) -> str:
@@ -64,11 +85,25 @@ class TrainConfig(StageConfig):
         ref = self.ref(name)
         return ref.removeprefix("file:") if ref.startswith("file:/") else ref
 
-    def run_dir(self) -> str:
-        """`output_dir`, or `<output_root>/sft_runs/<strategy>` by default."""
+    def runs_root(self) -> str:
+        """`<output_root>/sft_runs`: one folder per strategy, one run folder in each."""
+        return str(Path(self.output_root.removeprefix("file:")) / "sft_runs")
+
+    def fixed_run_dir(self) -> str:
+        """`output_dir`, else `<runs_root>/<strategy>/<scheduler_run_id>`, else "" (the folder
+        is then keyed by the inputs, see `hourglass.train.runs.plan_run`)."""
         if self.output_dir:
             return self.output_dir
-        return str(Path(self.output_root.removeprefix("file:")) / "sft_runs" / self.strategy_name)
+        if self.scheduler_run_id:
+            return str(Path(self.runs_root()) / self.strategy_name
+                       / run_folder_name(self.scheduler_run_id))
+        return ""
+
+    def run_dir(self) -> str:
+        """The run folder; keyed by the inputs it reads their Delta logs (`plan_run`)."""
+        from hourglass.train.runs import plan_run
+
+        return self.fixed_run_dir() or plan_run(self).run_dir
 
     def ds_config_path(self) -> str:
         """A file at the path given, else the packaged config of that file name."""
@@ -85,6 +120,8 @@ class TrainConfig(StageConfig):
                     "the trainer reads Delta by path (deltalake): set output_root or give a path")
         require(bool(self.output_dir or self.output_root), "output_dir",
                 "is required when output_root is empty")
+        require(run_folder_name(self.scheduler_run_id) not in (".", ".."), "scheduler_run_id",
+                "must name a folder")
         for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_steps",
                     "log_every", "keep_checkpoints"):
             require(getattr(self, key) >= 1, key, "must be >= 1")

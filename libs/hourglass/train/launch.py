@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -52,12 +53,17 @@ def launcher_command(config_file: str, launcher: str = "deepspeed", num_procs: i
 
 def run_training(cfg: TrainConfig, launcher: str = "deepspeed", num_procs: int = 1,
                  master_port: int | None = None, log_file: str | None = None) -> dict[str, Any]:
-    """Train in child processes; return the run's `train_result.json` as a dict."""
-    from hourglass.train.trainer import RESULT_FILE
+    """Train in child processes; return the run's `train_result.json` as a dict (a finished run
+    of the same inputs is not trained again: its result comes back with `skipped` true)."""
+    from hourglass.train.runs import RESULT_FILE, plan_run
 
-    run_dir = Path(cfg.run_dir())
+    # Pin the folder and inputs here, so the ranks cannot see a commit made after this point
+    # and this process reads the answer from the folder they wrote.
+    plan = plan_run(cfg)
+    cfg = dataclasses.replace(cfg, output_dir=plan.run_dir, sft_version=plan.sft_version,
+                              sids_version=plan.sids_version)
+    run_dir = Path(plan.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RESULT_FILE).unlink(missing_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=run_dir) as fh:
         json.dump(cfg.to_dict(), fh)
         config_file = fh.name

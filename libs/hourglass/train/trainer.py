@@ -4,8 +4,10 @@ One process per rank (the `deepspeed` launcher, torchrun, or pyspark's
 DeepspeedTorchDistributor). Rank 0 pins the table versions and every rank reads its own shard of
 `sft_examples` from the Delta log. The batch order is a pure function of (seed, rank, step), so a
 run resumed from `checkpoints/<latest>` continues with exactly the batches it would have seen.
-Outputs in the run folder: `checkpoints/`, `final/` (a Hugging Face model + tokenizer),
-`metrics.jsonl`, `run.json` (pinned versions) and `train_result.json`.
+The run folder is keyed by the inputs (`hourglass.train.runs`); a finished run of the same
+inputs is skipped. Outputs in it: `checkpoints/`, `final/` (a Hugging Face model + tokenizer +
+`hourglass_sft.json`), `metrics.jsonl`, `run.json` (table versions, codebook id, config) and
+`train_result.json`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +29,17 @@ from hourglass.train.batches import collate, encode_rows, real_tokens, target_to
 from hourglass.train.config import TrainConfig
 from hourglass.train.data import batch_indices, read_shard, read_strategy_columns
 from hourglass.train.ds_config import finish_ds_config, load_ds_config
+from hourglass.train.runs import (
+    META_FILE,
+    RESULT_FILE,
+    RUN_FILE,
+    RunPlan,
+    finished_result,
+    plan_run,
+)
 from hourglass.train.tokenizer import TokenIds, sid_vocabulary
 
-RUN_FILE = "run.json"
-RESULT_FILE = "train_result.json"
-META_FILE = "hourglass_sft.json"
+__all__ = ["META_FILE", "RESULT_FILE", "RUN_FILE", "TrainResult", "train"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,14 @@ class TrainResult:
     model_dir: str
     sft_version: int
     sids_version: int
+    codebook_id: str = ""
+    scheduler_run_id: str = ""
+    skipped: bool = False  # this exact run had finished before: nothing was trained
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any], **changes: Any) -> TrainResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in {**data, **changes}.items() if k in known})
 
 
 def dist_env() -> tuple[int, int, int]:
@@ -80,33 +96,24 @@ def _setup_process(cfg: TrainConfig, local_rank: int) -> str:
     return "cpu"
 
 
-def _pin_versions(cfg: TrainConfig, run_dir: Path, rank: int) -> dict[str, Any]:
-    """Rank 0 decides which table versions this run reads (the recorded ones on resume)."""
+def _plan(cfg: TrainConfig, rank: int) -> tuple[RunPlan, dict[str, Any] | None]:
+    """Rank 0 decides the run folder and the inputs it trains on (the recorded ones on resume)
+    and writes run.json; every rank gets the same plan, and the recorded result when this exact
+    run had already finished."""
     import torch.distributed as dist
-    from deltalake import DeltaTable
 
-    pinned: list[Any] = [None]
+    box: list[Any] = [None]
     if rank == 0:
-        run_file = run_dir / RUN_FILE
-        old = json.loads(run_file.read_text()) if run_file.exists() and cfg.resume else {}
-        sft_v = cfg.sft_version if cfg.sft_version is not None else old.get("sft_version")
-        sids_v = cfg.sids_version if cfg.sids_version is not None else old.get("sids_version")
-        for name, given, rec in (("sft_version", sft_v, old.get("sft_version")),
-                                 ("sids_version", sids_v, old.get("sids_version"))):
-            if rec is not None and given != rec:
-                raise RuntimeError(f"{run_dir} was trained on {name}={rec}; resuming it with "
-                                   f"{given} would mix data: use a fresh output_dir")
-        pinned[0] = {
-            "strategy": cfg.strategy_name,
-            "sft_version": sft_v if sft_v is not None else
-            DeltaTable(cfg.table_uri(cfg.sft_table)).version(),
-            "sids_version": sids_v if sids_v is not None else
-            DeltaTable(cfg.table_uri(cfg.sids_table)).version(),
-        }
-        run_dir.mkdir(parents=True, exist_ok=True)
-        run_file.write_text(json.dumps({**pinned[0], "config": cfg.to_dict()}, indent=1))
-    dist.broadcast_object_list(pinned, src=0)
-    return pinned[0]
+        plan = plan_run(cfg)
+        done = finished_result(plan, cfg.max_steps) if cfg.resume else None
+        if done is None:
+            run_dir = Path(plan.run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / RUN_FILE).write_text(json.dumps(
+                {**plan.record(), "config": cfg.to_dict()}, indent=1))
+        box[0] = (plan, done)
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _reduce(values: list[float], op: str = "sum") -> list[float]:
@@ -194,9 +201,17 @@ def train(cfg: TrainConfig) -> TrainResult:
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     ds_raw, settings = load_ds_config(cfg.ds_config_path(), device)
     ds_dict = finish_ds_config(ds_raw, cfg.max_steps, world)
-    run_dir, strategy = Path(cfg.run_dir()), cfg.strategy_name
+    plan, done = _plan(cfg, rank)
+    if done is not None:
+        out = TrainResult.from_record(done, skipped=True)
+        if rank == 0:  # the launcher's parent reads this invocation's answer from the file
+            (Path(plan.run_dir) / RESULT_FILE).write_text(json.dumps(asdict(out), indent=1))
+            log.info("%s already trained %d steps on these inputs: skipped", plan.run_dir,
+                     cfg.max_steps)
+        return out
+    run_dir, strategy = Path(plan.run_dir), cfg.strategy_name
     ckpt_dir = run_dir / "checkpoints"
-    pins = _pin_versions(cfg, run_dir, rank)
+    pins = plan.record()
 
     from hourglass.train.model import load_tokenizer_and_model
 
@@ -244,8 +259,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                       steps=cfg.max_steps, train_loss=result["loss"], valid_loss_start=v_start,
                       valid_loss_end=v_end, train_tokens=int(result["tokens"]),
                       tokens_per_s=result["tokens_per_s"], seconds=result["seconds"],
-                      model_dir=str(run_dir / "final"), sft_version=pins["sft_version"],
-                      sids_version=pins["sids_version"])
+                      model_dir=str(run_dir / "final"), sft_version=plan.sft_version,
+                      sids_version=plan.sids_version, codebook_id=plan.codebook_id,
+                      scheduler_run_id=plan.scheduler_run_id)
     if rank == 0:
         (run_dir / RESULT_FILE).write_text(json.dumps(asdict(out), indent=1))
         log.info("trained %s: %s", strategy, out)

@@ -1,0 +1,185 @@
+"""Which folder a fine-tune runs in, and which trained model an evaluation may score.
+
+A run is keyed by what it trains on: `<runs_root>/<strategy>/<key>`, the key being
+`sft<v>-sids<v>-<codebook>` (the Delta versions of `sft_examples` and `item_sids_rw` and the
+codebook the SIDs came from), or the scheduler's run id when one is given. So a nightly run on
+new SIDs trains a new model in a new folder, and an unchanged re-run finds its own folder and
+resumes it (or skips it when finished). The model folder records what it was trained on, and
+`find_model` refuses to pair it with any other SID table version: a SID token means another
+item under another codebook or rewrite.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hourglass.train.config import TrainConfig
+
+RUN_FILE = "run.json"
+RESULT_FILE = "train_result.json"
+META_FILE = "hourglass_sft.json"  # in final/: what the exported model was trained on
+
+
+class ModelMismatchError(ValueError):
+    """A trained model was paired with SIDs other than those it was trained on."""
+
+
+def run_folder_name(run_id: str) -> str:
+    """A scheduler's run id as one path segment (Airflow's hold ':' and '+', which HDFS and
+    some object stores refuse)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+
+
+def input_key(sft_version: int, sids_version: int, codebook_id: str) -> str:
+    """The folder name of a run keyed by its inputs."""
+    return f"sft{sft_version}-sids{sids_version}-{codebook_id[:12] or 'nocodebook'}"
+
+
+def _latest_version(table_uri: str) -> int:
+    from deltalake import DeltaTable
+
+    return int(DeltaTable(table_uri).version())
+
+
+def codebook_of(sids_uri: str, strategy: str, version: int) -> str:
+    """The `source_codebook_id` of a strategy's SIDs at `version` ("" when the table has none;
+    several ids, which a single rewrite never writes, are joined by commas)."""
+    from deltalake import DeltaTable
+
+    from hourglass.train.data import read_strategy_columns
+
+    names = {f.name for f in DeltaTable(sids_uri, version=version).schema().fields}
+    if "source_codebook_id" not in names:
+        return ""
+    _, cols = read_strategy_columns(sids_uri, strategy, ["source_codebook_id"], version)
+    return ",".join(sorted({c for c in cols["source_codebook_id"] if c}))
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Where a fine-tune runs and exactly what it trains on."""
+
+    run_dir: str
+    strategy: str
+    sft_version: int
+    sids_version: int
+    codebook_id: str
+    scheduler_run_id: str
+
+    def record(self) -> dict[str, Any]:
+        """What run.json and the model's META_FILE hold (besides the config)."""
+        return {k: v for k, v in asdict(self).items() if k != "run_dir"}
+
+
+def recorded(run_dir: Path) -> dict[str, Any]:
+    """The run.json of a run folder, or {}."""
+    run_file = run_dir / RUN_FILE
+    return json.loads(run_file.read_text()) if run_file.exists() else {}
+
+
+def plan_run(cfg: TrainConfig) -> RunPlan:
+    """The run folder and pinned inputs of `cfg`.
+
+    A fixed folder (`output_dir`, or the scheduler's run id) keeps the versions it recorded, so
+    a retried task resumes on its own data; mixing data is an error. Otherwise the versions
+    (given, else the latest) and the codebook name the folder.
+    """
+    sft_uri, sids_uri = cfg.table_uri(cfg.sft_table), cfg.table_uri(cfg.sids_table)
+    strategy = cfg.strategy_name
+    fixed = cfg.fixed_run_dir()
+    old = recorded(Path(fixed)) if fixed and cfg.resume else {}
+    sft_v = cfg.sft_version if cfg.sft_version is not None else old.get("sft_version")
+    sids_v = cfg.sids_version if cfg.sids_version is not None else old.get("sids_version")
+    for name, given in (("sft_version", sft_v), ("sids_version", sids_v)):
+        if old.get(name) is not None and given != old[name]:
+            raise RuntimeError(f"{fixed} was trained on {name}={old[name]}; resuming it with "
+                               f"{given} would mix data: use a fresh output_dir")
+    sft_v = _latest_version(sft_uri) if sft_v is None else int(sft_v)
+    sids_v = _latest_version(sids_uri) if sids_v is None else int(sids_v)
+    codebook = old.get("codebook_id")
+    if codebook is None:
+        codebook = codebook_of(sids_uri, strategy, sids_v)
+    run_dir = fixed or str(Path(cfg.runs_root()) / strategy / input_key(sft_v, sids_v, codebook))
+    return RunPlan(run_dir=run_dir, strategy=strategy, sft_version=sft_v, sids_version=sids_v,
+                   codebook_id=codebook, scheduler_run_id=cfg.scheduler_run_id)
+
+
+def finished_result(plan: RunPlan, max_steps: int) -> dict[str, Any] | None:
+    """The recorded result when this exact run already trained `max_steps` steps and exported
+    its model, else None (then it is trained or resumed)."""
+    run_dir = Path(plan.run_dir)
+    result_file, meta_file = run_dir / RESULT_FILE, run_dir / "final" / META_FILE
+    if not (result_file.exists() and meta_file.exists()):
+        return None
+    result, meta = json.loads(result_file.read_text()), json.loads(meta_file.read_text())
+    same = all(meta.get(k) == v for k, v in plan.record().items() if k != "scheduler_run_id")
+    return result if same and result.get("steps") == max_steps else None
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """An exported model folder and the inputs it was trained on."""
+
+    model_dir: str
+    sft_version: int
+    sids_version: int
+    codebook_id: str
+
+
+def trained_on(model_dir: Path) -> TrainedModel:
+    """What a model folder was trained on, from its META_FILE (else its run's run.json)."""
+    meta_file = model_dir / META_FILE
+    rec = json.loads(meta_file.read_text()) if meta_file.exists() else recorded(model_dir.parent)
+    if rec.get("sids_version") is None or rec.get("sft_version") is None:
+        raise ModelMismatchError(
+            f"{model_dir} records no table versions it was trained on, so it cannot be paired "
+            "with SIDs safely: retrain it with this version of hourglass")
+    return TrainedModel(str(model_dir), int(rec["sft_version"]), int(rec["sids_version"]),
+                        str(rec.get("codebook_id", "")))
+
+
+def find_model(strategy_runs: Path, sids_version: int, sids_table: str,
+               scheduler_run_id: str = "") -> TrainedModel:
+    """The model of one strategy that was trained on `sids_version` of the SID table.
+
+    `strategy_runs` is `<runs_root>/<strategy>`: with `scheduler_run_id` its run of that id;
+    a folder that is itself a run (`final/` inside: `output_dir`, the ablation) that run;
+    otherwise the runs keyed by their inputs, among which the one trained on this SID version
+    (the newest SFT data on it if several). Any other pairing is refused.
+    """
+    if scheduler_run_id:
+        fixed: Path | None = strategy_runs / run_folder_name(scheduler_run_id)
+    elif (strategy_runs / "final").is_dir():
+        fixed = strategy_runs
+    else:
+        fixed = None
+    if fixed is not None:
+        if not (fixed / "final").is_dir():
+            raise FileNotFoundError(f"no fine-tuned model at {fixed / 'final'}")
+        model = trained_on(fixed / "final")
+        if model.sids_version != sids_version:
+            raise ModelMismatchError(
+                f"the model {model.model_dir} was trained on {sids_table} version "
+                f"{model.sids_version} (codebook {model.codebook_id or 'unknown'}), but this "
+                f"evaluation reads version {sids_version}: its SID tokens would decode to other "
+                f"items. Evaluate it against its own SIDs by time travel (--sids_version "
+                f"{model.sids_version}), or fine-tune on version {sids_version} first.")
+        return model
+    runs = sorted(p for p in strategy_runs.glob("*") if (p / "final").is_dir())
+    if not runs:
+        raise FileNotFoundError(f"no fine-tuned model under {strategy_runs}")
+    models = [trained_on(p / "final") for p in runs]
+    mine = [m for m in models if m.sids_version == sids_version]
+    if not mine:
+        have = sorted({m.sids_version for m in models})
+        raise ModelMismatchError(
+            f"no model under {strategy_runs} was trained on {sids_table} version {sids_version};"
+            f" the models there were trained on versions {have}. Fine-tune on version "
+            f"{sids_version} first, or evaluate an existing model against its own SIDs by time "
+            f"travel (--sids_version {have[-1]}).")
+    return max(mine, key=lambda m: m.sft_version)
