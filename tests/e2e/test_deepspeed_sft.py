@@ -28,15 +28,21 @@ def _sid(i: int) -> list[str]:
     return [f"<a_{i // 6}>", f"<b_{i % 6}>"]
 
 
+def catalog_walks(rng: np.random.Generator, n_users: int) -> list[tuple[str, str, int]]:
+    """(user_id, item_id, ts): each user walks 5–8 consecutive items of the N_ITEMS catalog."""
+    rows = []
+    for u in range(n_users):
+        start, n = int(rng.integers(N_ITEMS)), int(rng.integers(5, 9))
+        rows += [(f"u{u}", f"i{(start + j) % N_ITEMS}", 10 * j) for j in range(n)]
+    return rows
+
+
 @pytest.fixture(scope="module")
 def world(spark, tmp_path_factory):
     """Tables of the synthetic task, SFT data built for two strategies."""
     root = str(tmp_path_factory.mktemp("sft_e2e") / "tables")
     rng = np.random.default_rng(7)
-    rows = []
-    for u in range(N_USERS):
-        start, n = int(rng.integers(N_ITEMS)), int(rng.integers(5, 9))
-        rows += [(f"u{u}", f"i{(start + j) % N_ITEMS}", 10 * j) for j in range(n)]
+    rows = catalog_walks(rng, N_USERS)
     rows += [("short", "i0", 1), ("short", "i1", 2), ("u0", "nosid", 999)]
     rng.shuffle(rows)
     inter = spark.createDataFrame(rows, "user_id string, item_id string, ts long")
@@ -80,7 +86,7 @@ def test_sft_examples_match_the_reference(spark, world):
         assert c.interactions_in == len(world["rows"])
 
 
-def _train_cfg(world, tmp: Path, name: str) -> TrainConfig:
+def _train_cfg(world, tmp: Path, name: str, **overrides) -> TrainConfig:
     ds = json.loads(deepspeed_config_file("zero2_cpu_fp32.json").read_text())
     ds["train_micro_batch_size_per_gpu"] = 32
     ds["scheduler"]["params"]["warmup_num_steps"] = 10
@@ -90,7 +96,7 @@ def _train_cfg(world, tmp: Path, name: str) -> TrainConfig:
         "hidden_size": 64, "num_heads": 4, "intermediate_size": 128, "max_seq_len": 64,
         "deepspeed_config": str(tmp / "ds.json"), "max_steps": STEPS, "log_every": 30,
         "save_every": SAVE_EVERY, "keep_checkpoints": 3, "record_shard_keys": True,
-        "progress": False, "seed": 3})
+        "progress": False, "seed": 3, **overrides})
 
 
 def _shard_keys(cfg: TrainConfig, ranks: int = 2) -> list[list[tuple]]:
