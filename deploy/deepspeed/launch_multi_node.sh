@@ -2,7 +2,7 @@
 # DeepSpeed fine-tune on SEVERAL nodes listed in a hostfile (see hostfile.example).
 #
 #   HOSTFILE=deploy/deepspeed/hostfile MASTER_ADDR=worker-1 OUTPUT_DIR=/shared/runs/sft \
-#       deploy/deepspeed/launch_multi_node.sh --config configs/cluster.yaml --output_root s3://…
+#       deploy/deepspeed/launch_multi_node.sh --config configs/cluster.yaml --strategy "topk(16)"
 #
 # Run it on the first host of the hostfile. Requirements, as DeepSpeed's multi-node launcher has
 # them: passwordless ssh from this host to every host; pdsh installed (or LAUNCHER=openmpi with
