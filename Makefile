@@ -12,6 +12,7 @@ export DS_ACCELERATOR ?= cpu
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+export SPARK_LOCAL_IP ?= 127.0.0.1
 
 .PHONY: setup demo test lint bench clean-demo
 

@@ -13,6 +13,9 @@ import pytest
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Every JVM and process the tests start (local sessions, spark-submit, clusters, launchers)
+# listens on and talks to the loopback address only.
+os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 
 
 @pytest.fixture(scope="session")

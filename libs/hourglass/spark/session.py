@@ -98,12 +98,18 @@ def get_spark(
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
     }
+    resolved_master = master or os.environ.get("HOURGLASS_SPARK_MASTER", "local[*]")
+    if resolved_master.startswith("local"):
+        # Nothing outside this machine talks to a local session: listen on loopback only (the
+        # default would pick the first non-loopback interface when the hostname is loopback).
+        settings.update({"spark.driver.host": "127.0.0.1",
+                         "spark.driver.bindAddress": "127.0.0.1"})
     if testing:
         settings.update({"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})
     settings.update(conf or {})
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = builder.master(master or os.environ.get("HOURGLASS_SPARK_MASTER", "local[*]"))
+    builder = builder.master(resolved_master)
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
