@@ -20,8 +20,10 @@ settings are environment variables of the scheduler and workers (defaults in bra
   HOURGLASS_OUTPUT_ROOT    folder or bucket of the Delta tables [demo-output]
   HOURGLASS_ARCHIVE        packed venv [build/spark-submit/hourglass-venv.tar.gz]
   HOURGLASS_JARS_DIR       Delta jars shipped with --jars [.jars]
-  HOURGLASS_SPARK_CONN_ID  Airflow connection of the Spark master [spark_default]; its extra
-                           {"deploy-mode": "cluster"} runs drivers on the cluster from the archive
+  HOURGLASS_SPARK_CONN_ID  Airflow connection of the Spark master [spark_default]
+  HOURGLASS_DEPLOY_MODE    "cluster" runs drivers on the cluster from the archive, with a local
+                           HOURGLASS_CONFIG shipped by --files (as submit.sh does); "client";
+                           or empty: the connection's own deploy-mode [empty]
   HOURGLASS_DRIVER_PYTHON  client deploy mode only: driver interpreter with hourglass installed
   HOURGLASS_DS_HOSTFILE    DeepSpeed hostfile: set for a multi-node fine-tune, else one node
   HOURGLASS_DS_MASTER_ADDR first host of the hostfile (multi-node only)
@@ -54,6 +56,11 @@ ARCHIVE = os.environ.get(
 JARS_DIR = Path(os.environ.get("HOURGLASS_JARS_DIR", HOME / ".jars"))
 SPARK_CONN_ID = os.environ.get("HOURGLASS_SPARK_CONN_ID", "spark_default")
 DRIVER_PYTHON = os.environ.get("HOURGLASS_DRIVER_PYTHON", "")
+DEPLOY_MODE = os.environ.get("HOURGLASS_DEPLOY_MODE", "") or None
+# In cluster mode the driver runs on another host: a local config travels with the job (--files,
+# into the driver's working folder) and is named by its file name, as submit.sh does; a URI
+# (hdfs://, s3a://, dbfs:/ ...) is read from where it is.
+SHIP_CONFIG = DEPLOY_MODE == "cluster" and "://" not in CONFIG and not CONFIG.startswith("dbfs:")
 DS_HOSTFILE = os.environ.get("HOURGLASS_DS_HOSTFILE", "")
 DS_MASTER_ADDR = os.environ.get("HOURGLASS_DS_MASTER_ADDR", "")
 SCHEDULE = os.environ.get("HOURGLASS_SCHEDULE", "0 3 * * *")
@@ -104,7 +111,8 @@ def stage_command(stage: str) -> tuple[str, list[str]]:
                                STRATEGY, "--scheduler_run_id", SCHEDULER_RUN_ID]
     if stage == "report":
         return "report.py", root
-    return "pipeline.py", ["--config", CONFIG, *root, "--only", stage]
+    config = os.path.basename(CONFIG) if SHIP_CONFIG else CONFIG
+    return "pipeline.py", ["--config", config, *root, "--only", stage]
 
 
 def fine_tune_command() -> str:
@@ -148,6 +156,9 @@ with DAG(
                 archives=f"{ARCHIVE}#environment",
                 jars=jars,
                 conf=spark_conf(),
+                deploy_mode=DEPLOY_MODE,
+                files=str(Path(CONFIG).resolve()) if SHIP_CONFIG and "--config" in
+                stage_command(name)[1] else None,
                 execution_timeout=timedelta(hours=4),
             )
     for name, upstream in UPSTREAM.items():

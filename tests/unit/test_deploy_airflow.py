@@ -63,6 +63,7 @@ def airflow_dag(tmp_path_factory):
     os.environ["AIRFLOW_CONN_HOURGLASS_TEST_SPARK"] = (
         '{"conn_type": "spark", "host": "yarn", "extra": {"deploy-mode": "cluster"}}')
     os.environ["HOURGLASS_SPARK_CONN_ID"] = "hourglass_test_spark"
+    os.environ["HOURGLASS_DEPLOY_MODE"] = "cluster"
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow 2
@@ -100,9 +101,12 @@ def test_operator_submits_what_submit_sh_submits(airflow_dag):
     assert archive.endswith("#environment")
     env = {**os.environ, "DRY_RUN": "1", "SPARK_SUBMIT": "spark-submit", "SPARK_MASTER": "yarn",
            "DEPLOY_MODE": "cluster", "HOURGLASS_ARCHIVE": archive.removesuffix("#environment")}
-    out = subprocess.run([str(ROOT / "deploy/spark-submit/submit.sh"), "pipeline",
-                          *task.application_args], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    # submit.sh is given the local config, as a person would; it ships it and passes its name.
+    args = list(task.application_args)
+    args[args.index("--config") + 1] = task.files
+    assert Path(task.files).name == task.application_args[args.index("--config") + 1]
+    out = subprocess.run([str(ROOT / "deploy/spark-submit/submit.sh"), "pipeline", *args],
+                         env=env, capture_output=True, text=True, check=True).stdout
     sh_cmd = shlex.split(out)
 
     def confs(cmd):
@@ -114,7 +118,7 @@ def test_operator_submits_what_submit_sh_submits(airflow_dag):
 
     assert spark_defaults().items() <= confs(dag_cmd).items()
     assert confs(sh_cmd) == confs(dag_cmd)
-    for name in ("--archives", "--jars", "--name", "--master", "--deploy-mode"):
+    for name in ("--archives", "--jars", "--name", "--master", "--deploy-mode", "--files"):
         assert flag(dag_cmd, name) == flag(sh_cmd, name), name
     assert dag_cmd[-len(task.application_args) - 1:] == sh_cmd[-len(task.application_args) - 1:]
 
