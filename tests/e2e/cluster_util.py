@@ -81,13 +81,19 @@ def read_delta(path: Path) -> pd.DataFrame:
     return DeltaTable(str(path)).to_pandas()
 
 
+def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows ordered by `keys`; array-valued keys (a history) order by their text."""
+    order = pd.DataFrame({k: df[k].map(lambda v: str(list(v)) if isinstance(v, np.ndarray)
+                                       else v) for k in keys})
+    return df.iloc[order.sort_values(keys).index].reset_index(drop=True)
+
+
 def assert_frames_equal(got: pd.DataFrame, want: pd.DataFrame, keys: list[str], name: str,
                         atol: float = 0.0) -> None:
     """Same rows in any order; float columns and float arrays within `atol`, the rest exact."""
     assert sorted(got.columns) == sorted(want.columns), name
     assert len(got) == len(want), f"{name}: {len(got)} rows, want {len(want)}"
-    got = got.sort_values(keys).reset_index(drop=True)
-    want = want.sort_values(keys).reset_index(drop=True)
+    got, want = _sorted(got, keys), _sorted(want, keys)
     for col in want.columns:
         a, b = got[col], want[col]
         first = next((v for v in b if v is not None), None)

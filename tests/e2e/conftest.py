@@ -87,10 +87,13 @@ class StandaloneCluster:
             f"--conf spark.driver.host={LOOPBACK}", f"--conf spark.driver.bindAddress={LOOPBACK}",
             "--conf spark.ui.enabled=false", "--driver-memory 1g",
             f"--executor-memory {EXECUTOR_MEMORY}", "--conf spark.sql.shuffle.partitions=4",
+            # Delta's default of 50 partitions per log snapshot is for big logs; tables here
+            # have a handful of commits (local sessions use 2 as well, hourglass.spark.session).
+            "--conf spark.databricks.delta.snapshotPartitions=2",
         ]
         if event_log is not None:
             event_log.mkdir(parents=True, exist_ok=True)
-            args += ["--conf spark.eventLog.enabled=true",
+            args += ["--conf spark.eventLog.enabled=true", "--conf spark.eventLog.compress=false",
                      f"--conf spark.eventLog.dir=file://{event_log}"]
         return {**self.base_env, "SPARK_MASTER": self.master_url, "DEPLOY_MODE": "client",
                 "SPARK_SUBMIT_ARGS": " ".join([*args, extra_args]).strip()}
@@ -191,3 +194,27 @@ def onnx_model(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("models") / "minilm-onnx"
     export_onnx(str(out))
     return str(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleSlice:
+    items: Path
+    interactions: Path
+    n_items: int
+    n_interactions: int
+
+
+@pytest.fixture(scope="session")
+def office_slice(tmp_path_factory) -> SampleSlice:
+    """The first 120 users of the bundled Amazon Office sample and every item they touched
+    (774 items, 1,256 interactions): real data, small enough for the multi-process tests."""
+    import pandas as pd
+
+    sample, out = ROOT / "data" / "amazon-office", tmp_path_factory.mktemp("office-slice")
+    inter = pd.read_csv(sample / "interactions.csv", dtype=str)
+    inter = inter[inter["user_id"].isin(inter["user_id"].drop_duplicates().head(120))]
+    items = pd.read_json(sample / "items.jsonl", lines=True, dtype=False)
+    items = items[items["item_id"].isin(set(inter["item_id"]))]
+    inter.to_csv(out / "interactions.csv", index=False)
+    items.to_json(out / "items.jsonl", orient="records", lines=True)
+    return SampleSlice(out / "items.jsonl", out / "interactions.csv", len(items), len(inter))

@@ -29,8 +29,6 @@ import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "amazon-office"
-USERS = 120  # the first users of the sample, with every item they touched
 
 CHECK_INSTALL = r"""
 import json, sys
@@ -115,19 +113,6 @@ def test_wheel_installs_alone_with_its_package_data(venv, tmp_path):
         assert (venv / "bin" / script).is_file()
 
 
-def _slice(tmp: Path) -> tuple[Path, Path, int, int]:
-    """The first USERS users of the bundled sample and the items they touched."""
-    inter = pd.read_csv(SAMPLE / "interactions.csv", dtype=str)
-    users = inter["user_id"].drop_duplicates().head(USERS)
-    inter = inter[inter["user_id"].isin(users)]
-    items = pd.read_json(SAMPLE / "items.jsonl", lines=True, dtype=False)
-    items = items[items["item_id"].isin(set(inter["item_id"]))]
-    tmp.mkdir(parents=True, exist_ok=True)
-    inter.to_csv(tmp / "interactions.csv", index=False)
-    items.to_json(tmp / "items.jsonl", orient="records", lines=True)
-    return tmp / "items.jsonl", tmp / "interactions.csv", len(items), len(inter)
-
-
 def _run(venv: Path, cwd: Path, script: str, *args: str) -> tuple[dict, float]:
     """Run one console command of the fresh venv; its JSON summary and wall time."""
     start = time.perf_counter()
@@ -140,13 +125,14 @@ def _run(venv: Path, cwd: Path, script: str, *args: str) -> tuple[dict, float]:
     return summary, took
 
 
-def test_stages_sft_evaluate_and_report_from_the_wheel(venv, tmp_path):
+def test_stages_sft_evaluate_and_report_from_the_wheel(venv, office_slice, tmp_path):
     """The SID stages through `hourglass-pipeline` (one JVM for seven stages keeps this quick;
     the per-stage commands run the same functions), then `hourglass-sft-train`,
     `hourglass-evaluate` and `hourglass-report` each on its own."""
     work = tmp_path / "work"  # the cwd: outside the repository, nothing of it copied here
     work.mkdir()
-    items, inter, n_items, n_inter = _slice(tmp_path / "input")
+    items, inter = office_slice.items, office_slice.interactions
+    n_items, n_inter = office_slice.n_items, office_slice.n_interactions
     root = str(tmp_path / "tables")
     sid_steps = [
         {"stage": "ingest", "items_path": str(items), "interactions_path": str(inter),

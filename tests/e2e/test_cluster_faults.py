@@ -1,0 +1,169 @@
+"""Faults on the standalone cluster: a killed executor during `encode_items`, a killed driver
+during a Delta write.
+
+The synthetic table (with a few bad rows appended) is sized so the encode pass takes well over
+30 s on the two 1-core executors. Codes are compared with the plain numpy reference
+(`encode_reference`) on the same embeddings — what any undisturbed run produces, since the
+encode kernel is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from cluster_util import read_delta, submit
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+N, DIM, L, M = 250_000, 64, 3, 4096
+BAD = {"bad_nan": [float("nan")] * DIM, "bad_short": [0.5] * (DIM - 1), "bad_null": None,
+       "bad_inf": [float("inf")] + [0.0] * (DIM - 1)}
+
+
+def _events(folder: Path) -> list[dict]:
+    """The application's Spark event log (Spark 4 writes it as rolling `events_N_*` files)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and (
+        p.name.startswith(("events_", "app-", "local-"))))
+    assert files, f"no event log under {folder}"
+    return [json.loads(line) for f in files for line in f.read_text().splitlines()
+            if line.strip()]
+
+
+def _wait_for(predicate, timeout: float, what: str, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def encode_inputs(spark, tmp_path_factory):
+    """Synthetic embeddings (+ bad rows) and a codebook; made on local[2], since the faults are
+    those of the encode job on the cluster."""
+    from hourglass.stages import pipeline
+
+    work = tmp_path_factory.mktemp("faults")
+    root = work / "tables"
+    pipeline.run(spark, pipeline.PipelineConfig.from_dict({"output_root": str(root), "steps": [
+        # four files of ~16 MB: four encode tasks, two per executor
+        {"stage": "synthesize", "num_items": N, "dim": DIM, "num_clusters": 200,
+         "zipf_exponent": 1.1, "seed": 3, "block_size": 50_000, "partitions": 4},
+        {"stage": "train_codebooks", "method": "rq_kmeans", "num_layers": L, "codebook_size": M,
+         "sample_size": 40_000, "kmeans_iters": 4, "seed": 5}]}))
+    rows = [(k, v, "bad") for k, v in BAD.items()]
+    (spark.createDataFrame(rows, "item_id string, embedding array<float>, model string")
+     .write.format("delta").mode("append").save(str(root / "item_embeddings")))
+    return work, root
+
+
+def _reference_codes(root: Path) -> dict[str, list[int]]:
+    from hourglass.quant.artifact import load_artifact, resolve_artifact
+    from hourglass.quant.kernel import encode_greedy
+
+    emb = read_delta(root / "item_embeddings")
+    emb = emb[~emb["item_id"].isin(list(BAD))]
+    art = load_artifact(resolve_artifact(str(root / "codebooks")))
+    X = np.stack(emb["embedding"].to_numpy()).astype(np.float32)
+    codes = encode_greedy(X, art.codebooks).codes
+    return dict(zip(emb["item_id"], map(list, codes), strict=True))
+
+
+def _check_sids(root: Path, want: dict[str, list[int]]) -> None:
+    sids = read_delta(root / "item_sids")
+    assert sids["item_id"].is_unique, "an item was written twice"
+    assert len(sids) == len(want)
+    got = dict(zip(sids["item_id"], (list(c) for c in sids["codes"]), strict=True))
+    assert got == want
+    q = read_delta(root / "quarantine")
+    q = q[q["stage"] == "encode_items"]
+    assert sorted(q["item_id"]) == sorted(BAD)
+    assert len(want) + len(BAD) == N + len(BAD) == len(sids) + len(q)  # input = written + quar.
+
+
+def test_executor_killed_during_encode(standalone_cluster, encode_inputs):
+    work, root = encode_inputs
+    events = work / "events-executor-kill"
+    env = standalone_cluster.submit_env(event_log=events)
+    before = set(standalone_cluster.executor_pids())
+    job = submit("encode_items", ["--output_root", str(root)], env, work)
+    # Both executors run Python workers once the encode pass is under way.
+    _wait_for(lambda: len({p.ppid() for p in standalone_cluster.python_workers()}) >= 2
+              and job.proc.poll() is None, 240, "the encode pass on both executors")
+    time.sleep(5)
+    victim = sorted(set(standalone_cluster.executor_pids()) - before)[0]
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    summary = job.finish()
+    counts = summary["result"]
+    assert counts["rows_in"] == counts["encoded"] + counts["quarantined"] == N + len(BAD)
+    assert counts["quarantined"] == len(BAD)
+
+    log = _events(events)
+    lost = [e for e in log if e["Event"] == "SparkListenerTaskEnd"
+            and e["Task End Reason"]["Reason"] == "ExecutorLostFailure"]
+    removed = [e for e in log if e["Event"] == "SparkListenerExecutorRemoved"]
+    added = [e for e in log if e["Event"] == "SparkListenerExecutorAdded"]
+    assert lost, "the kill hit no running task: nothing was retried"
+    assert len(removed) >= 1 and len(added) >= 3  # two at start, a replacement after the kill
+    retried = {(e["Stage ID"], e["Task Info"]["Index"]) for e in lost}
+    succeeded = {(e["Stage ID"], e["Task Info"]["Index"]) for e in log
+                 if e["Event"] == "SparkListenerTaskEnd"
+                 and e["Task End Reason"]["Reason"] == "Success"}
+    # Lost tasks were rerun to success (or their stage was resubmitted as a new attempt).
+    assert retried <= succeeded or any(e["Event"] == "SparkListenerStageSubmitted"
+                                       and e["Stage Info"]["Stage Attempt ID"] > 0 for e in log)
+    print(json.dumps({"lost_tasks": len(lost), "executors_added": len(added),
+                      "seconds_after_kill": round(time.monotonic() - killed_at, 1),
+                      "rows": counts}))
+    _check_sids(root, _reference_codes(root))
+
+
+def test_driver_killed_during_write(standalone_cluster, spark, tmp_path):
+    """The driver (spark-submit's JVM and its Python) dies while the executors write a new
+    version of a table: nothing is committed, the table reads as before, and a re-run commits
+    the same content. The write is `synthesize` (deterministic by seed), first made on local[2]."""
+    from deltalake import DeltaTable
+
+    from hourglass.stages import synthesize
+
+    root = tmp_path / "tables"
+    params = {"num_items": 400_000, "dim": DIM, "num_clusters": 50, "seed": 9,
+              "block_size": 25_000, "partitions": 8}
+    synthesize.run(spark, synthesize.SynthesizeConfig.from_dict(
+        {"output_root": str(root), **params}))
+    table_dir = root / "item_embeddings"
+    want = read_delta(table_dir).sort_values("item_id").reset_index(drop=True)
+    version, files_before = DeltaTable(str(table_dir)).version(), set(table_dir.glob("*.parquet"))
+    args = ["--output_root", str(root), *(a for k, v in params.items() for a in (f"--{k}", str(v)))]
+
+    job = submit("synthesize", args, standalone_cluster.submit_env(), tmp_path)
+    # Parquet files of the new, uncommitted version appear as the write tasks run.
+    _wait_for(lambda: set(table_dir.glob("*.parquet")) - files_before, 300,
+              "the write of the new version", every=0.2)
+    os.killpg(job.proc.pid, signal.SIGKILL)  # the spark-submit JVM and its Python driver
+    job.proc.wait(timeout=60)
+    assert job.proc.returncode == -signal.SIGKILL
+    orphans = set(table_dir.glob("*.parquet")) - files_before
+
+    def content() -> pd.DataFrame:
+        return read_delta(table_dir).sort_values("item_id").reset_index(drop=True)
+
+    assert DeltaTable(str(table_dir)).version() == version, "a killed write must not commit"
+    pd.testing.assert_frame_equal(content(), want)  # readable at its last version, unchanged
+
+    summary = submit("synthesize", args, standalone_cluster.submit_env(), tmp_path).finish()
+    assert summary["result"]["rows"] == params["num_items"]
+    assert DeltaTable(str(table_dir)).version() == version + 1
+    pd.testing.assert_frame_equal(content(), want)  # the re-run converges to the same content
+    live = {Path(f).name for f in DeltaTable(str(table_dir)).file_uris()}
+    assert not {p.name for p in orphans} & live, "the killed write's files must stay unreferenced"
+    print(json.dumps({"orphan_files_left_by_the_killed_driver": len(orphans)}))
