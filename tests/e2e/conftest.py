@@ -218,3 +218,55 @@ def office_slice(tmp_path_factory) -> SampleSlice:
     inter.to_csv(out / "interactions.csv", index=False)
     items.to_json(out / "items.jsonl", orient="records", lines=True)
     return SampleSlice(out / "items.jsonl", out / "interactions.csv", len(items), len(inter))
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(tmp_path_factory) -> Path:
+    """A fresh virtualenv outside the checkout holding only the built wheel, plus a path line to
+    the dev venv's site-packages for the third-party packages (GBs of torch/CUDA). A plain path
+    line does not process that folder's own `.pth` files, so the dev venv's editable install
+    (`__editable__.hourglass-*.pth` → libs/) stays off; test_installed_wheel checks it."""
+    import sys
+    import sysconfig
+
+    tmp = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run([str(ROOT / "deploy" / "spark-submit" / "build_wheel.sh")],
+                           env={**os.environ, "HOURGLASS_BUILD_DIR": str(tmp / "build")},
+                           capture_output=True, text=True, timeout=600, check=True)
+    wheel = Path(build.stdout.strip().splitlines()[-1])
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site = Path(subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True).stdout.strip())
+    (site / "dev_site_packages.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--quiet",
+                    "--disable-pip-version-check", "--no-deps", "--no-index", str(wheel)],
+                   check=True, timeout=600)
+    return venv
+
+
+@dataclasses.dataclass(frozen=True)
+class WheelRun:
+    work: Path
+    root: Path
+    steps: list
+    summary: dict
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def wheel_sid_run(wheel_venv, office_slice, onnx_model, tmp_path_factory) -> WheelRun:
+    """The SID stages run by the installed wheel's `hourglass-pipeline` on local[2], from a folder
+    outside the checkout: the wheel test goes on from these tables, and they are the local[2]
+    reference the cluster run must equal."""
+    from wheel_util import run_console, sid_steps
+
+    tmp = tmp_path_factory.mktemp("wheel-run")
+    work, root = tmp / "work", tmp / "tables"
+    work.mkdir()
+    steps = sid_steps(office_slice, onnx_model)
+    (work / "sid.json").write_text(json.dumps({"output_root": str(root), "steps": steps}))
+    summary, seconds = run_console(wheel_venv, work, "hourglass-pipeline", "--config", "sid.json")
+    return WheelRun(work, root, steps, summary, seconds)

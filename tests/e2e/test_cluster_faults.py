@@ -58,7 +58,7 @@ def encode_inputs(spark, tmp_path_factory):
         {"stage": "synthesize", "num_items": N, "dim": DIM, "num_clusters": 200,
          "zipf_exponent": 1.1, "seed": 3, "block_size": 50_000, "partitions": 4},
         {"stage": "train_codebooks", "method": "rq_kmeans", "num_layers": L, "codebook_size": M,
-         "sample_size": 40_000, "kmeans_iters": 4, "seed": 5}]}))
+         "sample_size": 20_000, "kmeans_iters": 2, "seed": 5}]}))
     rows = [(k, v, "bad") for k, v in BAD.items()]
     (spark.createDataFrame(rows, "item_id string, embedding array<float>, model string")
      .write.format("delta").mode("append").save(str(root / "item_embeddings")))

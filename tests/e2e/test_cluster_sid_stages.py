@@ -6,8 +6,8 @@ rewrite_sids → build_sft_data (`jobs/pipeline.py`, as the Databricks job and t
 run them) on a slice of the bundled Amazon Office sample. The executors are the workers' JVMs
 and run Python from the packed archive: the test watches their Python processes and checks the
 interpreter, the working folder and every site-packages library they mapped. Tables are read
-back with `deltalake`, not Spark, and compared with those of the same stages run in-process on
-`local[2]`, encoding with the codebook the cluster trained.
+back with `deltalake`, not Spark, and compared with those of the same stages run on `local[2]`
+by the installed wheel (`wheel_sid_run`): both train the same codebook.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 from cluster_util import PythonWorkerWatch, assert_frames_equal, read_delta, submit
+from wheel_util import sid_steps
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-L, M = 3, 32
-STRATEGIES = ["none", "topk(4)", "drop_layer(2)"]
+BUILD = ROOT / "build" / "spark-submit"
 # table → the columns that identify a row
 TABLES = {
     "items": ["item_id"],
@@ -40,42 +40,18 @@ TABLES = {
 }
 
 
-def _steps(data, onnx_dir: str, codebooks: Path | None = None) -> list[dict]:
-    """The SID stages; with `codebooks`, those of another run (not trained here)."""
-    encode = {"stage": "encode_items", **({"codebook_path": str(codebooks)} if codebooks
-                                          else {})}
-    stats = {"stage": "hourglass_stats", "run_id": "rq", "input_table": "item_sids",
-             **({"codebooks_root": str(codebooks.parent)} if codebooks else {})}
-    steps = [
-        {"stage": "ingest", "items_path": str(data.items),
-         "interactions_path": str(data.interactions), "ts_column": "position"},
-        {"stage": "embed_items", "backend": "onnx", "model_dir": onnx_dir, "fields": ["title"],
-         "batch_size": 64, "partitions": 4},
-        {"stage": "train_codebooks", "method": "rq_kmeans", "num_layers": L,
-         "codebook_size": M, "kmeans_iters": 10, "seed": 42},
-        encode,
-        stats,
-        {"stage": "rewrite_sids", "strategies": STRATEGIES, "num_layers": L,
-         "codebook_size": M},
-        {"stage": "build_sft_data", "strategies": STRATEGIES, "history_max_items": 10},
-    ]
-    return [s for s in steps if codebooks is None or s["stage"] != "train_codebooks"]
-
-
-def test_sid_stages_on_the_cluster_equal_local(standalone_cluster, spark, onnx_model,
-                                               office_slice, tmp_path):
-    from hourglass.stages.pipeline import PipelineConfig, run
-
-    cluster_root, local_root = tmp_path / "cluster" / "tables", tmp_path / "local" / "tables"
+def test_sid_stages_on_the_cluster_equal_local(standalone_cluster, onnx_model, office_slice,
+                                               wheel_sid_run, tmp_path):
+    cluster_root = tmp_path / "cluster" / "tables"
+    steps = sid_steps(office_slice, onnx_model)
     config = tmp_path / "sid-stages.yaml"
-    config.write_text(yaml.safe_dump({"output_root": str(cluster_root),
-                                      "steps": _steps(office_slice, onnx_model)}))
+    config.write_text(yaml.safe_dump({"output_root": str(cluster_root), "steps": steps}))
     with PythonWorkerWatch(standalone_cluster) as watch:
         job = submit("pipeline", ["--config", str(config)], standalone_cluster.submit_env(),
                      tmp_path)
         summary = job.finish()
     cluster_secs = {s["stage"]: s["seconds"] for s in summary["result"]}
-    assert list(cluster_secs) == [s["stage"] for s in _steps(office_slice, onnx_model)]
+    assert list(cluster_secs) == [s["stage"] for s in steps]
 
     # The executors ran the archive's interpreter and libraries, nothing of this checkout or venv.
     assert watch.seen, "no Python worker was seen on the executors"
@@ -90,16 +66,22 @@ def test_sid_stages_on_the_cluster_equal_local(standalone_cluster, spark, onnx_m
         foreign = [p for p in info["libs"] if not p.startswith(env_root)]
         assert not foreign, f"libraries from outside the archive: {sorted(foreign)[:5]}"
     assert any("onnxruntime" in p for i in watch.seen.values() for p in i["libs"])
+    # What was shipped: the wheel (no editable install), without pyspark (the cluster's own).
+    (site,) = (BUILD / "driver-env" / "lib").glob("python3*/site-packages")
+    assert (site / "hourglass" / "__init__.py").is_file()
+    assert not (site / "pyspark").exists()
+    assert not list(site.glob("__editable__*")) and not list(site.glob("*.egg-link"))
 
-    # The same stages on local[2], encoding with the codebook the cluster trained.
-    (artifact,) = (p for p in (cluster_root / "codebooks").iterdir() if p.is_dir())
-    cfg = PipelineConfig.from_dict({"output_root": str(local_root),
-                                    "steps": _steps(office_slice, onnx_model, artifact)})
-    local_secs = {r.stage: r.seconds for r in run(spark, cfg)}
+    # The reference: the same steps run by the installed wheel on local[2]. Embeddings are
+    # bitwise equal (ONNX Runtime, one thread per task, the same batches), the codebook sample
+    # is chosen by hash, so both trained the same codebook; every table must match.
+    local_secs = {s["stage"]: s["seconds"] for s in wheel_sid_run.summary["result"]}
     print(json.dumps({"cluster_seconds": cluster_secs, "local2_seconds": local_secs}))
-
+    (cluster_cb,) = [p.name for p in (cluster_root / "codebooks").iterdir() if p.is_dir()]
+    (local_cb,) = [p.name for p in (wheel_sid_run.root / "codebooks").iterdir() if p.is_dir()]
+    assert cluster_cb == local_cb, "the cluster and local[2] runs trained different codebooks"
     for table, keys in TABLES.items():
-        got, want = read_delta(cluster_root / table), read_delta(local_root / table)
+        got, want = read_delta(cluster_root / table), read_delta(wheel_sid_run.root / table)
         assert len(want) > 0 or table == "quarantine", table
         assert_frames_equal(got, want, keys, table, atol=1e-5 if table in (
             "item_embeddings", "item_sids", "sid_summary") else 0.0)

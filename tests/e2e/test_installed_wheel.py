@@ -16,16 +16,12 @@ so Spark finds the Delta jars at the documented default (the Maven local reposit
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
-import sysconfig
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from wheel_util import SID_STATS_RUN, run_console, wheel_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,46 +56,10 @@ print(json.dumps({
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory) -> Path:
-    """A fresh virtualenv holding only the wheel (+ a path line to the dev venv's packages)."""
-    tmp = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run([str(ROOT / "deploy" / "spark-submit" / "build_wheel.sh")],
-                           env={**os.environ, "HOURGLASS_BUILD_DIR": str(tmp / "build")},
-                           capture_output=True, text=True, timeout=600, check=True)
-    wheel = Path(build.stdout.strip().splitlines()[-1])
-    venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    site = Path(subprocess.run(
-        [str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True, text=True, check=True).stdout.strip())
-    (site / "dev_site_packages.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--quiet",
-                    "--disable-pip-version-check", "--no-deps", "--no-index", str(wheel)],
-                   check=True, timeout=600)
-    return venv
-
-
-def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "HOURGLASS_JARS_DIR", "VIRTUAL_ENV", "PYTHONHOME")}
-    env.update({"DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                "TOKENIZERS_PARALLELISM": "false", "HOURGLASS_DRIVER_MEMORY": "2g",
-                "SPARK_LOCAL_DIRS": str(tmp / "spark-local"),
-                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())})
-    return env
-
-
-def test_wheel_installs_alone_with_its_package_data(venv, tmp_path):
+def test_wheel_installs_alone_with_its_package_data(wheel_venv, tmp_path):
+    venv = wheel_venv
     out = subprocess.run([str(venv / "bin" / "python"), "-c", CHECK_INSTALL], cwd=tmp_path,
-                         env=_env(tmp_path), capture_output=True, text=True, check=True)
+                         env=wheel_env(tmp_path), capture_output=True, text=True, check=True)
     info = json.loads(out.stdout)
     site = Path(info["dist"]).resolve()
     assert site.is_relative_to(venv.resolve())
@@ -113,42 +73,16 @@ def test_wheel_installs_alone_with_its_package_data(venv, tmp_path):
         assert (venv / "bin" / script).is_file()
 
 
-def _run(venv: Path, cwd: Path, script: str, *args: str) -> tuple[dict, float]:
-    """Run one console command of the fresh venv; its JSON summary and wall time."""
-    start = time.perf_counter()
-    proc = subprocess.run([str(venv / "bin" / script), *args], cwd=cwd, env=_env(cwd),
-                          capture_output=True, text=True, timeout=900, check=False)
-    took = time.perf_counter() - start
-    assert proc.returncode == 0, f"{script}: {proc.stderr[-4000:]}"
-    summary, _ = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{"):])
-    print(f"{script}: {took:.1f} s")
-    return summary, took
-
-
-def test_stages_sft_evaluate_and_report_from_the_wheel(venv, office_slice, tmp_path):
-    """The SID stages through `hourglass-pipeline` (one JVM for seven stages keeps this quick;
-    the per-stage commands run the same functions), then `hourglass-sft-train`,
+def test_stages_sft_evaluate_and_report_from_the_wheel(wheel_venv, wheel_sid_run, office_slice,
+                                                      tmp_path):
+    """The SID stages through `hourglass-pipeline` (the shared `wheel_sid_run`: one JVM for
+    seven stages keeps this quick; the per-stage commands run the same functions; its tables are
+    also the local[2] reference of the cluster test), then `hourglass-sft-train`,
     `hourglass-evaluate` and `hourglass-report` each on its own."""
-    work = tmp_path / "work"  # the cwd: outside the repository, nothing of it copied here
-    work.mkdir()
-    items, inter = office_slice.items, office_slice.interactions
+    work, root = wheel_sid_run.work, str(wheel_sid_run.root)
     n_items, n_inter = office_slice.n_items, office_slice.n_interactions
-    root = str(tmp_path / "tables")
-    sid_steps = [
-        {"stage": "ingest", "items_path": str(items), "interactions_path": str(inter),
-         "ts_column": "position"},
-        {"stage": "embed_items", "fields": ["title"], "batch_size": 64},
-        {"stage": "train_codebooks", "num_layers": 3, "codebook_size": 16, "kmeans_iters": 10,
-         "seed": 7},
-        {"stage": "encode_items"},
-        {"stage": "hourglass_stats", "run_id": "wheel"},
-        {"stage": "rewrite_sids", "strategies": ["none", "topk(4)"]},
-        {"stage": "build_sft_data", "strategies": ["none"], "history_max_items": 5},
-    ]
-    (work / "sid.yaml").write_text(json.dumps({"output_root": root, "steps": sid_steps}))
     common = ["--output_root", root]
     commands = [
-        ("hourglass-pipeline", ["--config", "sid.yaml"]),
         # No --deepspeed_config: the default is the JSON shipped in the wheel.
         ("hourglass-sft-train", [*common, "--strategy", "none", "--max_steps", "4",
                                  "--log_every", "2", "--hidden_size", "32", "--num_heads", "2",
@@ -158,16 +92,16 @@ def test_stages_sft_evaluate_and_report_from_the_wheel(venv, office_slice, tmp_p
         ("hourglass-evaluate", [*common, "--run_id", "wheel", "--strategies", "none",
                                 "--beam_size", "5", "--recall_ks", "1,5", "--ndcg_ks", "5",
                                 "--max_users", "16", "--batch_users", "16", "--partitions", "1",
-                                "--segments_run_id", "wheel"]),
+                                "--segments_run_id", SID_STATS_RUN]),
         ("hourglass-report", [*common, "--report_dir", str(tmp_path / "report"),
-                              "--run_ids", "wheel"]),
+                              "--run_ids", SID_STATS_RUN]),
     ]
-    results, timings = {}, {}
+    results, timings = {}, {"hourglass-pipeline": wheel_sid_run.seconds}
     for script, args in commands:
-        results[script], timings[script] = _run(venv, work, script, *args)
+        results[script], timings[script] = run_console(wheel_venv, work, script, *args)
         assert results[script]["job"] == script
-    steps = results["hourglass-pipeline"]["result"]
-    assert [s["stage"] for s in steps] == [s["stage"] for s in sid_steps]
+    steps = wheel_sid_run.summary["result"]
+    assert [s["stage"] for s in steps] == [s["stage"] for s in wheel_sid_run.steps]
     timings |= {f"  {s['stage']}": s["seconds"] for s in steps}
     print("wheel-mode timings (s):", json.dumps({k: round(v, 1) for k, v in timings.items()}))
 
@@ -181,7 +115,7 @@ def test_stages_sft_evaluate_and_report_from_the_wheel(venv, office_slice, tmp_p
     assert len(sids) == n_items and sids["item_id"].is_unique
     assert set(map(len, sids["codes"])) == {3}
     rw = rows("item_sids_rw")
-    assert sorted(set(rw["strategy"])) == ["none", "topk_4"]
+    assert sorted(set(rw["strategy"])) == ["drop_layer_2", "none", "topk_4"]
     assert (rw.groupby("strategy").size() == n_items).all()
     sft = rows("sft_examples")
     assert set(sft["split"]) == {"train", "valid", "test"}
@@ -197,4 +131,4 @@ def test_stages_sft_evaluate_and_report_from_the_wheel(venv, office_slice, tmp_p
     assert ours.loc[ours["metric"] == "users", "value"].iloc[0] == 16
     assert ((ours["value"] >= 0) & (ours["value"] <= 16)).all()
     html = tmp_path / "report" / "index.html"
-    assert html.is_file() and "wheel" in html.read_text()
+    assert html.is_file() and SID_STATS_RUN in html.read_text()
