@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from wheel_util import free_port
 
 LOOPBACK = "127.0.0.1"
 WORKERS = 2
@@ -28,12 +28,6 @@ WORKER_CORES = 1
 WORKER_MEMORY = "1536m"
 EXECUTOR_MEMORY = "1g"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
 
 
 def _spark_home() -> str:
@@ -127,7 +121,7 @@ def standalone_cluster(tmp_path_factory):
     """A master and two 1-core workers on 127.0.0.1; yields once both workers are registered."""
     root = tmp_path_factory.mktemp("standalone")
     spark_class = os.path.join(_spark_home(), "bin", "spark-class")
-    port, ui_port = _free_port(), _free_port()
+    port, ui_port = free_port(), free_port()
     env = {
         **os.environ,
         "SPARK_HOME": _spark_home(),
@@ -164,7 +158,7 @@ def standalone_cluster(tmp_path_factory):
             workers.append(launch(
                 f"worker{i}", "org.apache.spark.deploy.worker.Worker", "--host", LOOPBACK,
                 "--cores", str(WORKER_CORES), "--memory", WORKER_MEMORY,
-                "--webui-port", str(_free_port()), "--work-dir", str(work), master_url,
+                "--webui-port", str(free_port()), "--work-dir", str(work), master_url,
                 extra_env={"SPARK_LOCAL_DIRS": str(local)}))
         cluster = StandaloneCluster(master_url, webui, _spark_home(), root, master, workers,
                                     {**os.environ, "SPARK_LOCAL_IP": LOOPBACK})
