@@ -39,3 +39,19 @@ def table_root(tmp_path) -> str:
     root = tmp_path / "tables"
     root.mkdir()
     return str(root)
+
+
+# Fixtures that start something big once per pytest process: the standalone cluster, the wheel's
+# venv and its local[2] SID run (the cluster test's reference). Under pytest-xdist every test
+# that needs one runs in the same worker, so each is made once.
+_SHARED_ONCE = {"standalone_cluster", "wheel_venv", "wheel_sid_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests for `--dist loadgroup`: the tests of one module share a worker (module-scoped
+    fixtures such as a trained model are made once), and every test that needs one of the
+    session-wide multi-process fixtures joins one group, so the cluster starts once."""
+    for item in items:
+        shared = _SHARED_ONCE.intersection(getattr(item, "fixturenames", ()))
+        group = "multi-process" if shared else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
