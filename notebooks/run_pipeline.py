@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from hourglass.logs import setup_logging
 from hourglass.spark.session import get_spark
 from hourglass.spark.tables import read_table, table_exists
-from hourglass.stages.common import setup_logging, to_jsonable
+from hourglass.stages.common import to_jsonable
 from hourglass.stages.pipeline import PipelineConfig
 from hourglass.stages.pipeline import run as run_pipeline
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
+from hourglass.table_refs import table_ref
+
 T = TypeVar("T", bound="JobConfig")
 
 
@@ -232,6 +234,18 @@ class JobConfig:
         """Stable hash of the values, recorded in table lineage."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class StageConfig(JobConfig):
+    """`output_root`: folder holding the Delta tables by path; empty means catalog names."""
+
+    output_root: str = ""
+    quarantine_table: str = "quarantine"
+
+    def ref(self, name: str) -> str:
+        """Where table `name` lives: `output_root/name`, or the catalog name itself."""
+        return table_ref(self.output_root or None, name)
 
 
 def require(condition: bool, key: str, message: str) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from hourglass.config import ConfigError, parse_config_text
+from hourglass.config import ConfigError, StageConfig, parse_config_text
 from hourglass.spark.hadoop_files import HadoopReadError, read_bytes
-from hourglass.stages.common import StageConfig, main_for
+from hourglass.stages.common import main_for
 
 pytestmark = pytest.mark.spark
 

@@ -11,12 +11,12 @@ import pytest
 from hourglass.spark.quarantine import write_quarantine
 from hourglass.spark.tables import (
     commit_lineage,
-    is_path,
     latest_version,
     lineage,
     read_table,
     write_table,
 )
+from hourglass.table_refs import is_path
 
 pytestmark = pytest.mark.spark
 

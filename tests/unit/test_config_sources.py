@@ -11,8 +11,8 @@ import sys
 import pytest
 
 import hourglass.config
-from hourglass.config import ConfigError, JobConfig, config_source
-from hourglass.stages.common import StageConfig, main_for
+from hourglass.config import ConfigError, JobConfig, StageConfig, config_source
+from hourglass.stages.common import main_for
 
 
 @dataclasses.dataclass
@@ -85,7 +85,7 @@ def test_local_configs_never_start_spark(tmp_path):
     """A local or file: config is read without importing pyspark (so without a JVM)."""
     f = tmp_path / "c.yaml"
     f.write_text("output_root: /tables\n")
-    code = ("import sys; from hourglass.stages.common import StageConfig; "
+    code = ("import sys; from hourglass.config import StageConfig; "
             f"cfg = StageConfig.from_args(['--config', 'file:{f}']); "
             "assert cfg.output_root == '/tables', cfg; "
             "assert not [m for m in sys.modules if m.startswith('pyspark')], 'pyspark imported'")

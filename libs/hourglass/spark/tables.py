@@ -13,21 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import hourglass
+from hourglass.table_refs import is_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-_PATH_PREFIXES = ("/", "./", "../", "file:", "s3:", "s3a:", "abfss:", "gs:", "dbfs:", "hdfs:")
-
-
-def is_path(ref: str) -> bool:
-    """A table reference is a path when it looks like one; otherwise a catalog name."""
-    return ref.startswith(_PATH_PREFIXES) or "/" in ref
-
-
-def table_ref(root: str | None, name: str) -> str:
-    """`root/name` when a root folder is given, else the bare (catalog) name."""
-    return f"{root.rstrip('/')}/{name}" if root else name
 
 
 @dataclass(frozen=True)

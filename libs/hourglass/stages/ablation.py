@@ -15,12 +15,12 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hourglass.config import ConfigError, require
+from hourglass.config import ConfigError, StageConfig, require
 from hourglass.evaluation.table import invalid_table, results_table
+from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.spark.tables import read_table
 from hourglass.stages import build_sft_data, evaluate
-from hourglass.stages.common import StageConfig, log
 from hourglass.train.config import TrainConfig
 from hourglass.train.runs import run_folder_name
 

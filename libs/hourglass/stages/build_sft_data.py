@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from hourglass.config import require
+from hourglass.config import StageConfig, require
+from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.sft.examples import MIN_INTERACTIONS
 from hourglass.sft.spark import SFT_COLUMNS, build_examples, check_unique_sids, quarantine_stage
 from hourglass.spark.quarantine import write_quarantine
 from hourglass.spark.tables import lineage, read_table, table_exists, write_table
-from hourglass.stages.common import StageConfig, log
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

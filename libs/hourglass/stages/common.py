@@ -1,35 +1,12 @@
-"""Config fields and helpers shared by every stage."""
+"""The entry point every stage job shares: parse the config, build the session, run, print."""
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
 
-from hourglass.config import JobConfig
-from hourglass.spark.tables import table_ref
-
-log = logging.getLogger("hourglass")
-
-
-@dataclasses.dataclass
-class StageConfig(JobConfig):
-    """`output_root`: folder holding the Delta tables by path; empty means catalog names."""
-
-    output_root: str = ""
-    quarantine_table: str = "quarantine"
-
-    def ref(self, name: str) -> str:
-        """Where table `name` lives: `output_root/name`, or the catalog name itself."""
-        return table_ref(self.output_root or None, name)
-
-
-def setup_logging() -> None:
-    """Plain timestamped log lines on stderr, for spark-submit logs and notebooks alike."""
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+from hourglass.config import StageConfig
+from hourglass.logs import setup_logging
 
 
 def to_jsonable(value):

@@ -6,13 +6,13 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hourglass.config import require
+from hourglass.config import StageConfig, require
 from hourglass.embed.encoder import BACKENDS, DEFAULT_MODEL_NAME, ONNX_FILE
 from hourglass.embed.text import TEXT_FIELDS
+from hourglass.logs import log
 from hourglass.spark.embed import EMBEDDINGS_SCHEMA, embed_partitions, with_text_reason
 from hourglass.spark.quarantine import quarantine_rows, write_quarantine
 from hourglass.spark.tables import lineage, read_table, write_table
-from hourglass.stages.common import StageConfig, log
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

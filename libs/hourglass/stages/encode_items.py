@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from hourglass.config import require
+from hourglass.config import StageConfig, require
+from hourglass.logs import log
 from hourglass.quant.artifact import load_artifact, resolve_artifact
 from hourglass.spark.encode import (
     STAGE,
@@ -22,8 +23,8 @@ from hourglass.spark.encode import (
     sids_frame,
 )
 from hourglass.spark.quarantine import write_quarantine
-from hourglass.spark.tables import lineage, read_table, table_ref, write_table
-from hourglass.stages.common import StageConfig, log
+from hourglass.spark.tables import lineage, read_table, write_table
+from hourglass.table_refs import table_ref
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -17,11 +17,11 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hourglass.config import require
+from hourglass.config import StageConfig, require
 from hourglass.evaluation.metrics import NDCG_KS, RECALL_KS, popularity_order
+from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.spark.tables import lineage, read_table, table_exists, write_table
-from hourglass.stages.common import StageConfig, log
 from hourglass.train.runs import TrainedModel, find_model, run_folder_name
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ import dataclasses
 import re
 from typing import TYPE_CHECKING
 
-from hourglass.config import ConfigError, require
+from hourglass.config import ConfigError, StageConfig, require
+from hourglass.logs import log
 from hourglass.spark.quarantine import quarantine_rows, write_quarantine
 from hourglass.spark.tables import lineage, read_table
-from hourglass.stages.common import StageConfig, log
 from hourglass.stats.spark_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
 from hourglass.stats.summary import middle_layer_collapsed
 
@@ -102,7 +102,7 @@ class HourglassStatsResult:
 def _shape(cfg: HourglassStatsConfig, kind: str, codebook_id: str | None,
            infer=None) -> tuple[int, int, str]:
     """(L, M, m_source): config, else the codebook manifest, else `infer()` (fixed input)."""
-    from hourglass.spark.tables import table_ref
+    from hourglass.table_refs import table_ref
     from hourglass.stats.spark_prepare import codebook_shape, resolve_shape
 
     root = cfg.codebooks_root or (table_ref(cfg.output_root, "codebooks")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from hourglass.config import require
+from hourglass.config import StageConfig, require
+from hourglass.logs import log
 from hourglass.spark.ingest import (
     INTERACTION_COLUMNS,
     ITEM_COLUMNS,
@@ -18,7 +19,6 @@ from hourglass.spark.ingest import (
 )
 from hourglass.spark.quarantine import write_quarantine
 from hourglass.spark.tables import lineage, read_table, write_table
-from hourglass.stages.common import StageConfig, log
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -12,8 +12,8 @@ import importlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from hourglass.config import ConfigError, require
-from hourglass.stages.common import StageConfig, log
+from hourglass.config import ConfigError, StageConfig, require
+from hourglass.logs import log
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

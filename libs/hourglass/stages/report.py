@@ -9,8 +9,8 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hourglass.config import require
-from hourglass.stages.common import StageConfig, log
+from hourglass.config import StageConfig, require
+from hourglass.logs import log
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from hourglass.config import ConfigError, require
+from hourglass.config import ConfigError, StageConfig, require
+from hourglass.logs import log
 from hourglass.rewrite.export import export_sid_index, sid_index_dir
 from hourglass.rewrite.strategies import (
     Strategy,
@@ -20,7 +21,6 @@ from hourglass.rewrite.strategies import (
     parse_strategy,
     removed_tokens,
 )
-from hourglass.stages.common import StageConfig, log
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

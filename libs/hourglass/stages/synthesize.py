@@ -12,9 +12,9 @@ import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from hourglass.config import require
+from hourglass.config import StageConfig, require
+from hourglass.logs import log
 from hourglass.spark.tables import lineage, read_table, write_table
-from hourglass.stages.common import StageConfig, log
 
 if TYPE_CHECKING:
     import pyarrow as pa

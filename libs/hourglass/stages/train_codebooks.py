@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hourglass.config import require
+from hourglass.config import StageConfig, require
+from hourglass.logs import log
 from hourglass.quant.artifact import METHODS, build_artifact, save_artifact, write_latest
 from hourglass.spark.encode import SENTINEL, invalid_reason, table_dim
-from hourglass.spark.tables import lineage, read_table, table_ref
-from hourglass.stages.common import StageConfig, log
+from hourglass.spark.tables import lineage, read_table
+from hourglass.table_refs import table_ref
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

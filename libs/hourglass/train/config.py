@@ -11,11 +11,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from hourglass.config import ConfigError, require
+from hourglass.config import ConfigError, StageConfig, require
 from hourglass.resources import deepspeed_config_file, deepspeed_config_names
 from hourglass.rewrite.strategies import parse_strategy
-from hourglass.spark.tables import is_path
-from hourglass.stages.common import StageConfig
+from hourglass.table_refs import is_path
 from hourglass.train.runs import run_folder_name
 
 # A DeepSpeed JSON shipped in the package (hourglass/resources/deepspeed/), named by file name.

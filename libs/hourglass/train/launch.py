@@ -97,7 +97,7 @@ def _distributed_entry(cfg_dict: dict[str, Any]) -> dict[str, Any]:
     """What each torchrun rank runs under DeepspeedTorchDistributor (pickled by Spark)."""
     from dataclasses import asdict
 
-    from hourglass.stages.common import setup_logging
+    from hourglass.logs import setup_logging
     from hourglass.train.trainer import train
 
     setup_logging()
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     from dataclasses import asdict
 
     from hourglass.config import ConfigError
-    from hourglass.stages.common import setup_logging
+    from hourglass.logs import setup_logging
     from hourglass.train.trainer import train
 
     setup_logging()

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hourglass.stages.common import log
+from hourglass.logs import log
 from hourglass.train.batches import collate, encode_rows, real_tokens, target_tokens
 from hourglass.train.config import TrainConfig
 from hourglass.train.data import batch_indices, read_shard, read_strategy_columns
