@@ -1,0 +1,68 @@
+"""What an evaluation logs to MLflow: one child run per strategy, the rows as a table, and the
+chosen strategy's model registered with its lineage.
+
+Metric names are `<subset>/<metric>_at_<k>` (`all/recall_at_10`, `tail/ndcg_at_5`,
+`all/invalid_ratio_at_1`): the value of each is exactly one `eval_results` row, so a run read
+back with `MlflowClient` and the table agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hourglass.tracking import Run, metric_key
+from hourglass.train.runs import RESULT_FILE, TrainedModel
+
+ROW_COLUMNS = ("run_id", "strategy", "subset", "metric", "k", "value")
+TABLE_FILE = "eval_results.json"
+
+
+def metric_name(subset: str, metric: str, k: int) -> str:
+    """The MLflow metric name of one `eval_results` row."""
+    return metric_key(subset, f"{metric}_at_{k}")
+
+
+def strategy_metrics(rows: Sequence[tuple], strategy: str) -> dict[str, float]:
+    """The rows of one strategy as {metric name: value}."""
+    return {metric_name(sub, m, k): v for _, st, sub, m, k, v in rows if st == strategy}
+
+
+def model_lineage(model: TrainedModel | None) -> dict[str, Any]:
+    """Tags naming what a model was trained on."""
+    if model is None:
+        return {}
+    return {"hourglass.model_dir": model.model_dir, "hourglass.codebook_id": model.codebook_id,
+            "hourglass.sids_version": model.sids_version,
+            "hourglass.sft_version": model.sft_version}
+
+
+def log_evaluation(parent: Run, run_id: str, rows: Sequence[tuple], users: Mapping[str, int],
+                   models: Mapping[str, TrainedModel]) -> dict[str, str]:
+    """One child run per evaluated strategy (popularity included) under `parent`, and all rows
+    as the parent's table; returns {strategy: child run id}."""
+    children: dict[str, str] = {}
+    for strategy in users:
+        tags = {"hourglass.strategy": strategy, "hourglass.eval_run_id": run_id,
+                **model_lineage(models.get(strategy))}
+        with parent.nested(f"{run_id}/{strategy}", tags) as child:
+            child.metrics({**strategy_metrics(rows, strategy), "users": users[strategy]})
+            children[strategy] = child.run_id
+    parent.table({c: [r[i] for r in rows] for i, c in enumerate(ROW_COLUMNS)}, TABLE_FILE)
+    return children
+
+
+def register_model(run: Run, name: str, strategy: str, model: TrainedModel,
+                   rows: Sequence[tuple], eval_run_id: str) -> str:
+    """Register the strategy's model: the fine-tune's logged model when that run was tracked,
+    else the model folder itself; tagged with its lineage and headline metrics."""
+    result = Path(model.model_dir).parent / RESULT_FILE
+    trained = json.loads(result.read_text()) if result.exists() else {}
+    source = trained.get("mlflow_model_uri") or Path(model.model_dir).resolve().as_uri()
+    metrics = strategy_metrics(rows, strategy)
+    tags = {**model_lineage(model), "hourglass.strategy": strategy,
+            "hourglass.eval_run_id": eval_run_id,
+            **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if k.startswith("all/")}}
+    return run.register(name, source, tags, run_id=trained.get("mlflow_run_id", ""))

@@ -1,0 +1,89 @@
+"""hourglass.tracking: where runs go, and what a run written through it reads back as."""
+
+from __future__ import annotations
+
+import pytest
+
+from hourglass.config import ConfigError
+from hourglass.tracking import Run, flatten, metric_key, tracked_run, tracking_uri
+
+
+@pytest.fixture
+def no_env(monkeypatch):
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DATABRICKS_RUNTIME_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_uri_is_the_environment_then_databricks_then_sqlite_under_output_root(no_env, tmp_path):
+    assert tracking_uri(str(tmp_path)) == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    assert tracking_uri(f"file:{tmp_path}") == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    with pytest.raises(ConfigError, match="MLFLOW_TRACKING_URI"):
+        tracking_uri("s3a://bucket/tables")
+    with pytest.raises(ConfigError):
+        tracking_uri("")  # catalog tables: nowhere local to keep a store
+    no_env.setenv("DATABRICKS_RUNTIME_VERSION", "16.4")
+    assert tracking_uri("s3a://bucket/tables") == "databricks"
+    no_env.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert tracking_uri(str(tmp_path)) == "http://mlflow:5000"
+
+
+def test_names_and_params_are_what_mlflow_accepts():
+    assert metric_key("all", "recall_at_10") == "all/recall_at_10"
+    assert metric_key("train", "topk(16)", "loss") == "train/topk_16_/loss"
+    params = flatten({"a": 1, "ds": {"zero_optimization": {"stage": 2}}, "l": [1, 2],
+                      "s": "x" * 7000, "n": None})
+    assert params == {"a": "1", "ds.zero_optimization.stage": "2", "l": "[1, 2]",
+                      "s": "x" * 6000, "n": "null"}
+
+
+def test_tracking_off_writes_nothing(no_env, tmp_path):
+    with tracked_run(False, str(tmp_path), "x", "job") as run:
+        run.params({"a": 1})
+        run.metrics({"m": 1.0})
+        assert not run.active and run.child("c").run_id == ""
+    assert not (tmp_path / "mlflow").exists()
+
+
+@pytest.mark.slow
+def test_a_run_reads_back_with_mlflow_client(no_env, tmp_path):
+    """Params, per-step metrics, a child run, a table, a failed run and a registered model, all
+    in the SQLite store under the root (artifacts beside it, not in the working directory)."""
+    mlflow = pytest.importorskip("mlflow")
+    no_env.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    root = str(tmp_path / "tables")
+    with tracked_run(True, root, "job run", "evaluate", {"hourglass.strategy": "none"}) as run:
+        run.params({"k": 10, "ds": {"stage": 2}})
+        for step, loss in ((1, 2.0), (2, 1.5)):
+            run.metrics({"loss": loss, "skipped": None}, step)
+        with run.nested("child", {"hourglass.strategy": "topk_16"}) as child:
+            child.metrics({"all/recall_at_10": 0.25})
+        run.table({"metric": ["recall"], "value": [0.25]}, "rows.json")
+        (tmp_path / "model").mkdir()
+        (tmp_path / "model" / "w.txt").write_text("weights")
+        run.artifacts(tmp_path / "model", "model")
+        version = run.register("hg-model", run.artifact_uri("model"), {"hourglass.k": 1})
+    with pytest.raises(RuntimeError), tracked_run(True, root, "broken", "evaluate") as failed:
+        raise RuntimeError("boom")
+
+    client = mlflow.tracking.MlflowClient(tracking_uri(root))
+    got = client.get_run(run.run_id)
+    assert got.info.status == "FINISHED" and got.info.run_name == "job run"
+    assert got.data.params == {"k": "10", "ds.stage": "2"}
+    assert [(m.step, m.value) for m in client.get_metric_history(run.run_id, "loss")] == [
+        (1, 2.0), (2, 1.5)]
+    assert "skipped" not in got.data.metrics
+    assert got.data.tags["hourglass.job"] == "evaluate"
+    assert got.data.tags["hourglass.strategy"] == "none"
+    assert got.data.tags["hourglass.code_version"].startswith("0.")
+    kid = client.get_run(child.run_id)
+    assert kid.data.tags["mlflow.parentRunId"] == run.run_id
+    assert kid.data.metrics == {"all/recall_at_10": 0.25}
+    assert client.get_run(failed.run_id).info.status == "FAILED"
+    artifacts = got.info.artifact_uri
+    assert artifacts.startswith((tmp_path / "tables" / "mlflow" / "artifacts").as_uri())
+    assert {a.path for a in client.list_artifacts(run.run_id)} == {"model", "rows.json"}
+    mv = client.get_model_version("hg-model", version)
+    assert mv.source == f"{artifacts}/model" and mv.tags == {"hourglass.k": "1"}
+    assert mv.run_id == run.run_id
+    assert isinstance(Run(), Run) and not Run().active
