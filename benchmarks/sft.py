@@ -41,8 +41,8 @@ def model_and_tokenizer(tokens: list[list[str]], device: str):
     import torch
     from transformers import LlamaForCausalLM
 
+    from hourglass.sft.tokenizer import SpecialIds, build_sid_tokenizer, sid_vocabulary
     from hourglass.train.model import tiny_llama_config
-    from hourglass.train.tokenizer import SpecialIds, build_sid_tokenizer, sid_vocabulary
 
     tok = build_sid_tokenizer(sid_vocabulary(tokens))
     torch.manual_seed(0)
@@ -52,8 +52,8 @@ def model_and_tokenizer(tokens: list[list[str]], device: str):
 
 def batches(tok, tokens, n_batches: int, micro: int, device: str):
     from hourglass.sft.format import join_history
+    from hourglass.sft.tokenizer import TokenIds
     from hourglass.train.batches import collate, encode_rows
-    from hourglass.train.tokenizer import TokenIds
 
     rng = np.random.default_rng(1)
     ids = TokenIds(tok)

@@ -126,8 +126,8 @@ def compare_reference(spark, root: str, run_id: str, ids, codes, norms, M: int) 
     """The 1M-item numpy reference against the tables the Spark job wrote."""
     from pandas.testing import assert_frame_equal
 
+    from hourglass.spark.stats_io import read_runs
     from hourglass.stats.reference import reference_tables, sids_from_codes
-    from hourglass.stats.spark_io import read_runs
     from hourglass.stats.summary import RunInfo
 
     start = time.perf_counter()
@@ -192,10 +192,10 @@ def verify(args) -> dict:
 def real(args) -> dict:
     import yaml
 
+    from hourglass.spark.stats_io import read_runs
     from hourglass.stages.pipeline import PipelineConfig
     from hourglass.stages.pipeline import run as run_pipeline
     from hourglass.stages.report import ReportConfig, build_report
-    from hourglass.stats.spark_io import read_runs
 
     spark = session()
     root = args.work or tempfile.mkdtemp(prefix="hourglass-real-stats-")

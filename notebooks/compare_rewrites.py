@@ -26,9 +26,9 @@ if "DATABRICKS_RUNTIME_VERSION" not in os.environ:
 import pandas as pd
 
 from hourglass.logs import setup_logging
-from hourglass.report.data import load_report_data
 from hourglass.report.figures import metric_bars, rank_frequency
 from hourglass.rewrite.strategies import parse_strategy
+from hourglass.spark.report_data import load_report_data
 from hourglass.spark.session import get_spark
 from hourglass.stages.hourglass_stats import HourglassStatsConfig
 from hourglass.stages.hourglass_stats import run as run_stats

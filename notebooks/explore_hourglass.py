@@ -24,9 +24,9 @@ if "DATABRICKS_RUNTIME_VERSION" not in os.environ:
     matplotlib.use("Agg")  # plain-Python runs write PNGs instead of showing windows
 
 from hourglass.logs import setup_logging
-from hourglass.report.data import load_report_data
 from hourglass.report.figures import metric_bars, norm_distribution, rank_frequency
 from hourglass.report.flow import flow_figure
+from hourglass.spark.report_data import load_report_data
 from hourglass.spark.session import get_spark
 from hourglass.stages.hourglass_stats import HourglassStatsConfig
 from hourglass.stages.hourglass_stats import run as run_stats

@@ -178,7 +178,7 @@ def test_evaluation_beats_popularity(spark, world, trained):
 
 def test_spark_metrics_equal_numpy(spark):
     from hourglass.evaluation.metrics import ndcg_at, recall_at
-    from hourglass.evaluation.spark import metric_rows
+    from hourglass.spark.evaluation import metric_rows
 
     rng = np.random.default_rng(5)
     ranks = rng.integers(0, 12, size=60)

@@ -58,8 +58,8 @@ def assert_tables_equal(got: dict, want: dict) -> None:
 
 
 def test_fixed_length_matches_reference(spark, rng):
-    from hourglass.stats.spark_input import fixed_frame
-    from hourglass.stats.spark_stats import compute_stats
+    from hourglass.spark.stats import compute_stats
+    from hourglass.spark.stats_input import fixed_frame
 
     codes, norms = hourglass_codes(rng)
     ids = [f"item{i:05d}" for i in range(N)]
@@ -83,8 +83,8 @@ def test_fixed_length_matches_reference(spark, rng):
 
 
 def test_rewritten_matches_reference(spark, rng):
-    from hourglass.stats.spark_input import rewritten_frame
-    from hourglass.stats.spark_stats import compute_stats
+    from hourglass.spark.stats import compute_stats
+    from hourglass.spark.stats_input import rewritten_frame
 
     codes, _ = hourglass_codes(rng, 1500)
     toks = topk_rewrite(codes, k=2)
@@ -108,7 +108,7 @@ def test_rewritten_matches_reference(spark, rng):
 
 def test_order_statistics_multi_pass(spark, rng):
     """Tiny buckets and collect limit force the refine path; ranks must still be exact."""
-    from hourglass.stats.spark_quantiles import exact_order_stats
+    from hourglass.spark.stats_quantiles import exact_order_stats
 
     x = np.concatenate([rng.normal(0, 1, 3000), np.full(500, 0.25), rng.normal(5, 1e-6, 200)])
     g = np.where(np.arange(x.size) % 2 == 0, 1, 2)
@@ -123,7 +123,7 @@ def test_order_statistics_multi_pass(spark, rng):
 
 
 def test_bad_rows_get_reasons(spark):
-    from hourglass.stats.spark_input import fixed_frame, rewritten_frame
+    from hourglass.spark.stats_input import fixed_frame, rewritten_frame
 
     fixed = spark.createDataFrame([
         ("ok", [1, 2, 3], [0.5, 0.2, 0.1]), (" ", [1, 2, 3], [0.5, 0.2, 0.1]),

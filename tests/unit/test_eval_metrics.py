@@ -48,7 +48,7 @@ def test_catalog_orders_items_sharing_a_sid_by_popularity():
 def test_ranker_expands_shared_sids_and_skips_unfinished(monkeypatch):
     from hourglass.evaluation.beam import BeamOutput
     from hourglass.evaluation.ranking import Ranker
-    from hourglass.train.tokenizer import build_sid_tokenizer
+    from hourglass.sft.tokenizer import build_sid_tokenizer
 
     cat = Catalog.build(["x", "y", "z"], [["<a_1>"], ["<a_1>"], ["<a_2>"]], {"y": 3, "x": 1})
     tok = build_sid_tokenizer(["<a_1>", "<a_2>"])

@@ -11,10 +11,10 @@ from hourglass import resources
 from hourglass.config import ConfigError
 from hourglass.resources import deepspeed_config_file, deepspeed_config_names
 from hourglass.sft.format import SPECIAL_TOKENS
+from hourglass.sft.tokenizer import SpecialIds, build_sid_tokenizer, sid_vocabulary
 from hourglass.train.config import TrainConfig, parse_train_args
 from hourglass.train.ds_config import finish_ds_config, load_ds_config, validate_ds_config
 from hourglass.train.launch import launcher_command
-from hourglass.train.tokenizer import SpecialIds, build_sid_tokenizer, sid_vocabulary
 
 BASE = {"train_micro_batch_size_per_gpu": 8, "optimizer": {"type": "AdamW",
                                                            "params": {"lr": 1e-3}}}

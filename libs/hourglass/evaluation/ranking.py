@@ -18,7 +18,7 @@ from hourglass.evaluation.constraint import TrieConstraint
 from hourglass.evaluation.lm import CausalLMStepper
 from hourglass.rewrite.trie import SidTrie
 from hourglass.sft.format import frame_prompt
-from hourglass.train.tokenizer import TokenIds
+from hourglass.sft.tokenizer import TokenIds
 
 
 @dataclass(frozen=True)

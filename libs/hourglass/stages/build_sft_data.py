@@ -14,8 +14,8 @@ from hourglass.config import StageConfig, require
 from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.sft.examples import MIN_INTERACTIONS
-from hourglass.sft.spark import SFT_COLUMNS, build_examples, check_unique_sids, quarantine_stage
 from hourglass.spark.quarantine import write_quarantine
+from hourglass.spark.sft import SFT_COLUMNS, build_examples, check_unique_sids, quarantine_stage
 from hourglass.spark.tables import lineage, read_table, table_exists, write_table
 
 if TYPE_CHECKING:

@@ -155,7 +155,7 @@ def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False) -> 
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from hourglass.evaluation.spark import (
+    from hourglass.spark.evaluation import (
         metric_rows,
         popularity_counts,
         popularity_scored,

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from hourglass.config import ConfigError, StageConfig, require
 from hourglass.logs import log
 from hourglass.spark.quarantine import quarantine_rows, write_quarantine
+from hourglass.spark.stats_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
 from hourglass.spark.tables import lineage, read_table
-from hourglass.stats.spark_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
 from hourglass.stats.summary import middle_layer_collapsed
 
 if TYPE_CHECKING:
@@ -102,8 +102,8 @@ class HourglassStatsResult:
 def _shape(cfg: HourglassStatsConfig, kind: str, codebook_id: str | None,
            infer=None) -> tuple[int, int, str]:
     """(L, M, m_source): config, else the codebook manifest, else `infer()` (fixed input)."""
+    from hourglass.spark.stats_prepare import codebook_shape, resolve_shape
     from hourglass.table_refs import table_ref
-    from hourglass.stats.spark_prepare import codebook_shape, resolve_shape
 
     root = cfg.codebooks_root or (table_ref(cfg.output_root, "codebooks")
                                   if cfg.output_root else "")
@@ -134,7 +134,7 @@ def _written_counts(spark: SparkSession, cfg: HourglassStatsConfig,
     """(quarantined, segments written, segments expected), read back from the tables."""
     from pyspark.sql import functions as F
 
-    from hourglass.stats.spark_io import run_filter
+    from hourglass.spark.stats_io import run_filter
 
     quarantined = (read_table(spark, cfg.ref(cfg.quarantine_table)).df
                    .where(F.col("stage") == cfg.quarantine_stage).count())
@@ -149,11 +149,11 @@ def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from hourglass.spark.stats import compute_stats
+    from hourglass.spark.stats_input import fixed_frame, infer_fixed_shape, rewritten_frame
+    from hourglass.spark.stats_io import pandas_to_spark, write_run
+    from hourglass.spark.stats_prepare import duplicate_ids, first_value, with_duplicates
     from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY
-    from hourglass.stats.spark_input import fixed_frame, infer_fixed_shape, rewritten_frame
-    from hourglass.stats.spark_io import pandas_to_spark, write_run
-    from hourglass.stats.spark_prepare import duplicate_ids, first_value, with_duplicates
-    from hourglass.stats.spark_stats import compute_stats
     from hourglass.stats.summary import RunInfo
 
     src, kind, df = _select_input(spark, cfg)

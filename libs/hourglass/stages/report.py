@@ -55,8 +55,8 @@ class ReportResult:
 
 def run(spark: SparkSession, cfg: ReportConfig) -> ReportResult:
     """Read the tables, draw every figure, write index.html; the page's path is in the result."""
-    from hourglass.report.data import load_report_data
     from hourglass.report.render import render_report
+    from hourglass.spark.report_data import load_report_data
 
     refs = {"summary": cfg.summary_table, "layer_stats": cfg.layer_stats_table,
             "flow": cfg.flow_table, "rewrite_summary": cfg.rewrite_summary_table,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from hourglass.sft.format import frame_example
-from hourglass.train.tokenizer import TokenIds
+from hourglass.sft.tokenizer import TokenIds
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hourglass.sft.tokenizer import SpecialIds
 from hourglass.train.config import TrainConfig
-from hourglass.train.tokenizer import SpecialIds
 
 
 def tiny_llama_config(vocab_size: int, special: SpecialIds, hidden_size: int = 128,
@@ -33,7 +33,7 @@ def load_tokenizer_and_model(cfg: TrainConfig, sid_vocab: list[str]) -> tuple[An
     """(tokenizer, model) with every SID token in the vocabulary and the embeddings sized to it."""
     import torch
 
-    from hourglass.train.tokenizer import build_sid_tokenizer, extend_tokenizer
+    from hourglass.sft.tokenizer import build_sid_tokenizer, extend_tokenizer
 
     torch.manual_seed(cfg.seed)
     if not cfg.model:

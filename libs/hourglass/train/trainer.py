@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from hourglass.logs import log
+from hourglass.sft.tokenizer import TokenIds, sid_vocabulary
 from hourglass.train.batches import collate, encode_rows, real_tokens, target_tokens
 from hourglass.train.config import TrainConfig
 from hourglass.train.data import batch_indices, read_shard, read_strategy_columns
@@ -37,7 +38,6 @@ from hourglass.train.runs import (
     finished_result,
     plan_run,
 )
-from hourglass.train.tokenizer import TokenIds, sid_vocabulary
 
 __all__ = ["META_FILE", "RESULT_FILE", "RUN_FILE", "TrainResult", "train"]
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from hourglass.spark.stats_input import key_code
 from hourglass.stats.paths import CollisionStats, DepthStats, collision_stats, depth_stats
 from hourglass.stats.schema import OTHER_TOKEN
-from hourglass.stats.spark_input import key_code
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame

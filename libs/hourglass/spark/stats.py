@@ -13,6 +13,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from hourglass.spark.stats_input import key_code, key_layer
+from hourglass.spark.stats_packed import (
+    packable,
+    packed_flow_edges,
+    packed_path_aggregates,
+    packed_sids,
+)
+from hourglass.spark.stats_quantiles import exact_order_stats
 from hourglass.stats.paths import CollisionStats, DepthStats, collision_stats, depth_stats
 from hourglass.stats.quantiles import (
     FINE_BINS,
@@ -22,14 +30,6 @@ from hourglass.stats.quantiles import (
     needed_ranks,
 )
 from hourglass.stats.schema import OTHER_TOKEN, SEGMENTS, names
-from hourglass.stats.spark_input import key_code, key_layer
-from hourglass.stats.spark_packed import (
-    packable,
-    packed_flow_edges,
-    packed_path_aggregates,
-    packed_sids,
-)
-from hourglass.stats.spark_quantiles import exact_order_stats
 from hourglass.stats.summary import (
     AGG_COLUMNS,
     NormStats,
