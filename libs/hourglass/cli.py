@@ -5,13 +5,62 @@ The installed wheel is the product, so every job is a function of the package: p
 `python_wheel_task` names it as `entry_point`, and the files in `jobs/` (for spark-submit) are
 two lines that call the same function. Arguments are the job's `--config FILE` and `--key value`
 flags, read from `sys.argv`.
+
+Expected failures (`hourglass.errors`) end in one line on stderr and their exit status: 2 for
+the config, 3 for missing or invalid inputs. `--debug` shows their traceback instead; any other
+exception keeps its traceback (status 1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
+import sys
+from collections.abc import Iterator
 from typing import Any
+
+from hourglass.errors import INPUT_ERROR, HourglassError
+
+DEBUG_FLAG = "--debug"
+# Spark's conditions for a table, path or column the query reads that is not there.
+_MISSING_INPUT = ("UNRESOLVED_COLUMN", "FIELD_NOT_FOUND", "TABLE_OR_VIEW_NOT_FOUND",
+                  "PATH_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND")
+
+
+def split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """The job's own arguments, and whether `--debug` was among them."""
+    return [a for a in argv if a != DEBUG_FLAG], DEBUG_FLAG in argv
+
+
+def _spark_missing_input(exc: BaseException) -> str:
+    """The condition of a Spark AnalysisException about a missing input, else ""."""
+    errors = sys.modules.get("pyspark.errors")  # no pyspark loaded: not a Spark error
+    if errors is None or not isinstance(exc, errors.AnalysisException):
+        return ""
+    condition = exc.getCondition() or ""
+    return condition if condition.startswith(_MISSING_INPUT) else ""
+
+
+@contextlib.contextmanager
+def expected_errors(prog: str, debug: bool = False) -> Iterator[None]:
+    """Expected failures → `prog: error: …` and their exit status; the rest propagate."""
+    try:
+        yield
+    except HourglassError as exc:
+        if debug:
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_status) from None
+    except Exception as exc:
+        condition = _spark_missing_input(exc)
+        if not condition or debug:
+            raise
+        first = str(exc).strip().splitlines()[0]
+        print(f"{prog}: error: an input lacks what the job reads ({first}); check the table "
+              "names and columns against docs/contract.md, or run the stage that writes them",
+              file=sys.stderr)
+        raise SystemExit(INPUT_ERROR) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +114,10 @@ def run_job(name: str, argv: list[str] | None = None) -> Any:
     from hourglass.stages.common import main_for
 
     job = JOBS[name]
-    module = importlib.import_module(job.module_name)
-    return main_for(job.config_class(), module.run, job.script, argv)
+    args, debug = split_debug(sys.argv[1:] if argv is None else argv)
+    with expected_errors(job.script, debug):
+        module = importlib.import_module(job.module_name)
+        return main_for(job.config_class(), module.run, job.script, args)
 
 
 def ingest() -> None:
@@ -105,7 +156,9 @@ def sft_train() -> None:
     """One trainer rank (no Spark): under a launcher each rank runs this."""
     from hourglass.train.launch import main
 
-    main()
+    args, debug = split_debug(sys.argv[1:])
+    with expected_errors(JOBS["sft_train"].script, debug):
+        main(args)
 
 
 def evaluate() -> None:

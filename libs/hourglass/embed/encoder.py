@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hourglass.errors import MissingInputError
+
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 
 
@@ -111,7 +113,7 @@ def _onnx_session(model_dir: str, threads: int | None):
 
     path = Path(model_dir) / ONNX_FILE
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no {ONNX_FILE} in {model_dir}: export the model first "
             "(python -m hourglass.embed.onnx_export --model_dir SRC --output_dir DST)")
     opts = ort.SessionOptions()

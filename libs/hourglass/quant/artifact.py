@@ -13,11 +13,15 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hourglass.errors import InputError
 
 ARRAYS_FILE = "arrays.npz"
 MANIFEST_FILE = "manifest.json"
@@ -26,7 +30,7 @@ UNHASHED_KEYS = ("codebook_id", "lineage")  # provenance, not content
 METHODS = ("rq_kmeans", "rq_vae", "rq_balanced")
 
 
-class ArtifactError(ValueError):
+class ArtifactError(InputError, ValueError):
     """A codebook artifact is missing, malformed, or fails its content hash."""
 
 
@@ -146,8 +150,11 @@ def load_artifact(path: str) -> CodebookArtifact:
         manifest = json.loads((folder / MANIFEST_FILE).read_text())
         with np.load(folder / ARRAYS_FILE, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"cannot read codebook artifact {path}: {exc}") from exc
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        # np.load raises the zip layer's own errors for a truncated or overwritten arrays.npz
+        raise ArtifactError(f"cannot read codebook artifact {path} ({type(exc).__name__}: "
+                            f"{exc}): it is damaged or incomplete; re-run train_codebooks, or "
+                            "point codebook_path at an intact artifact") from exc
     expected = manifest.get("codebook_id")
     actual = content_hash(arrays, manifest)
     if expected != actual:

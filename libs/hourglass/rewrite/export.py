@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hourglass.errors import MissingInputError
 from hourglass.rewrite.trie import FORMAT_VERSION, SidTrie
 
 TRIE_FILE = "trie.npz"
@@ -81,7 +82,8 @@ def load_sid_index(folder: str, verify: bool = True) -> tuple[SidTrie, list[str]
     out = Path(folder)
     manifest_path = out / MANIFEST_FILE
     if not manifest_path.exists():
-        raise FileNotFoundError(f"{folder}: no {MANIFEST_FILE} (missing or interrupted export)")
+        raise MissingInputError(f"{folder}: no {MANIFEST_FILE} (missing or interrupted export): "
+                                "re-run rewrite_sids to export it")
     manifest = json.loads(manifest_path.read_text())
     trie_path = out / manifest.get("trie_file", TRIE_FILE)
     if verify and _sha256(trie_path) != manifest.get("trie_sha256"):

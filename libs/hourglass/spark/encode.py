@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hourglass.errors import InputError
+
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark import Broadcast
@@ -29,7 +31,7 @@ SIDS_SCHEMA = "item_id string, codes array<int>, residual_norms array<float>, co
 _ENCODERS: dict[tuple, ArtifactEncoder] = {}  # per Python worker process
 
 
-class DimensionMismatchError(ValueError):
+class DimensionMismatchError(InputError, ValueError):
     """The codebook's D differs from the embeddings' D; raised before anything is written."""
 
 

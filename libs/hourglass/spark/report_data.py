@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from hourglass.errors import MissingInputError
 from hourglass.report.data import ReportData
 from hourglass.spark.tables import read_table, table_exists
 
@@ -25,7 +26,7 @@ def load_report_data(spark: SparkSession, refs: dict[str, str],
     for key, ref in refs.items():
         if not table_exists(spark, ref):
             if key == "summary":
-                raise FileNotFoundError(f"no statistics to report: {ref} does not exist; run "
+                raise MissingInputError(f"no statistics to report: {ref} does not exist; run "
                                         "the hourglass_stats stage first")
             frames[key] = pd.DataFrame()
             continue

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hourglass.errors import InputError, MissingInputError
+
 if TYPE_CHECKING:
     from hourglass.train.config import TrainConfig
 
@@ -25,7 +27,7 @@ RESULT_FILE = "train_result.json"
 META_FILE = "hourglass_sft.json"  # in final/: what the exported model was trained on
 
 
-class ModelMismatchError(ValueError):
+class ModelMismatchError(InputError, ValueError):
     """A trained model was paired with SIDs other than those it was trained on."""
 
 
@@ -160,7 +162,8 @@ def find_model(strategy_runs: Path, sids_version: int, sids_table: str,
         fixed = None
     if fixed is not None:
         if not (fixed / "final").is_dir():
-            raise FileNotFoundError(f"no fine-tuned model at {fixed / 'final'}")
+            raise MissingInputError(f"no fine-tuned model at {fixed / 'final'}: run sft_train "
+                                    "(or the ablation) for this strategy first")
         model = trained_on(fixed / "final")
         if model.sids_version != sids_version:
             raise ModelMismatchError(
@@ -172,7 +175,8 @@ def find_model(strategy_runs: Path, sids_version: int, sids_table: str,
         return model
     runs = sorted(p for p in strategy_runs.glob("*") if (p / "final").is_dir())
     if not runs:
-        raise FileNotFoundError(f"no fine-tuned model under {strategy_runs}")
+        raise MissingInputError(f"no fine-tuned model under {strategy_runs}: run sft_train for "
+                                "this strategy first, or set runs_root to where its runs are")
     models = [trained_on(p / "final") for p in runs]
     mine = [m for m in models if m.sids_version == sids_version]
     if not mine:

@@ -1,0 +1,39 @@
+"""Expected failures, each with the exit status a scheduler can branch on.
+
+A person (or an Airflow task) should tell "fix the config" from "the inputs are missing or
+bad" from "a bug" without reading a traceback: the console commands turn these errors into one
+line on stderr and their `exit_status`; any other exception keeps its traceback (status 1).
+Base layer: no imports, so every layer can raise them.
+"""
+
+from __future__ import annotations
+
+CONFIG_ERROR = 2  # argparse's own status for bad arguments
+INPUT_ERROR = 3
+
+
+class HourglassError(Exception):
+    """An expected failure whose message names the problem and the fix."""
+
+    exit_status = 1
+
+
+class ConfigError(HourglassError, ValueError):
+    """A configuration key is unknown, missing, or has an invalid value."""
+
+    exit_status = CONFIG_ERROR
+
+
+class InputError(HourglassError):
+    """An input the job reads is missing or invalid: a table, a column, a codebook artifact, a
+    fine-tuned model."""
+
+    exit_status = INPUT_ERROR
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """A table, artifact or model folder the job reads does not exist (yet)."""
+
+
+class TableNotFoundError(MissingInputError):
+    """A Delta table the job reads does not exist (yet)."""
