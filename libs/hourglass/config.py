@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import inspect
 import json
 import re
 import types
@@ -18,13 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
+from hourglass.errors import ConfigError
 from hourglass.table_refs import table_ref
 
 T = TypeVar("T", bound="JobConfig")
-
-
-class ConfigError(ValueError):
-    """A configuration key is unknown, missing, or has an invalid value."""
 
 
 # Where Databricks mounts DBFS on the driver; `dbfs:/x` is read as `/dbfs/x` when it exists.
@@ -148,9 +146,56 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
     return value
 
 
+def key_docs(cls: type) -> dict[str, str]:
+    """Each key's one line of meaning: its field's `metadata["help"]`, else the `Keys:` section
+    of the docstring of the class (or a base) that declares it, written as `name: meaning`."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        lines = inspect.cleandoc(klass.__dict__.get("__doc__") or "").splitlines()
+        start = next((i + 1 for i, ln in enumerate(lines) if ln.strip() == "Keys:"), len(lines))
+        name = ""
+        for line in lines[start:]:
+            match = _KEY_LINE.match(line)
+            if match:
+                name, docs[match.group(1)] = match.group(1), match.group(2).strip()
+            elif line.startswith("        ") and name:
+                docs[name] += " " + line.strip()
+            else:
+                break
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("help"):
+            docs[f.name] = f.metadata["help"]
+    return docs
+
+
+_KEY_LINE = re.compile(r"^    (\w+): (.*)$")
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def _type_name(tp: Any) -> str:
+    """`int`, `list[str]`, `int | None` as a person reads them in --help."""
+    return tp if isinstance(tp, str) else getattr(tp, "__name__", str(tp))
+
+
 @dataclasses.dataclass
 class JobConfig:
-    """Base of every job config; subclasses add fields and override `validate`."""
+    """Base of every job config; subclasses add fields and override `validate`.
+
+    Every key is documented once, in the `Keys:` section of its class's docstring (or its
+    field's `metadata["help"]`); `--help` prints that line with the key's type and default.
+    """
+
+    def __post_init__(self) -> None:
+        """Validate on every construction (from_dict, dataclasses.replace, direct calls), so no
+        code path holds an invalid config."""
+        self.validate()
 
     def validate(self) -> None:
         """Raise ConfigError for invalid values; called after every construction."""
@@ -174,9 +219,7 @@ class JobConfig:
         ]
         if missing:
             raise ConfigError(f"missing required config key(s) {missing} for {cls.__name__}")
-        cfg = cls(**kwargs)
-        cfg.validate()
-        return cfg
+        return cls(**kwargs)
 
     @classmethod
     def from_args(cls: type[T], argv: list[str] | None = None, app_name: str = "hourglass") -> T:
@@ -184,12 +227,7 @@ class JobConfig:
 
         `app_name` names the Spark session started when the config lies on a Hadoop filesystem.
         """
-        parser = argparse.ArgumentParser(description=cls.__doc__, allow_abbrev=False)
-        parser.add_argument("--config", help="JSON or YAML file with config keys: a local path "
-                            "or any URI the cluster reads (file:, dbfs:, s3a:, abfss:, hdfs:)")
-        for f in dataclasses.fields(cls):
-            parser.add_argument(f"--{f.name}", dest=f.name, default=None, help=f"({f.type})")
-        ns, extra = parser.parse_known_args(argv)
+        ns, extra = cls.arg_parser(app_name).parse_known_args(argv)
         if extra:
             raise ConfigError(f"unknown command-line argument(s) {extra} for {cls.__name__}")
         data = _load_file(ns.config, app_name) if ns.config else {}
@@ -199,6 +237,32 @@ class JobConfig:
             if value is not None:
                 data[f.name] = value
         return cls.from_dict(data)
+
+    @classmethod
+    def summary(cls) -> str:
+        """What the job does: the first paragraph of its docstring (--help, Spark job names)."""
+        return " ".join(inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0].split())
+
+    @classmethod
+    def arg_parser(cls, prog: str | None = None) -> argparse.ArgumentParser:
+        """`--config`, `--debug` and one `--key` per field, each with its type, default and
+        meaning; the description is the first paragraph of the class docstring."""
+        parser = argparse.ArgumentParser(
+            prog=prog, description=f"{cls.summary()} Keys come from --config and then --key flags "
+            "(flags win).", allow_abbrev=False)
+        parser.add_argument("--config", metavar="URI", help="JSON or YAML file with config keys: "
+                            "a local path or any URI the cluster reads (file:, dbfs:, s3a:, "
+                            "abfss:, hdfs:)")
+        parser.add_argument("--debug", action="store_true", help="show the traceback of an "
+                            "expected error (bad config, missing input) instead of one line")
+        docs = key_docs(cls)
+        for f in dataclasses.fields(cls):
+            default = _default_of(f)
+            shown = "required" if default is dataclasses.MISSING else f"default: {default!r}"
+            parser.add_argument(f"--{f.name}", dest=f.name, default=None,
+                                metavar=_type_name(f.type).upper(),
+                                help=f"{docs.get(f.name, '')} ({shown})".replace("%", "%%"))
+        return parser
 
     @classmethod
     def _section_of(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +302,12 @@ class JobConfig:
 
 @dataclasses.dataclass
 class StageConfig(JobConfig):
-    """`output_root`: folder holding the Delta tables by path; empty means catalog names."""
+    """`output_root`: folder holding the Delta tables by path; empty means catalog names.
+
+    Keys:
+        output_root: folder (or URI) holding the Delta tables by path; empty: catalog table names
+        quarantine_table: table of rejected rows (item_id, stage, reason, payload)
+    """
 
     output_root: str = ""
     quarantine_table: str = "quarantine"

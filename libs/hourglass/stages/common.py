@@ -29,6 +29,7 @@ def main_for(cfg_cls: type[StageConfig], run, app_name: str, argv: list[str] | N
     import json
 
     from hourglass.config import ConfigError
+    from hourglass.spark.progress import spark_step
     from hourglass.spark.session import get_spark
 
     setup_logging()
@@ -38,6 +39,7 @@ def main_for(cfg_cls: type[StageConfig], run, app_name: str, argv: list[str] | N
         print(f"config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     spark = get_spark(app_name)
-    result = run(spark, cfg)
+    with spark_step(spark, cfg_cls.section(), cfg_cls.summary()):
+        result = run(spark, cfg)
     print(json.dumps({"job": app_name, "result": to_jsonable(result)}, default=str, indent=2))
     return result

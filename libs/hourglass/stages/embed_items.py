@@ -27,6 +27,19 @@ class EmbedItemsConfig(StageConfig):
     `backend: onnx` runs an ONNX export of the model (`python -m hourglass.embed.onnx_export`)
     with ONNX Runtime: executors then need no torch. `torch_threads` is the threads per task
     for either backend.
+
+    Keys:
+        items_table: input table of items
+        embeddings_table: output table of item embeddings
+        model_dir: local Hugging Face (or ONNX export) folder; empty: the bundled all-MiniLM-L6-v2
+        model_name: name recorded in the `model` column; empty: the folder's name
+        fields: item text fields joined into the embedded text (title, description, brand,
+            categories)
+        max_length: tokens per item text (longer texts are truncated)
+        batch_size: texts per forward pass
+        torch_threads: CPU threads per Spark task, for either backend
+        partitions: partitions of the items while embedding; 0: one per core
+        backend: torch, or onnx (ONNX Runtime on an export; executors need no torch)
     """
 
     items_table: str = "items"

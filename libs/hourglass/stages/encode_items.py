@@ -32,7 +32,18 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class EncodeItemsConfig(StageConfig):
-    """Encode every item embedding into a semantic ID with a trained codebook artifact."""
+    """Encode every item embedding into a semantic ID with a trained codebook artifact.
+
+    Keys:
+        embeddings_table: input table of item embeddings
+        sids_table: output table of item SIDs (codes, residual norms, codebook_id)
+        codebook_path: an artifact folder, or a codebooks root holding LATEST; empty:
+            <output_root>/codebooks
+        device: cpu (numpy kernel on the executors), cuda[:n] or auto (torch kernel)
+        chunk_rows: rows per GEMM; 0: sized to the cache
+        blas_threads: BLAS threads per Python worker; 0: the task's cores
+        dim_check_rows: rows checked against the codebook's D before anything is written
+    """
 
     embeddings_table: str = "item_embeddings"
     sids_table: str = "item_sids"

@@ -26,7 +26,17 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class IngestConfig(StageConfig):
-    """Ingest items and interactions (JSONL, CSV, Parquet or Delta) into contract tables."""
+    """Ingest items and interactions (JSONL, CSV, Parquet or Delta) into contract tables.
+
+    Keys:
+        items_path: file or folder of the raw items (title, description, brand, categories)
+        interactions_path: file or folder of the raw interactions (user_id, item_id, a time column)
+        items_format: auto (by suffix), json, csv, parquet or delta
+        interactions_format: auto (by suffix), json, csv, parquet or delta
+        ts_column: column of the interactions holding the event time or order position
+        items_table: output table of items
+        interactions_table: output table of interactions
+    """
 
     items_path: str = ""
     interactions_path: str = ""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hourglass.config import ConfigError, StageConfig, require
 from hourglass.logs import log
+from hourglass.spark.progress import spark_step
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -45,7 +46,12 @@ def stage_entry(name: str):
 
 @dataclasses.dataclass
 class PipelineConfig(StageConfig):
-    """Ordered `steps` (each {stage: name, ...its config}); `only` runs a subset by name."""
+    """Ordered `steps` (each {stage: name, ...its config}); `only` runs a subset by name.
+
+    Keys:
+        steps: ordered stages, each a mapping {stage: name, ...that stage's keys}
+        only: run only the steps of these stages; empty: all
+    """
 
     steps: list[dict] = dataclasses.field(default_factory=list)
     only: list[str] = dataclasses.field(default_factory=list)
@@ -87,7 +93,8 @@ def run(spark: SparkSession, cfg: PipelineConfig) -> list[StepResult]:
         _, run_stage = stage_entry(step["stage"])
         log.info("pipeline: stage %s starts", step["stage"])
         start = time.perf_counter()
-        result = run_stage(spark, step_cfg)
+        with spark_step(spark, step["stage"], step_cfg.summary()):
+            result = run_stage(spark, step_cfg)
         elapsed = time.perf_counter() - start
         log.info("pipeline: stage %s done in %.1fs: %s", step["stage"], elapsed, result)
         results.append(StepResult(step["stage"], round(elapsed, 1), result))

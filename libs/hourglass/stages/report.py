@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hourglass.config import StageConfig, require
 from hourglass.logs import log
+from hourglass.tracking import tracked_run, tracking_field
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -18,7 +20,18 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class ReportConfig(StageConfig):
-    """Render the hourglass report of `run_ids` (all runs when empty) into `report_dir`."""
+    """Render the hourglass report of `run_ids` (all runs when empty) into `report_dir`.
+
+    Keys:
+        report_dir: folder of the HTML report; empty: report/ beside the tables folder
+        run_ids: stats runs to report; empty: all
+        title: title of the report page
+        summary_table: statistics summary table
+        layer_stats_table: per-token counts table
+        flow_table: prefix flow table
+        rewrite_summary_table: rewrite figures table
+        eval_results_table: evaluation metrics table
+    """
 
     report_dir: str = ""
     run_ids: list[str] = dataclasses.field(default_factory=list)
@@ -28,6 +41,7 @@ class ReportConfig(StageConfig):
     flow_table: str = "sid_flow"
     rewrite_summary_table: str = "rewrite_summary"
     eval_results_table: str = "eval_results"
+    tracking: bool = tracking_field()
 
     def validate(self) -> None:
         folder = self.folder()
@@ -66,6 +80,11 @@ def run(spark: SparkSession, cfg: ReportConfig) -> ReportResult:
     runs = cfg.run_ids or data.run_ids()
     rendered = render_report(data, cfg.folder(), cfg.title, runs)
     path = rendered.path.resolve()
+    with tracked_run(cfg.tracking, cfg.output_root or cfg.folder(), "report", "report",
+                     {"hourglass.stats_run_ids": ",".join(runs)}) as track:
+        track.params(cfg.to_dict())
+        track.tags({"hourglass.input_versions": json.dumps(data.sources, sort_keys=True)})
+        track.artifacts(path.parent, "report")  # index.html and its PNGs
     log.info("report: %d runs, %d figures → %s", len(runs), len(rendered.figures), path)
     return ReportResult(path=str(path), runs=runs, figures=len(rendered.figures),
                         tables_read=data.sources)

@@ -25,7 +25,21 @@ SCHEMA = "item_id string, embedding array<float>, model string"
 
 @dataclasses.dataclass
 class SynthesizeConfig(StageConfig):
-    """N items of dimension `dim` in Zipf-sized Gaussian clusters (see quant/synthetic.py)."""
+    """N items of dimension `dim` in Zipf-sized Gaussian clusters (see quant/synthetic.py).
+
+    Keys:
+        num_items: how many synthetic item embeddings to write
+        dim: embedding dimension D
+        num_clusters: Gaussian clusters the items are drawn from
+        zipf_exponent: skew of the cluster sizes (0: equal sizes)
+        spread: standard deviation of items around their cluster centre
+        seed: random seed (the same seed writes the same table)
+        block_size: items generated per block on the executors
+        partitions: partitions of the generated table; 0: automatic
+        normalize: scale every embedding to unit length
+        id_prefix: prefix of the generated item ids
+        embeddings_table: output table of item embeddings
+    """
 
     num_items: int = 100_000
     dim: int = 128

@@ -27,7 +27,29 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class TrainCodebooksConfig(StageConfig):
-    """Train L codebooks of M codewords on a sample of item embeddings (driver-side)."""
+    """Train L codebooks of M codewords on a sample of item embeddings (driver-side).
+
+    Keys:
+        embeddings_table: input table of item embeddings
+        codebooks_root: folder of codebook artifacts (and LATEST); empty: <output_root>/codebooks
+        method: rq_kmeans (faiss), rq_balanced (capacity-balanced layers) or rq_vae (torch)
+        num_layers: L, the codebook layers (SID length)
+        codebook_size: M, the codewords per layer
+        sample_size: embeddings sampled (by a seeded hash of item_id) to train on
+        kmeans_iters: k-means iterations per layer
+        seed: seed of the sample and of training (same table, same codebook_id)
+        balanced_layers: 1-based layers trained with capacity-balanced assignment (rq_balanced)
+        balance_slack: capacity per codeword as a multiple of n/M (>= 1.0)
+        balance_iters: balanced-assignment iterations per layer
+        rqvae_latent_dim: latent dimension of the RQ-VAE (rq_vae)
+        rqvae_hidden_dims: hidden layer sizes of the RQ-VAE encoder and decoder
+        rqvae_epochs: RQ-VAE training epochs
+        rqvae_batch_size: RQ-VAE training batch size
+        rqvae_lr: RQ-VAE learning rate
+        rqvae_beta: weight of the RQ-VAE commitment loss
+        device: where rq_vae trains: auto, cpu or cuda[:n]
+        cpu_threads: torch threads for rq_vae on CPU; 0: torch's default
+    """
 
     embeddings_table: str = "item_embeddings"
     codebooks_root: str = ""  # empty: <output_root>/codebooks

@@ -1,0 +1,84 @@
+"""Progress a person can follow: every Spark job named after the stage step that started it, a
+log line per step with its duration, and an optional task progress bar for long steps.
+
+The Spark UI lists jobs by description; without one a stage shows as a column of `collect at
+NativeMethodAccessorImpl`. The job group is the stage, so all of a stage's jobs can also be
+found (or cancelled) together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from hourglass.logs import log
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_DESCRIPTION = "spark.job.description"
+_GROUP = "spark.jobGroup.id"
+
+
+def _context(spark: SparkSession):
+    """The SparkContext, or None where there is none (Spark Connect)."""
+    try:
+        return spark.sparkContext
+    except Exception:  # Spark Connect sessions have no SparkContext
+        return None
+
+
+@contextlib.contextmanager
+def spark_step(spark: SparkSession, stage: str, step: str, bar: bool = False) -> Iterator[None]:
+    """Spark jobs started in the block are described `<stage>: <step>` (group `<stage>`); the
+    previous description comes back afterwards, so steps nest. `bar` shows a progress bar of
+    the step's finished tasks on stderr."""
+    sc = _context(spark)
+    old = (sc.getLocalProperty(_GROUP), sc.getLocalProperty(_DESCRIPTION)) if sc else None
+    if sc is not None:
+        sc.setJobGroup(stage, f"{stage}: {step}")
+    log.info("%s: %s", stage, step)
+    start = time.perf_counter()
+    stop = threading.Event()
+    watcher = None
+    if bar and sc is not None:
+        watcher = threading.Thread(target=_task_bar, args=(sc, stage, step, stop), daemon=True)
+        watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join(timeout=10)
+        if sc is not None and old is not None:
+            sc.setLocalProperty(_GROUP, old[0])
+            sc.setLocalProperty(_DESCRIPTION, old[1])
+        log.info("%s: %s done in %.1f s", stage, step, time.perf_counter() - start)
+
+
+def _task_bar(sc, group: str, step: str, stop: threading.Event, every: float = 2.0) -> None:
+    """Finished/total tasks of the group's jobs, polled from the status tracker."""
+    from tqdm import tqdm
+
+    tracker = sc.statusTracker()
+    before = set(tracker.getJobIdsForGroup(group))  # earlier steps of the same stage
+    seen: set[int] = set()
+    with tqdm(desc=f"{group}: {step}", unit="task", file=sys.stderr, mininterval=every,
+              total=0) as progress:
+        while not stop.wait(every):
+            seen.update(set(tracker.getJobIdsForGroup(group)) - before)
+            done = total = 0
+            for job in seen:
+                info = tracker.getJobInfo(job)
+                for stage_id in info.stageIds if info else []:
+                    s = tracker.getStageInfo(stage_id)
+                    if s is not None:
+                        done, total = done + s.numCompletedTasks, total + s.numTasks
+            if total:
+                progress.total = total
+                progress.n = done
+                progress.refresh()
