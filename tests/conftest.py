@@ -47,6 +47,9 @@ def table_root(tmp_path) -> str:
 _SHARED_ONCE = {"standalone_cluster", "wheel_venv", "wheel_sid_run"}
 
 
+# tryfirst: pytest-xdist reads the marks in its own collection hook (it appends `@group` to each
+# test id), so they must be set before it runs.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Group tests for `--dist loadgroup`: the tests of one module share a worker (module-scoped
     fixtures such as a trained model are made once), and every test that needs one of the

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hourglass.spark.tables import table_exists, write_table
+from hourglass.spark.tables import write_slice
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -37,10 +37,4 @@ def write_quarantine(
 ) -> int:
     """Replace the slices of `stages` in the quarantine table in one commit."""
     stages = [stages] if isinstance(stages, str) else list(stages)
-    if any(not s.replace("_", "").isalnum() for s in stages):
-        raise ValueError(f"invalid stage name(s) {stages!r}")
-    df = df.select(*QUARANTINE_COLUMNS)
-    if not table_exists(df.sparkSession, ref):
-        return write_table(df, ref, lineage_record)
-    where = "stage IN (" + ", ".join(f"'{s}'" for s in stages) + ")"
-    return write_table(df, ref, lineage_record, replace_where=where)
+    return write_slice(df.select(*QUARANTINE_COLUMNS), ref, lineage_record, {"stage": stages})

@@ -1,4 +1,5 @@
-"""Write one run's rows of a shared statistics table, and read them back as pandas."""
+"""Statistics frames between the driver and the tables: pandas to the contract schema, and one
+run's rows back as pandas (writes go through `hourglass.spark.tables.write_slice`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hourglass.spark.tables import read_table, table_exists, write_table
+from hourglass.spark.tables import read_table, table_exists
 from hourglass.stats.schema import ddl
 
 if TYPE_CHECKING:
@@ -32,21 +33,6 @@ def pandas_to_spark(spark: SparkSession, pdf: pd.DataFrame,
     cols = [name for name, _ in columns]
     rows = [tuple(_plain(v) for v in rec) for rec in pdf[cols].itertuples(index=False)]
     return spark.createDataFrame(rows, schema=ddl(columns))
-
-
-def run_filter(run_id: str) -> str:
-    """The replaceWhere predicate of one run (run ids are validated to a safe alphabet)."""
-    if "'" in run_id or "\\" in run_id:
-        raise ValueError(f"unsafe run_id {run_id!r}")
-    return f"run_id = '{run_id}'"
-
-
-def write_run(df: DataFrame, ref: str, run_id: str, record: dict[str, Any],
-              partition_by: list[str] | None = None) -> int:
-    """Replace `run_id`'s rows of `ref` in one commit (create the table on first write)."""
-    exists = table_exists(df.sparkSession, ref)
-    return write_table(df, ref, record, replace_where=run_filter(run_id) if exists else None,
-                       partition_by=partition_by)
 
 
 def read_runs(spark: SparkSession, ref: str, run_ids: list[str] | None = None) -> pd.DataFrame:

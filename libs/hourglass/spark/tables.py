@@ -9,6 +9,7 @@ stored as the commit's `userMetadata`, visible in `DESCRIBE HISTORY`.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,42 @@ def write_table(
     else:
         writer.saveAsTable(ref)
     return latest_version(df.sparkSession, ref)
+
+
+def slice_predicate(slice_: Mapping[str, str | Sequence[str]]) -> str:
+    """The SQL predicate of a table slice: `col = 'v'` per column, `col IN ('a', 'b')` for a list.
+
+    The one quoting rule for every `replaceWhere`: values are quoted as SQL strings and a value
+    holding a quote or a backslash is refused (no escaping to get wrong), as is an empty list.
+    """
+    if not slice_:
+        raise ValueError("a table slice needs at least one column")
+    terms = []
+    for column, value in slice_.items():
+        values = [value] if isinstance(value, str) else list(value)
+        bad = [v for v in values if not isinstance(v, str) or "'" in v or "\\" in v]
+        if bad or not values:
+            raise ValueError(f"unsafe or empty value(s) for {column}: {values!r}")
+        quoted = ", ".join(f"'{v}'" for v in values)
+        one = isinstance(value, str)
+        terms.append(f"{column} = {quoted}" if one else f"{column} IN ({quoted})")
+    return " AND ".join(terms)
+
+
+def write_slice(
+    df: DataFrame,
+    ref: str,
+    lineage_record: dict[str, Any],
+    slice_: Mapping[str, str | Sequence[str]],
+    partition_by: list[str] | None = None,
+) -> int:
+    """Create `ref` from `df`, or replace only the rows of `slice_` (see `slice_predicate`) in
+    one commit, so jobs sharing a table (stages in quarantine, runs in the statistics tables,
+    strategies in item_sids_rw) each re-run their own rows without touching the others'."""
+    where = slice_predicate(slice_)
+    exists = table_exists(df.sparkSession, ref)
+    return write_table(df, ref, lineage_record, replace_where=where if exists else None,
+                       partition_by=partition_by)
 
 
 def commit_lineage(spark: SparkSession, ref: str, version: int | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from hourglass.rewrite.strategies import parse_strategy
 from hourglass.sft.examples import MIN_INTERACTIONS
 from hourglass.spark.quarantine import write_quarantine
 from hourglass.spark.sft import SFT_COLUMNS, build_examples, check_unique_sids, quarantine_stage
-from hourglass.spark.tables import lineage, read_table, table_exists, write_table
+from hourglass.spark.tables import lineage, read_table, write_slice
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -89,12 +89,6 @@ class SftDataResult:
             s.check()
 
 
-def _quote(value: str) -> str:
-    if "'" in value:
-        raise ValueError(f"quote in {value!r}")
-    return f"'{value}'"
-
-
 def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
     """Write the named strategies' slices of `sft_examples` and quarantine; reconcile counts."""
     from pyspark import StorageLevel
@@ -124,15 +118,13 @@ def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
     record = lineage("build_sft_data", cfg.config_hash(),
                      {inter.ref: inter.version, sids.ref: sids.version}, strategies=names)
     out_ref = cfg.ref(cfg.output_table)
-    where = "strategy IN (" + ", ".join(_quote(n) for n in names) + ")"
-    replace = where if table_exists(spark, out_ref) else None
-    version = write_table(examples.select(*SFT_COLUMNS), out_ref, record, replace_where=replace,
+    version = write_slice(examples.select(*SFT_COLUMNS), out_ref, record, {"strategy": names},
                           partition_by=["strategy"])
     q_ref = cfg.ref(cfg.quarantine_table)
     stages = [quarantine_stage(n) for n in names]
     write_quarantine(quarantine, q_ref, stages, record)
 
-    written = read_table(spark, out_ref, version).df.where(F.expr(where))
+    written = read_table(spark, out_ref, version).df.where(F.col("strategy").isin(names))
     by_split = {(r["strategy"], r["split"]): r["count"]
                 for r in written.groupBy("strategy", "split").count().collect()}
     q_rows = (read_table(spark, q_ref).df.where(F.col("stage").isin(stages))

@@ -21,7 +21,7 @@ from hourglass.config import StageConfig, require
 from hourglass.evaluation.metrics import NDCG_KS, RECALL_KS, popularity_order
 from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
-from hourglass.spark.tables import lineage, read_table, table_exists, write_table
+from hourglass.spark.tables import lineage, read_table, table_exists, write_slice
 from hourglass.train.runs import TrainedModel, find_model, run_folder_name
 
 if TYPE_CHECKING:
@@ -249,13 +249,10 @@ def write_eval_rows(spark: SparkSession, rows: list[tuple], ref: str, run_id: st
                     strategies: list[str] | None, record: dict) -> int:
     """One commit: replace (run_id, strategies) rows, or all of run_id when strategies is None."""
     df = spark.createDataFrame(rows, EVAL_COLUMNS)
-    where = f"run_id = '{run_id}'"
+    slice_: dict[str, str | list[str]] = {"run_id": run_id}
     if strategies is not None:
-        if any("'" in s for s in strategies):
-            raise ValueError(f"quote in {strategies!r}")
-        where += " AND strategy IN (" + ", ".join(f"'{s}'" for s in strategies) + ")"
-    replace = where if table_exists(spark, ref) else None
-    return write_table(df, ref, record, replace_where=replace)
+        slice_["strategy"] = strategies
+    return write_slice(df, ref, record, slice_)
 
 
 def _trained_max_len(model_dir: str) -> int:

@@ -134,12 +134,10 @@ def _written_counts(spark: SparkSession, cfg: HourglassStatsConfig,
     """(quarantined, segments written, segments expected), read back from the tables."""
     from pyspark.sql import functions as F
 
-    from hourglass.spark.stats_io import run_filter
-
     quarantined = (read_table(spark, cfg.ref(cfg.quarantine_table)).df
                    .where(F.col("stage") == cfg.quarantine_stage).count())
     segments = (read_table(spark, cfg.ref(cfg.segments_table)).df
-                .where(run_filter(cfg.run_id)).count())
+                .where(F.col("run_id") == cfg.run_id).count())
     row = summary[summary["layer"] == cfg.segment_layer]
     return quarantined, segments, int(row["n_tokens"].iloc[0]) if len(row) else 0
 
@@ -151,8 +149,9 @@ def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
 
     from hourglass.spark.stats import compute_stats
     from hourglass.spark.stats_input import fixed_frame, infer_fixed_shape, rewritten_frame
-    from hourglass.spark.stats_io import pandas_to_spark, write_run
+    from hourglass.spark.stats_io import pandas_to_spark
     from hourglass.spark.stats_prepare import duplicate_ids, first_value, with_duplicates
+    from hourglass.spark.tables import write_slice
     from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY
     from hourglass.stats.summary import RunInfo
 
@@ -187,8 +186,8 @@ def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
                  .select("item_id", "keys", "norms"))
         frames = compute_stats(valid, info, cfg.head_share, cfg.segment_layer,
                                cfg.flow_top_tokens)
-        write_run(frames.segments, cfg.ref(cfg.segments_table), cfg.run_id, record,
-                  partition_by=["run_id"])
+        write_slice(frames.segments, cfg.ref(cfg.segments_table), record, {"run_id": cfg.run_id},
+                    partition_by=["run_id"])
     finally:
         cached.unpersist()
         if dups is not None:
@@ -196,7 +195,8 @@ def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
     for pdf, table, cols in ((frames.layer_stats, cfg.layer_stats_table, LAYER_STATS),
                              (frames.summary, cfg.summary_table, SUMMARY),
                              (frames.flow, cfg.flow_table, FLOW)):
-        write_run(pandas_to_spark(spark, pdf, cols), cfg.ref(table), cfg.run_id, record)
+        write_slice(pandas_to_spark(spark, pdf, cols), cfg.ref(table), record,
+                    {"run_id": cfg.run_id})
 
     summary = frames.summary
     quarantined, segments, expected = _written_counts(spark, cfg, summary)

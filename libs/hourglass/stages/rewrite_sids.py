@@ -111,20 +111,6 @@ class RewriteResult:
                                    f"{o.distinct_sids}")
 
 
-def _in_list(column: str, values: list[str]) -> str:
-    if any("'" in v for v in values):
-        raise ValueError(f"quote in {values!r}")
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
-def _write_slice(df: DataFrame, ref: str, names: list[str], record: dict) -> int:
-    from hourglass.spark.tables import table_exists, write_table
-
-    if not table_exists(df.sparkSession, ref):
-        return write_table(df, ref, record)
-    return write_table(df, ref, record, replace_where=_in_list("strategy", names))
-
-
 def _layout(spark: SparkSession, cfg: RewriteSidsConfig, df: DataFrame) -> tuple[int, int]:
     """(L, M) from the config, else inferred from the data; checks strategies against L."""
     from hourglass.spark.rewrite import infer_num_layers, max_code
@@ -149,7 +135,7 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
 
     from hourglass.spark import rewrite as rw
     from hourglass.spark.quarantine import write_quarantine
-    from hourglass.spark.tables import lineage, read_table, table_exists
+    from hourglass.spark.tables import lineage, read_table, table_exists, write_slice
 
     src = read_table(spark, cfg.ref(cfg.item_sids_table), cfg.item_sids_version)
     inputs = {src.ref: src.version}
@@ -180,7 +166,7 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
     for frame in frames[1:]:
         union = union.unionByName(frame)
     out_ref = cfg.ref(cfg.output_table)
-    out_version = _write_slice(union, out_ref, names, record)
+    out_version = write_slice(union, out_ref, record, {"strategy": names})
     written = read_table(spark, out_ref, out_version).df.where(F.col("strategy").isin(names))
 
     aggregates = rw.summary_aggregates(written, L)
@@ -228,7 +214,7 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
             length_shares=lengths, index_path=info.path, trie_sids=info.n_sids))
 
     summary = spark.createDataFrame(summary_rows, "strategy STRING, metric STRING, value DOUBLE")
-    _write_slice(summary, cfg.ref(cfg.summary_table), names, record)
+    write_slice(summary, cfg.ref(cfg.summary_table), record, {"strategy": names})
     q = read_table(spark, q_ref).df if table_exists(spark, q_ref) else None
     result = RewriteResult(
         items_in=src.df.count(), items_valid=int(counts.sum()),
