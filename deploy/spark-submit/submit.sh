@@ -68,11 +68,18 @@ done < "$(dirname "${BASH_SOURCE[0]}")/spark-defaults.conf"
 if [[ "$mode" == "client" ]]; then
   if [[ -z "${DRIVER_PYTHON:-}" ]]; then
     # Unpack the archive once per build, for the driver (in cluster mode YARN/K8s do this).
+    # One unpacker at a time (submissions from one checkout may run side by side); the next one
+    # finds it up to date.
     driver_env="$BUILD_DIR/driver-env"
-    if [[ "${DRY_RUN:-0}" != "1" ]] && [[ ! -f "$driver_env/.from" || "$(cat "$driver_env/.from")" != "$(cat "$ARCHIVE.sha" 2>/dev/null)" ]]; then
-      rm -rf "$driver_env" && mkdir -p "$driver_env"
-      tar -xzf "$ARCHIVE" -C "$driver_env"
-      cat "$ARCHIVE.sha" > "$driver_env/.from"
+    if [[ "${DRY_RUN:-0}" != "1" ]]; then
+      exec 8>"$driver_env.lock"
+      flock 8
+      if [[ ! -f "$driver_env/.from" || "$(cat "$driver_env/.from")" != "$(cat "$ARCHIVE.sha" 2>/dev/null)" ]]; then
+        rm -rf "$driver_env" && mkdir -p "$driver_env"
+        tar -xzf "$ARCHIVE" -C "$driver_env"
+        cat "$ARCHIVE.sha" > "$driver_env/.from"
+      fi
+      exec 8>&-
     fi
     DRIVER_PYTHON="$driver_env/bin/python"
   fi
