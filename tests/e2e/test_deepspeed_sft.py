@@ -199,7 +199,7 @@ def test_spark_metrics_equal_numpy(spark):
 def test_spark_distributor_trains_two_ranks(spark, world, tmp_path):
     """The Spark-cluster path: pyspark's DeepspeedTorchDistributor (local mode, CPU) runs the
     same trainer on 2 torchrun ranks, which read disjoint shards covering the table."""
-    from hourglass.train.launch import run_with_distributor
+    from hourglass.spark.distributor import run_with_distributor
 
     cfg = dataclasses.replace(_train_cfg(world, tmp_path, "distributor"), max_steps=30,
                               save_every=0)

@@ -14,6 +14,7 @@ from hourglass.spark.tables import (
     latest_version,
     lineage,
     read_table,
+    write_slice,
     write_table,
 )
 from hourglass.table_refs import is_path
@@ -67,3 +68,19 @@ def test_catalog_names_and_missing_tables(spark, table_root):
     spark.sql("DROP TABLE hg_test.items")
     with pytest.raises(FileNotFoundError):
         read_table(spark, f"{table_root}/nope")
+
+
+def test_write_slice_creates_then_replaces_only_its_slice(spark, table_root):
+    ref = f"{table_root}/shared"
+    schema = "run_id string, strategy string, value long"
+    rec = lineage("unit", "x", {})
+    first = [("r1", "none", 1), ("r1", "topk_8", 2), ("r2", "none", 3)]
+    write_slice(spark.createDataFrame(first, schema), ref, rec, {"run_id": "r1"})
+    write_slice(spark.createDataFrame([("r1", "none", 10)], schema), ref, rec,
+                {"run_id": "r1", "strategy": ["none"]})
+    rows = sorted(tuple(r) for r in read_table(spark, ref).df.collect())
+    # The first write created the table with every row; the second replaced (r1, none) only.
+    assert rows == [("r1", "none", 10), ("r1", "topk_8", 2), ("r2", "none", 3)]
+    with pytest.raises(ValueError):
+        write_slice(spark.createDataFrame([], schema), ref, rec, {"run_id": "r1' OR '1"})
+    assert sorted(tuple(r) for r in read_table(spark, ref).df.collect()) == rows

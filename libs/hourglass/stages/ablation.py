@@ -134,7 +134,8 @@ def _prepare_run_dir(cfg: TrainConfig, sft_version: int, sids_version: int) -> N
 
 def run(spark: SparkSession, cfg: AblationConfig) -> AblationResult:
     """SFT data → one fine-tune per strategy → evaluation → Table 2 on stdout."""
-    from hourglass.train.launch import run_training, run_with_distributor
+    from hourglass.spark.distributor import run_with_distributor
+    from hourglass.train.launch import run_training
 
     names = cfg.names()
     if cfg.build_sft:
