@@ -4,9 +4,9 @@
   DeepSpeed launcher; with a hostfile it spans nodes (deploy/deepspeed/launch_*.sh).
 - `run_training(cfg, launcher=...)`: the same from Python, as the ablation stage does; the run's
   `train_result.json` is the answer, so the parent never shares a process group with ranks.
-- `run_with_distributor(cfg, ...)`: on a Spark cluster, pyspark's DeepspeedTorchDistributor
-  starts torchrun in barrier tasks (one per node, `localMode=False`) or on the driver
-  (`localMode=True`); the ranks run `train` and read their shards from Delta themselves.
+- `hourglass.spark.distributor.run_with_distributor(cfg, ...)`: on a Spark cluster, pyspark's
+  DeepspeedTorchDistributor starts torchrun in barrier tasks (one per node, `localMode=False`)
+  or on the driver (`localMode=True`); the ranks run `train` and read their shards from Delta.
 """
 
 from __future__ import annotations
@@ -91,31 +91,6 @@ def _has_cuda() -> bool:
         return bool(torch.cuda.is_available())
     except ImportError:
         return False
-
-
-def _distributed_entry(cfg_dict: dict[str, Any]) -> dict[str, Any]:
-    """What each torchrun rank runs under DeepspeedTorchDistributor (pickled by Spark)."""
-    from dataclasses import asdict
-
-    from hourglass.logs import setup_logging
-    from hourglass.train.trainer import train
-
-    setup_logging()
-    return asdict(train(TrainConfig.from_dict(cfg_dict)))
-
-
-def run_with_distributor(cfg: TrainConfig, num_procs: int, use_gpu: bool,
-                         local_mode: bool = True, nnodes: int = 1) -> dict[str, Any]:
-    """Train through `pyspark.ml.deepspeed.DeepspeedTorchDistributor` (needs an active session).
-
-    `num_procs` is per node; with `local_mode=False` Spark runs one barrier task per node.
-    """
-    from pyspark.ml.deepspeed.deepspeed_distributor import DeepspeedTorchDistributor
-
-    distributor = DeepspeedTorchDistributor(numGpus=num_procs, nnodes=nnodes,
-                                            localMode=local_mode, useGpu=use_gpu,
-                                            deepspeedConfig=cfg.ds_config_path())
-    return distributor.run(_distributed_entry, cfg.to_dict())
 
 
 def main(argv: list[str] | None = None) -> None:
