@@ -1,8 +1,9 @@
 """Typed job configuration from CLI flags or a JSON/YAML file.
 
-Every job declares one frozen-ish dataclass. Values come from an optional `--config FILE` and
-then `--key value` flags (flags win). Unknown keys and values that do not parse are errors that
-name the key, because a silently ignored typo in a scheduled pipeline costs a day.
+Every job declares one dataclass, validated on every construction. Values come from an optional
+`--config FILE` and then `--key value` flags (flags win). Unknown keys and values that do not
+parse are errors that name the key, because a silently ignored typo in a scheduled pipeline
+costs a day.
 """
 
 from __future__ import annotations

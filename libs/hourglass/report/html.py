@@ -13,8 +13,6 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
-
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
        max-width: 1250px; color: #222; line-height: 1.4; padding: 0 1em; }
@@ -67,15 +65,6 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]],
             cells.append(f"<td><b>{text}</b></td>" if bold and j in bold[i] else f"<td>{text}</td>")
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def frame_table(frame: pd.DataFrame) -> str:
-    return table([str(c) for c in frame.columns],
-                 [[_plain(v) for v in row] for row in frame.itertuples(index=False)])
-
-
-def _plain(v: object) -> object:
-    return v.item() if hasattr(v, "item") else v
 
 
 def figure(path: Path, caption: str) -> str:

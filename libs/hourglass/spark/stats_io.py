@@ -16,10 +16,10 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
-def _plain(value: Any) -> Any:
+def _sql_value(value: Any) -> Any:
     """numpy scalars → Python, NaN → None (undefined is null in the table, not NaN)."""
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
+        return [_sql_value(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
@@ -31,7 +31,7 @@ def pandas_to_spark(spark: SparkSession, pdf: pd.DataFrame,
                     columns: tuple[tuple[str, str], ...]) -> DataFrame:
     """A small driver-side frame as a DataFrame with the contract schema."""
     cols = [name for name, _ in columns]
-    rows = [tuple(_plain(v) for v in rec) for rec in pdf[cols].itertuples(index=False)]
+    rows = [tuple(_sql_value(v) for v in rec) for rec in pdf[cols].itertuples(index=False)]
     return spark.createDataFrame(rows, schema=ddl(columns))
 
 
