@@ -53,7 +53,7 @@ def model_and_tokenizer(tokens: list[list[str]], device: str):
 def batches(tok, tokens, n_batches: int, micro: int, device: str):
     from hourglass.sft.format import join_history
     from hourglass.sft.tokenizer import TokenIds
-    from hourglass.train.batches import collate, encode_rows
+    from hourglass.train.batches import collate, encode_examples
 
     rng = np.random.default_rng(1)
     ids = TokenIds(tok)
@@ -62,7 +62,7 @@ def batches(tok, tokens, n_batches: int, micro: int, device: str):
         hist = rng.integers(len(tokens), size=HISTORY + 1)
         rows["prompt_tokens"].append(join_history([tokens[h] for h in hist[:-1]]))
         rows["target_tokens"].append(tokens[hist[-1]])
-    enc = encode_rows(rows, ids, 256)
+    enc = encode_examples(rows, ids, 256)
     return [collate(enc, range(i * micro, (i + 1) * micro), ids.special.pad, device)
             for i in range(n_batches)]
 

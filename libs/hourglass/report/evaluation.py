@@ -8,11 +8,9 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from hourglass.evaluation.metrics import NDCG_KS, RECALL_KS
 from hourglass.report import figures
 from hourglass.report.html import natural_key, table
-
-RECALL_KS = (1, 3, 5, 10, 30, 50)
-NDCG_KS = (5, 10)
 
 
 def rewrite_section(rewrite_summary: pd.DataFrame) -> str:

@@ -100,7 +100,7 @@ class TrainCodebooksConfig(StageConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainResult:
+class TrainCodebooksResult:
     """What was trained, where it lives, and its quality on the sample."""
 
     codebook_id: str
@@ -177,7 +177,7 @@ def _train(cfg: TrainCodebooksConfig, X: np.ndarray):
     return fit.codebooks, fit.distortion, {}, extra
 
 
-def run(spark: SparkSession, cfg: TrainCodebooksConfig) -> TrainResult:
+def run(spark: SparkSession, cfg: TrainCodebooksConfig) -> TrainCodebooksResult:
     """Sample, train, write the artifact and the LATEST pointer."""
     src = read_table(spark, cfg.ref(cfg.embeddings_table))
     dim = table_dim(src.df)
@@ -197,7 +197,7 @@ def run(spark: SparkSession, cfg: TrainCodebooksConfig) -> TrainResult:
     root = cfg.codebooks_dir()
     path = save_artifact(art, root)
     write_latest(root, art.codebook_id)
-    result = TrainResult(
+    result = TrainCodebooksResult(
         codebook_id=art.codebook_id, path=path, method=cfg.method, num_layers=cfg.num_layers,
         codebook_size=cfg.codebook_size, dim=dim, rows_in_table=src.df.count(),
         sample_rows=len(X), distortion=distortion,

@@ -13,7 +13,7 @@ from hourglass.sft.tokenizer import TokenIds
 
 
 @dataclass(frozen=True)
-class Encoded:
+class EncodedExamples:
     """(input_ids, labels) per example; labels are -100 outside the target + `</s>`."""
 
     inputs: list[list[int]]
@@ -23,7 +23,7 @@ class Encoded:
         return len(self.inputs)
 
 
-def encode_rows(rows: dict[str, list], ids: TokenIds, max_len: int) -> Encoded:
+def encode_examples(rows: dict[str, list], ids: TokenIds, max_len: int) -> EncodedExamples:
     """Frame every row as `<s> prompt <sep> target </s>` within `max_len` tokens."""
     sp = ids.special
     inputs, labels = [], []
@@ -31,10 +31,10 @@ def encode_rows(rows: dict[str, list], ids: TokenIds, max_len: int) -> Encoded:
         x, y = frame_example(ids.ids(prompt), ids.ids(target), sp.bos, sp.sep, sp.eos, max_len)
         inputs.append(x)
         labels.append(y)
-    return Encoded(inputs, labels)
+    return EncodedExamples(inputs, labels)
 
 
-def collate(enc: Encoded, index: Sequence[int], pad_id: int, device: Any = "cpu"
+def collate(enc: EncodedExamples, index: Sequence[int], pad_id: int, device: Any = "cpu"
             ) -> dict[str, Any]:
     """Right-padded tensors; padding is masked out of attention and loss."""
     import torch

@@ -26,7 +26,7 @@ import numpy as np
 
 from hourglass.logs import log
 from hourglass.sft.tokenizer import TokenIds, sid_vocabulary
-from hourglass.train.batches import collate, encode_rows, real_tokens, target_tokens
+from hourglass.train.batches import collate, encode_examples, real_tokens, target_tokens
 from hourglass.train.config import TrainConfig
 from hourglass.train.data import batch_indices, read_shard, read_strategy_columns
 from hourglass.train.ds_config import finish_ds_config, load_ds_config
@@ -220,10 +220,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     tokenizer, model = load_tokenizer_and_model(cfg, sid_vocabulary(sid_rows["tokens"]))
     ids = TokenIds(tokenizer)
     shard = read_shard(cfg.table_uri(cfg.sft_table), strategy, rank, world, pins["sft_version"])
-    enc_train = encode_rows(shard.where_split("train"), ids, cfg.max_seq_len)
+    enc_train = encode_examples(shard.where_split("train"), ids, cfg.max_seq_len)
     valid_rows = shard.where_split("valid")
     cap = -(-cfg.max_valid_examples // world)
-    enc_valid = encode_rows({k: v[:cap] for k, v in valid_rows.items()}, ids, cfg.max_seq_len)
+    enc_valid = encode_examples({k: v[:cap] for k, v in valid_rows.items()}, ids, cfg.max_seq_len)
     if cfg.record_shard_keys:
         (run_dir / "shards").mkdir(parents=True, exist_ok=True)
         keys = list(zip(*(shard.columns[c] for c in ("user_id", "split", "target_item_id")),
