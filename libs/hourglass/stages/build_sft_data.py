@@ -24,7 +24,18 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class BuildSftDataConfig(StageConfig):
-    """Leave-one-out SFT examples (sliding-window train, capped history) per SID strategy."""
+    """Leave-one-out SFT examples (sliding-window train, capped history) per SID strategy.
+
+    Keys:
+        strategies: SID strategies to build examples for
+        history_max_items: most recent items kept in a prompt's history
+        min_interactions: fewest interactions a user needs (one test, one valid, one history item)
+        interactions_table: input table of interactions
+        interactions_version: Delta version of interactions to read; empty: the latest
+        sids_table: input table of rewritten SIDs
+        sids_version: Delta version of the SID table to read; empty: the latest
+        output_table: output table of SFT examples
+    """
 
     strategies: list[str] = dataclasses.field(default_factory=lambda: ["none"])
     history_max_items: int = 20

@@ -30,7 +30,20 @@ SUMMARY_TABLE_COLUMNS = ("strategy", "metric", "value")
 
 @dataclasses.dataclass
 class RewriteSidsConfig(StageConfig):
-    """Rewrite SIDs with one or more strategies (none, drop_layer(l), topk(K), topshare(p))."""
+    """Rewrite SIDs with one or more strategies (none, drop_layer(l), topk(K), topshare(p)).
+
+    Keys:
+        strategies: rewrites to apply: none, drop_layer(l), topk(K), topshare(p)
+        resolve_collisions: add a suffix token to SIDs that collide after rewriting
+        item_sids_table: input table of fixed-length SIDs
+        item_sids_version: Delta version of item_sids to read; empty: the latest
+        popularity_table: interactions that rank items for the collision suffixes
+        output_table: output table of rewritten SIDs
+        summary_table: output table of each strategy's figures (collisions, lengths)
+        index_root: folder of the exported SID vocabulary and trie; empty: output_root
+        num_layers: L; 0: inferred from item_sids
+        codebook_size: M; 0: inferred from item_sids (a lower bound)
+    """
 
     strategies: list[str] = dataclasses.field(default_factory=lambda: ["none"])
     resolve_collisions: bool = True
