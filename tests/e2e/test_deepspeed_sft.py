@@ -153,17 +153,24 @@ def test_resume_continues_where_it_stopped(world, trained, tmp_path):
     assert second["valid_loss_end"] == pytest.approx(first["valid_loss_end"], rel=1e-4)
 
 
-def test_evaluation_beats_popularity(spark, world, trained):
+@pytest.fixture(scope="module")
+def evaluated(spark, world, trained):
+    """The trained model evaluated (and registered in MLflow's model registry)."""
     cfg, _ = trained
     ecfg = evaluate.EvaluateConfig.from_dict({
         "output_root": world["root"], "run_id": "e2e", "strategies": ["none"],
         "runs_root": str(Path(cfg.run_dir()).parent), "beam_size": 10,
-        "recall_ks": [1, 5, 10], "ndcg_ks": [5, 10], "batch_users": 16})
+        "recall_ks": [1, 5, 10], "ndcg_ks": [5, 10], "batch_users": 16,
+        "register_strategy": "none"})
     # the trained run folder is named "run", so evaluate it as strategy "none" through a link
     link = Path(cfg.run_dir()).parent / "none"
     if not link.exists():
         link.symlink_to(Path(cfg.run_dir()))
-    out = evaluate.run(spark, ecfg)
+    return evaluate.run(spark, ecfg)
+
+
+def test_evaluation_beats_popularity(spark, world, evaluated):
+    out = evaluated
     assert out["users"] == {"none": N_USERS, "popularity": N_USERS}
     res = {(r.strategy, r.subset, r.metric, r.k): r.value
            for r in read_table(spark, f"{world['root']}/eval_results").df.collect()}
@@ -174,6 +181,53 @@ def test_evaluation_beats_popularity(spark, world, trained):
     for k in (1, 5, 10):
         assert 0.0 <= res[("none", "all", "invalid_ratio", k)] <= 1.0
     assert ("popularity", "all", "invalid_ratio", 1) not in res
+
+
+def test_mlflow_runs_hold_eval_results_and_the_fine_tune(spark, world, trained, evaluated):
+    """Read back from the local store with MlflowClient: one child run per strategy whose
+    metrics are exactly the eval_results rows; the fine-tune's per-step metrics, DeepSpeed
+    params, lineage tags and model; the registered model points at that logged model."""
+    from mlflow.tracking import MlflowClient
+
+    from hourglass.evaluation.tracked import metric_name
+    from hourglass.tracking import tracking_uri
+
+    cfg, result = trained
+    client = MlflowClient(tracking_uri(world["root"]))
+    exp = client.get_experiment_by_name("hourglass").experiment_id
+    runs = client.search_runs([exp], "tags.`hourglass.eval_run_id` = 'e2e'")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {r.data.tags["hourglass.strategy"]: r for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert set(children) == {"none", "popularity"}
+    rows = read_table(spark, f"{world['root']}/eval_results").df.where("run_id = 'e2e'").collect()
+    for strategy, child in children.items():
+        mine = {metric_name(r.subset, r.metric, r.k): r.value for r in rows
+                if r.strategy == strategy}
+        assert child.data.metrics == {**mine, "users": N_USERS}
+    assert children["none"].data.tags["hourglass.sids_version"] == str(result["sids_version"])
+
+    (fine_tune,) = client.search_runs(
+        [exp], f"tags.`hourglass.run_dir` = '{cfg.run_dir()}'")
+    logged = [json.loads(x) for x in (Path(cfg.run_dir()) / "metrics.jsonl").read_text()
+              .splitlines()]
+    history = client.get_metric_history(fine_tune.info.run_id, "train_loss")
+    assert [(m.step, m.value) for m in history] == [(x["step"], x["train_loss"]) for x in logged]
+    tags, params = fine_tune.data.tags, fine_tune.data.params
+    assert (tags["hourglass.codebook_id"], tags["hourglass.strategy"]) == ("cb", "none")
+    assert tags["hourglass.sft_version"] == str(result["sft_version"])
+    assert params["deepspeed.train_micro_batch_size_per_gpu"] == "32"
+    assert params["max_steps"] == str(STEPS)
+    model_files = {a.path for a in client.list_artifacts(fine_tune.info.run_id, "model")}
+    assert "model/model.safetensors" in model_files
+
+    version = client.get_model_version("hourglass-sid-retrieval",
+                                       evaluated["registered_version"])
+    assert version.run_id == fine_tune.info.run_id
+    assert version.source == f"{fine_tune.info.artifact_uri}/model"
+    assert version.tags["hourglass.sids_version"] == str(result["sids_version"])
+    assert float(version.tags["metric.all/recall_at_1"]) == pytest.approx(
+        children["none"].data.metrics["all/recall_at_1"], rel=1e-5)
 
 
 def test_spark_metrics_equal_numpy(spark):

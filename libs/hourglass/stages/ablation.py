@@ -10,7 +10,6 @@ strategies, run_id, run folders) are set here only.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +20,9 @@ from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.spark.tables import read_table
 from hourglass.stages import build_sft_data, evaluate
+from hourglass.tracking import Run, metric_key, tracked_run, tracking_field
 from hourglass.train.config import TrainConfig
-from hourglass.train.runs import run_folder_name
+from hourglass.train.runs import recorded, run_folder_name
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,7 +35,20 @@ _OWNED = {"sft": ("output_root", "strategies"),
 
 @dataclasses.dataclass
 class AblationConfig(StageConfig):
-    """Train and evaluate one model per SID strategy under the same budget; print Table 2."""
+    """Train and evaluate one model per SID strategy under the same budget; print Table 2.
+
+    Keys:
+        run_id: names the ablation's rows in eval_results and its run folders (required)
+        strategies: SID strategies compared (one fine-tune each, same model and budget)
+        sft: build_sft_data keys (besides output_root and strategies)
+        train: sft_train keys shared by every strategy's fine-tune
+        evaluate: evaluate keys (besides output_root, strategies, run_id, runs_root)
+        launcher: how each fine-tune starts: deepspeed, torchrun, python or distributor
+        num_procs: ranks per fine-tune
+        use_gpu: the distributor launcher trains on GPUs
+        build_sft: build sft_examples first (false: reuse the table as it is)
+        scheduler_run_id: the scheduler's run id, keeping each scheduled run's models apart
+    """
 
     run_id: str = ""
     strategies: list[str] = dataclasses.field(
@@ -48,6 +61,7 @@ class AblationConfig(StageConfig):
     use_gpu: bool = False
     build_sft: bool = True
     scheduler_run_id: str = ""
+    tracking: bool = tracking_field()
 
     def names(self) -> list[str]:
         return [parse_strategy(s).name for s in self.strategies]
@@ -119,21 +133,37 @@ def _prepare_run_dir(cfg: TrainConfig, sft_version: int, sids_version: int) -> N
     """Keep a run folder only if it trained on these table versions with this config, so a
     re-run resumes an interrupted fine-tune but never continues one on other data."""
     run_dir = Path(cfg.run_dir())
-    run_file = run_dir / "run.json"
     if not run_dir.exists():
         return
-    same = False
-    if run_file.exists():
-        old = json.loads(run_file.read_text())
-        same = (old.get("sft_version") == sft_version and old.get("sids_version") == sids_version
-                and old.get("config") == cfg.to_dict())
+    old = recorded(run_dir)
+    same = (bool(old) and old.get("sft_version") == sft_version
+            and old.get("sids_version") == sids_version and old.get("config") == cfg.to_dict())
     if not same:
         log.info("ablation: starting %s afresh (data or config changed)", run_dir)
         shutil.rmtree(run_dir)
 
 
 def run(spark: SparkSession, cfg: AblationConfig) -> AblationResult:
-    """SFT data → one fine-tune per strategy → evaluation → Table 2 on stdout."""
+    """SFT data → one fine-tune per strategy → evaluation → Table 2 on stdout.
+
+    One MLflow run holds the evaluation's per-strategy child runs and Table 2 (the fine-tunes
+    are runs of their own, tagged with what they trained on).
+    """
+    with tracked_run(cfg.tracking, cfg.output_root, f"ablation {cfg.run_id}", "ablation",
+                     {"hourglass.eval_run_id": cfg.run_id}) as track:
+        track.params({k: v for k, v in cfg.to_dict().items()
+                      if k not in ("sft", "train", "evaluate")})
+        result = _ablation(spark, cfg, track)
+        track.text(result.table, "table2.txt")
+        if result.invalid:
+            track.text(result.invalid, "invalid_sids.txt")
+        for name, t in result.training.items():
+            track.metrics({metric_key("train", name, k): v for k, v in t.items()
+                           if isinstance(v, (int, float))})
+    return result
+
+
+def _ablation(spark: SparkSession, cfg: AblationConfig, track: Run) -> AblationResult:
     from hourglass.spark.distributor import run_with_distributor
     from hourglass.train.launch import run_training
 
@@ -159,7 +189,7 @@ def run(spark: SparkSession, cfg: AblationConfig) -> AblationResult:
                                               "seconds", "world_size")}
     ecfg = dataclasses.replace(cfg.eval_config(), sft_version=sft_version,
                                sids_version=sids_version)
-    out = evaluate.run(spark, ecfg, replace_run=True)
+    out = evaluate.run(spark, ecfg, replace_run=True, parent=track)
     rows = [tuple(r) for r in read_table(spark, ecfg.ref(ecfg.output_table)).df
             .where(f"run_id = '{cfg.run_id}'")
             .select("run_id", "strategy", "subset", "metric", "k", "value").collect()]

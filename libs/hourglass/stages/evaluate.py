@@ -13,16 +13,20 @@ A model is never scored against SIDs it was not trained on (`hourglass.train.run
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hourglass.config import StageConfig, require
 from hourglass.evaluation.metrics import NDCG_KS, RECALL_KS, popularity_order
 from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
+from hourglass.spark.progress import spark_step
 from hourglass.spark.tables import lineage, read_table, table_exists, write_slice
-from hourglass.train.runs import TrainedModel, find_model, run_folder_name
+from hourglass.tracking import Run, tracked_run, tracking_field
+from hourglass.train.config import TrainConfig
+from hourglass.train.runs import TrainedModel, find_model, run_folder_name, trained_max_seq_len
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -33,7 +37,38 @@ POPULARITY = "popularity"
 
 @dataclasses.dataclass
 class EvaluateConfig(StageConfig):
-    """Rank held-out items with trie-constrained beam search; Recall/NDCG/invalid ratio."""
+    """Rank held-out items with trie-constrained beam search; Recall/NDCG/invalid ratio.
+
+    Keys:
+        run_id: names this evaluation's rows in eval_results (required)
+        strategies: SID strategies whose fine-tuned models are scored
+        runs_root: folder of the fine-tune runs, one subfolder per strategy; empty:
+            <output_root>/sft_runs
+        split: held-out split to score: test or valid
+        beam_size: beams of the constrained beam search (>= the largest k)
+        recall_ks: k of Recall@k
+        ndcg_ks: k of NDCG@k
+        measure_invalid: also run free beam search to measure the share of invalid SIDs
+        max_users: score a seeded sample of this many users; 0: all
+        seed: seed of the user sample
+        batch_users: users per beam-search batch
+        max_prompt_len: prompt tokens kept; 0: what the trained sequence length leaves
+        partitions: partitions of the users while scoring; 0: Spark's default parallelism
+        include_popularity: also score the popularity baseline on the same users
+        sft_table: table of the held-out examples
+        sft_version: Delta version of sft_examples; empty: the one each model was trained on
+        sids_table: table of the SIDs decoded against (the version the model was trained on)
+        sids_version: Delta version of the SID table; empty: the latest
+        interactions_table: interactions that rank items for the popularity baseline
+        segments_table: table of the head/tail segment of each item (from hourglass_stats)
+        segments_run_id: stats run whose segments tag the targets; empty: the fixed-length run
+        segment_layer: layer whose head/tail split the metrics are broken down by
+        summary_table: statistics summary, to find the fixed-length stats run
+        output_table: output table of the metrics
+        scheduler_run_id: the scheduler's run id of the fine-tunes to score
+        register_strategy: register this strategy's model in the MLflow model registry; empty: none
+        registered_model: name of the registered model
+    """
 
     run_id: str = ""
     strategies: list[str] = dataclasses.field(default_factory=lambda: ["none"])
@@ -60,6 +95,9 @@ class EvaluateConfig(StageConfig):
     summary_table: str = "sid_summary"
     output_table: str = "eval_results"
     scheduler_run_id: str = ""
+    tracking: bool = tracking_field()
+    register_strategy: str = ""
+    registered_model: str = "hourglass-sid-retrieval"
 
     def strategy_names(self) -> list[str]:
         return [parse_strategy(s).name for s in self.strategies]
@@ -92,6 +130,11 @@ class EvaluateConfig(StageConfig):
                 "is required when output_root is empty")
         require(run_folder_name(self.scheduler_run_id) not in (".", ".."), "scheduler_run_id",
                 "must name a folder")
+        require(not self.register_strategy or self.register_strategy in self.strategy_names(),
+                "register_strategy", f"must be one of the evaluated {self.strategy_names()}")
+        require(not self.register_strategy or self.tracking, "register_strategy",
+                "needs tracking: true (the registry is MLflow's)")
+        require(bool(self.registered_model), "registered_model", "must not be empty")
 
 
 def _held_out(sft: DataFrame, strategy: str, split: str) -> DataFrame:
@@ -146,12 +189,34 @@ def _sample(df: DataFrame, n: int, seed: int) -> DataFrame:
     return df.orderBy(F.xxhash64("user_id", F.lit(seed)), "user_id").limit(n) if n else df
 
 
-def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False) -> dict[str, object]:
+def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False,
+        parent: Run | None = None) -> dict[str, object]:
     """Evaluate every named strategy (and the popularity baseline); write `eval_results`.
 
     `replace_run` replaces every row of the run_id (the ablation owns its whole run); otherwise
-    only the rows of the evaluated strategies, so strategies can be evaluated job by job.
+    only the rows of the evaluated strategies, so strategies can be evaluated job by job. Each
+    strategy is an MLflow child run of `parent` (the ablation's), else of this job's own run.
     """
+    from hourglass.evaluation.tracked import log_evaluation, register_model
+
+    own = tracked_run(cfg.tracking, cfg.output_root or cfg.runs_root, f"evaluate {cfg.run_id}",
+                      "evaluate", {"hourglass.eval_run_id": cfg.run_id})
+    with contextlib.nullcontext(parent) if parent is not None else own as track:
+        track.params(cfg.to_dict(), prefix="" if parent is None else "evaluate.")
+        out, rows, models = _evaluate(spark, cfg, replace_run)
+        log_evaluation(track, cfg.run_id, rows, out["users"], models)
+        track.tags({"hourglass.eval_results_version": out["output_version"],
+                    "hourglass.sids_version": out["sids_version"]})
+        if cfg.register_strategy:
+            out["registered_version"] = register_model(
+                track, cfg.registered_model, cfg.register_strategy,
+                models[cfg.register_strategy], rows, cfg.run_id)
+    return out
+
+
+def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
+              ) -> tuple[dict[str, Any], list[tuple], dict[str, TrainedModel]]:
+    """The evaluation itself: its summary, the `eval_results` rows and the models scored."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -188,21 +253,26 @@ def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False) -> 
         catalog = ([r["item_id"] for r in cat_rows], [list(r["tokens"]) for r in cat_rows], pop)
         catalog_bc = spark.sparkContext.broadcast(catalog)
         longest = max((len(t) for t in catalog[1]), default=0)
-        max_prompt = cfg.max_prompt_len or _trained_max_len(model_dir) - (longest + 1)
+        trained_len = trained_max_seq_len(model_dir, TrainConfig.max_seq_len)
+        max_prompt = cfg.max_prompt_len or trained_len - (longest + 1)
         scored = rank_users(test.repartition(n_parts), model_dir, catalog_bc, cfg.beam_size,
                             cfg.max_k(), invalid_ks, max_prompt, cfg.batch_users, threads)
         scored_sets = [(name, scored, invalid_ks)]
         if cfg.include_popularity and i == 0:
             top = popularity_order(pop)[:cfg.max_k()]
             scored_sets.append((POPULARITY, popularity_scored(test, top), []))
-        for strategy, frame, inv in scored_sets:
-            frame = (frame.join(segments, "target_item_id", "left") if segments is not None
-                     else frame.withColumn("segment", F.lit(None).cast("string")))
-            frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-            for subset, metric, k, value in metric_rows(frame, cfg.recall_ks, cfg.ndcg_ks, inv):
-                rows.append((cfg.run_id, strategy, subset, metric, k, value))
-            users[strategy] = frame.count()
-            frame.unpersist()
+        # the beam search runs in these actions: a task bar shows how far it is
+        with spark_step(spark, "evaluate", f"beam search of {name} (strategy {i + 1} of "
+                        f"{len(names)}, {n_parts} partitions)", bar=True):
+            for strategy, frame, inv in scored_sets:
+                frame = (frame.join(segments, "target_item_id", "left") if segments is not None
+                         else frame.withColumn("segment", F.lit(None).cast("string")))
+                frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+                for subset, metric, k, value in metric_rows(frame, cfg.recall_ks, cfg.ndcg_ks,
+                                                            inv):
+                    rows.append((cfg.run_id, strategy, subset, metric, k, value))
+                users[strategy] = frame.count()
+                frame.unpersist()
         n_test = test.count()
         if users[name] != n_test:
             raise RuntimeError(f"{name}: scored {users[name]} users of {n_test}")
@@ -220,8 +290,9 @@ def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False) -> 
                      sft_versions={n: sft_version_for(cfg, m) for n, m in models.items()})
     version = write_eval_rows(spark, rows, cfg.ref(cfg.output_table), cfg.run_id,
                               None if replace_run else written, record)
-    return {"run_id": cfg.run_id, "output_version": version, "users": users, "rows": len(rows),
-            "models": {n: m.model_dir for n, m in models.items()}, "sids_version": sids.version}
+    out = {"run_id": cfg.run_id, "output_version": version, "users": users, "rows": len(rows),
+           "models": {n: m.model_dir for n, m in models.items()}, "sids_version": sids.version}
+    return out, rows, models
 
 
 def locate_model(cfg: EvaluateConfig, strategy: str, sids_version: int) -> TrainedModel:
@@ -255,12 +326,3 @@ def write_eval_rows(spark: SparkSession, rows: list[tuple], ref: str, run_id: st
     return write_slice(df, ref, record, slice_)
 
 
-def _trained_max_len(model_dir: str) -> int:
-    """The sequence budget the model was trained with (the trainer's run.json); the prompt gets
-    what the longest SID and `</s>` leave, as in training."""
-    import json
-
-    run_file = Path(model_dir).parent / "run.json"
-    if run_file.exists():
-        return int(json.loads(run_file.read_text())["config"].get("max_seq_len", 256))
-    return 256

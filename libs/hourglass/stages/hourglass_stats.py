@@ -24,6 +24,7 @@ from hourglass.spark.quarantine import quarantine_rows, write_quarantine
 from hourglass.spark.stats_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
 from hourglass.spark.tables import lineage, read_table
 from hourglass.stats.summary import middle_layer_collapsed
+from hourglass.tracking import Run, tracked_run, tracking_field
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,7 +36,25 @@ RESULT_COLUMNS = ("layer", "n_tokens", "norm_entropy", "gini", "std", "utilizati
 
 @dataclasses.dataclass
 class HourglassStatsConfig(StageConfig):
-    """Hourglass statistics of one SID table (fixed or rewritten) under a deterministic run_id."""
+    """Hourglass statistics of one SID table (fixed or rewritten) under a deterministic run_id.
+
+    Keys:
+        run_id: names this run's rows in the statistics tables (required; letters, digits, _ . -)
+        input_table: SID table to measure: item_sids (fixed length) or item_sids_rw (rewritten)
+        input_kind: auto (from the columns), fixed or rewritten
+        strategy: the strategy's rows to measure in a rewritten table holding several
+        num_layers: L; 0: from the codebook manifest, else inferred (fixed input only)
+        num_codes: M; 0: from the codebook manifest, else inferred (fixed input only)
+        head_share: share of items the head tokens cover (the rest are tail)
+        segment_layer: layer whose head/tail split tags items in item_segments
+        flow_top_tokens: most frequent tokens per layer kept in sid_flow (the flow figure's nodes)
+        check_duplicates: quarantine items that appear more than once
+        codebooks_root: where the codebook manifests are; empty: <output_root>/codebooks
+        layer_stats_table: output table of per-token counts per layer
+        summary_table: output table of the per-layer summary
+        flow_table: output table of the prefix flow between layers
+        segments_table: output table of each item's head/tail segment
+    """
 
     run_id: str = ""
     input_table: str = "item_sids"
@@ -52,6 +71,7 @@ class HourglassStatsConfig(StageConfig):
     summary_table: str = "sid_summary"
     flow_table: str = "sid_flow"
     segments_table: str = "item_segments"
+    tracking: bool = tracking_field()
 
     def validate(self) -> None:
         require(bool(_RUN_ID.match(self.run_id)), "run_id",
@@ -144,6 +164,25 @@ def _written_counts(spark: SparkSession, cfg: HourglassStatsConfig,
 
 def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
     """Compute and write one run's statistics; quarantine bad rows; reconcile the counts."""
+    with tracked_run(cfg.tracking, cfg.output_root, f"hourglass_stats {cfg.run_id}",
+                     "hourglass_stats", {"hourglass.stats_run_id": cfg.run_id}) as track:
+        track.params(cfg.to_dict())
+        return _run(spark, cfg, track)
+
+
+def _log_summary(track: Run, summary, lineage_tags: dict) -> None:
+    """Each summary column as a metric over the layers (step = layer), the table itself, and
+    what it was computed from."""
+    track.tags(lineage_tags)
+    for row in summary.to_dict("records"):
+        track.metrics({k: v for k, v in row.items() if k != "layer"
+                       and isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and v == v}, int(row["layer"]))  # v == v: NaN is not a metric
+    track.table({c: [_round(v) for v in summary[c].tolist()] for c in summary.columns},
+                "sid_summary.json")
+
+
+def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> HourglassStatsResult:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -213,6 +252,10 @@ def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
     )
     log.info("hourglass_stats %s: %d rows, %d items, %d quarantined", cfg.run_id,
              result.rows_in, result.items, result.quarantined)
+    _log_summary(track, summary, {
+        "hourglass.input_table": src.ref, "hourglass.input_version": src.version,
+        "hourglass.input_kind": kind, "hourglass.strategy": strategy,
+        "hourglass.codebook_id": info.codebook_id})
     result.check()
     return result
 

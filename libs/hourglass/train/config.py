@@ -15,6 +15,7 @@ from hourglass.config import ConfigError, StageConfig, require
 from hourglass.resources import deepspeed_config_file, deepspeed_config_names
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.table_refs import is_path
+from hourglass.tracking import tracking_field
 from hourglass.train.runs import run_folder_name
 
 # A DeepSpeed JSON shipped in the package (hourglass/resources/deepspeed/), named by file name.
@@ -23,7 +24,37 @@ DEFAULT_DS_CONFIG = "zero2_cpu_fp32.json"
 
 @dataclasses.dataclass
 class TrainConfig(StageConfig):
-    """Fine-tune a causal LM on one strategy's `sft_examples` with DeepSpeed."""
+    """Fine-tune a causal LM on one strategy's `sft_examples` with DeepSpeed.
+
+    Keys:
+        strategy: the SID strategy whose sft_examples rows are trained on
+        sft_table: input table of SFT examples
+        sft_version: Delta version of sft_examples; empty: the latest (or the run's recorded one)
+        sids_table: SID table whose vocabulary is added to the tokenizer
+        sids_version: Delta version of the SID table; empty: the latest (or the run's recorded one)
+        output_dir: run folder; empty: <output_root>/sft_runs/<strategy>/<inputs or scheduler run>
+        model: local Hugging Face causal LM folder; empty: a tiny model from scratch
+        hidden_size: hidden size of the from-scratch model
+        num_layers: transformer layers of the from-scratch model
+        num_heads: attention heads of the from-scratch model (divides hidden_size)
+        intermediate_size: feed-forward size of the from-scratch model
+        max_seq_len: tokens per example (prompt + target SID + </s>)
+        deepspeed_config: DeepSpeed JSON (batch, optimizer, ZeRO stage): a path or a packaged name
+        max_steps: optimizer steps to train
+        log_every: steps between logged loss / learning rate / tokens per second
+        eval_every: steps between validation losses; 0: at the end only
+        eval_at_start: compute the validation loss before the first step
+        max_valid_examples: validation rows used for the validation loss
+        save_every: steps between checkpoints; 0: at the end only
+        keep_checkpoints: checkpoints kept in the run folder
+        resume: continue from the run folder's latest checkpoint (or skip a finished run)
+        seed: seed of the model init and of the batch order
+        device: auto, cpu or cuda
+        torch_threads: CPU threads per rank; 0: the host's cores shared by its ranks
+        progress: show a progress bar on rank 0
+        record_shard_keys: write each rank's row keys to shards/ (for tests)
+        scheduler_run_id: the scheduler's run id, naming the run folder instead of the inputs
+    """
 
     strategy: str = "none"
     sft_table: str = "sft_examples"
@@ -52,6 +83,7 @@ class TrainConfig(StageConfig):
     progress: bool = True
     record_shard_keys: bool = False
     scheduler_run_id: str = ""
+    tracking: bool = tracking_field()
 
     @classmethod
     def section(cls) -> str:

@@ -12,6 +12,7 @@ inputs is skipped. Outputs in it: `checkpoints/`, `final/` (a Hugging Face model
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -26,18 +27,24 @@ import numpy as np
 
 from hourglass.logs import log
 from hourglass.sft.tokenizer import TokenIds, sid_vocabulary
+from hourglass.tracking import Run, tracked_run
 from hourglass.train.batches import collate, encode_examples, real_tokens, target_tokens
 from hourglass.train.config import TrainConfig
 from hourglass.train.data import batch_indices, read_shard, read_strategy_columns
 from hourglass.train.ds_config import finish_ds_config, load_ds_config
 from hourglass.train.runs import (
+    CHECKPOINTS_DIR,
+    FINAL_DIR,
     META_FILE,
+    METRICS_FILE,
     RESULT_FILE,
     RUN_FILE,
     RunPlan,
     finished_result,
     plan_run,
 )
+
+MODEL_ARTIFACT = "model"  # the exported model in the fine-tune's MLflow run
 
 __all__ = ["META_FILE", "RESULT_FILE", "RUN_FILE", "TrainResult", "train"]
 
@@ -60,6 +67,8 @@ class TrainResult:
     codebook_id: str = ""
     scheduler_run_id: str = ""
     skipped: bool = False  # this exact run had finished before: nothing was trained
+    mlflow_run_id: str = ""  # rank 0's tracked run, and its logged model
+    mlflow_model_uri: str = ""
 
     @classmethod
     def from_record(cls, data: dict[str, Any], **changes: Any) -> TrainResult:
@@ -209,8 +218,24 @@ def train(cfg: TrainConfig) -> TrainResult:
             log.info("%s already trained %d steps on these inputs: skipped", plan.run_dir,
                      cfg.max_steps)
         return out
+    lineage = {f"hourglass.{k}": v for k, v in plan.record().items()}
+    track_run = (tracked_run(cfg.tracking, cfg.output_root or cfg.output_dir,
+                             f"sft {cfg.strategy_name}", "sft_train",
+                             {**lineage, "hourglass.run_dir": plan.run_dir})
+                 if rank == 0 else contextlib.nullcontext(Run()))
+    with track_run as track:
+        track.params(cfg.to_dict())
+        track.params(ds_dict, prefix="deepspeed.")
+        return _fit(cfg, plan, rank, world, device, settings, ds_dict, track)
+
+
+def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, settings: Any,
+         ds_dict: dict[str, Any], track: Run) -> TrainResult:
+    """Read the shard, train (or resume), export the model; rank 0 logs to `track`."""
+    import deepspeed
+
     run_dir, strategy = Path(plan.run_dir), cfg.strategy_name
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = run_dir / CHECKPOINTS_DIR
     pins = plan.record()
 
     from hourglass.train.model import load_tokenizer_and_model
@@ -251,17 +276,20 @@ def train(cfg: TrainConfig) -> TrainResult:
     v_start = (valid_loss(engine, enc_valid, enc_train, pad, micro, device)
                if cfg.eval_at_start and start == 0 else None)
     result = _loop(cfg, engine, enc_train, enc_valid, start, micro, accum, pad, device, rank,
-                   world, run_dir, settings.zero_stage)
+                   world, run_dir, settings.zero_stage, track)
     v_end = valid_loss(engine, enc_valid, enc_train, pad, micro, device)
     meta = {**pins, "steps": cfg.max_steps, "world_size": world, "valid_loss": v_end}
-    export_model(engine, tokenizer, run_dir / "final", settings.zero_stage, rank, meta)
+    export_model(engine, tokenizer, run_dir / FINAL_DIR, settings.zero_stage, rank, meta)
+    track.metrics({"valid_loss_start": v_start, "valid_loss": v_end}, cfg.max_steps)
+    track.artifacts(run_dir / "final", MODEL_ARTIFACT)
     out = TrainResult(strategy=strategy, world_size=world, start_step=start,
                       steps=cfg.max_steps, train_loss=result["loss"], valid_loss_start=v_start,
                       valid_loss_end=v_end, train_tokens=int(result["tokens"]),
                       tokens_per_s=result["tokens_per_s"], seconds=result["seconds"],
-                      model_dir=str(run_dir / "final"), sft_version=plan.sft_version,
+                      model_dir=str(run_dir / FINAL_DIR), sft_version=plan.sft_version,
                       sids_version=plan.sids_version, codebook_id=plan.codebook_id,
-                      scheduler_run_id=plan.scheduler_run_id)
+                      scheduler_run_id=plan.scheduler_run_id, mlflow_run_id=track.run_id,
+                      mlflow_model_uri=track.artifact_uri(MODEL_ARTIFACT))
     if rank == 0:
         (run_dir / RESULT_FILE).write_text(json.dumps(asdict(out), indent=1))
         log.info("trained %s: %s", strategy, out)
@@ -270,7 +298,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 def _loop(cfg: TrainConfig, engine: Any, enc_train: Any, enc_valid: Any, start: int,
           micro: int, accum: int, pad: int, device: str, rank: int, world: int, run_dir: Path,
-          zero_stage: int) -> dict[str, float]:
+          zero_stage: int, track: Run) -> dict[str, float]:
     """Steps `start`..`max_steps`; returns the last window's loss and the throughput."""
     from tqdm import tqdm
 
@@ -278,7 +306,7 @@ def _loop(cfg: TrainConfig, engine: Any, enc_train: Any, enc_valid: Any, start: 
     win_loss = win_tok = 0.0
     tokens_all, last_loss = 0.0, float("nan")
     t0 = time.perf_counter()
-    metrics = open(run_dir / "metrics.jsonl", "a") if rank == 0 else None  # noqa: SIM115
+    metrics = open(run_dir / METRICS_FILE, "a") if rank == 0 else None  # noqa: SIM115
     bar = tqdm(total=cfg.max_steps, initial=start, disable=rank != 0 or not cfg.progress,
                mininterval=5.0, file=sys.stderr, desc=f"sft {cfg.strategy_name}")
     try:
@@ -305,13 +333,14 @@ def _loop(cfg: TrainConfig, engine: Any, enc_train: Any, enc_valid: Any, start: 
                     rec["valid_loss"] = valid_loss(engine, enc_valid, enc_train, pad, micro,
                                                    device)
                 if metrics:
+                    track.metrics({k: v for k, v in rec.items() if k != "step"}, done)
                     metrics.write(json.dumps(rec) + "\n")
                     metrics.flush()
                     bar.set_postfix(loss=f"{last_loss:.3f}")
                     log.info("step %d/%d %s", done, cfg.max_steps, json.dumps(rec))
                 win_loss = win_tok = 0.0
             if (cfg.save_every and done % cfg.save_every == 0) or done == cfg.max_steps:
-                _save(engine, run_dir / "checkpoints", done, cfg.keep_checkpoints, rank)
+                _save(engine, run_dir / CHECKPOINTS_DIR, done, cfg.keep_checkpoints, rank)
     finally:
         bar.close()
         if metrics:
