@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hourglass.errors import InputError, MissingInputError
+from hourglass.logs import log
 
 if TYPE_CHECKING:
     from hourglass.train.config import TrainConfig
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 RUN_FILE = "run.json"
 RESULT_FILE = "train_result.json"
 META_FILE = "hourglass_sft.json"  # in final/: what the exported model was trained on
+FINAL_DIR = "final"  # the exported Hugging Face model inside a run folder
+CHECKPOINTS_DIR = "checkpoints"
+METRICS_FILE = "metrics.jsonl"
 
 
 class ModelMismatchError(InputError, ValueError):
@@ -115,7 +119,7 @@ def finished_result(plan: RunPlan, max_steps: int) -> dict[str, Any] | None:
     """The recorded result when this exact run already trained `max_steps` steps and exported
     its model, else None (then it is trained or resumed)."""
     run_dir = Path(plan.run_dir)
-    result_file, meta_file = run_dir / RESULT_FILE, run_dir / "final" / META_FILE
+    result_file, meta_file = run_dir / RESULT_FILE, run_dir / FINAL_DIR / META_FILE
     if not (result_file.exists() and meta_file.exists()):
         return None
     result, meta = json.loads(result_file.read_text()), json.loads(meta_file.read_text())
@@ -156,15 +160,15 @@ def find_model(strategy_runs: Path, sids_version: int, sids_table: str,
     """
     if scheduler_run_id:
         fixed: Path | None = strategy_runs / run_folder_name(scheduler_run_id)
-    elif (strategy_runs / "final").is_dir():
+    elif (strategy_runs / FINAL_DIR).is_dir():
         fixed = strategy_runs
     else:
         fixed = None
     if fixed is not None:
-        if not (fixed / "final").is_dir():
+        if not (fixed / FINAL_DIR).is_dir():
             raise MissingInputError(f"no fine-tuned model at {fixed / 'final'}: run sft_train "
                                     "(or the ablation) for this strategy first")
-        model = trained_on(fixed / "final")
+        model = trained_on(fixed / FINAL_DIR)
         if model.sids_version != sids_version:
             raise ModelMismatchError(
                 f"the model {model.model_dir} was trained on {sids_table} version "
@@ -173,11 +177,11 @@ def find_model(strategy_runs: Path, sids_version: int, sids_table: str,
                 f"items. Evaluate it against its own SIDs by time travel (--sids_version "
                 f"{model.sids_version}), or fine-tune on version {sids_version} first.")
         return model
-    runs = sorted(p for p in strategy_runs.glob("*") if (p / "final").is_dir())
+    runs = sorted(p for p in strategy_runs.glob("*") if (p / FINAL_DIR).is_dir())
     if not runs:
         raise MissingInputError(f"no fine-tuned model under {strategy_runs}: run sft_train for "
                                 "this strategy first, or set runs_root to where its runs are")
-    models = [trained_on(p / "final") for p in runs]
+    models = [trained_on(p / FINAL_DIR) for p in runs]
     mine = [m for m in models if m.sids_version == sids_version]
     if not mine:
         have = sorted({m.sids_version for m in models})
@@ -187,3 +191,14 @@ def find_model(strategy_runs: Path, sids_version: int, sids_table: str,
             f"{sids_version} first, or evaluate an existing model against its own SIDs by time "
             f"travel (--sids_version {have[-1]}).")
     return max(mine, key=lambda m: m.sft_version)
+
+
+def trained_max_seq_len(model_dir: str | Path, default: int) -> int:
+    """The sequence budget a model was trained with: its run's recorded config (RUN_FILE beside
+    FINAL_DIR), else `default` for a model folder that has no run record."""
+    config = recorded(Path(model_dir).parent).get("config")
+    if config is None:
+        log.warning("%s has no %s beside it; assuming max_seq_len=%d", model_dir, RUN_FILE,
+                    default)
+        return default
+    return int(config.get("max_seq_len", default))
