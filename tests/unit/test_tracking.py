@@ -87,3 +87,16 @@ def test_a_run_reads_back_with_mlflow_client(no_env, tmp_path):
     assert mv.source == f"{artifacts}/model" and mv.tags == {"hourglass.k": "1"}
     assert mv.run_id == run.run_id
     assert isinstance(Run(), Run) and not Run().active
+
+
+def test_table2_has_one_row_per_strategy_and_subset_and_a_column_per_metric():
+    from hourglass.evaluation.tracked import metric_name, strategy_metrics, wide_table
+
+    rows = [("r", "none", "all", "recall", 1, 0.5), ("r", "none", "all", "ndcg", 5, 0.3),
+            ("r", "none", "head", "recall", 1, 0.7), ("r", "popularity", "all", "recall", 1, 0.1)]
+    assert wide_table(rows) == {
+        "strategy": ["none", "none", "popularity"], "subset": ["all", "head", "all"],
+        "ndcg_at_5": [0.3, None, None], "recall_at_1": [0.5, 0.7, 0.1]}
+    assert strategy_metrics(rows, "none") == {
+        "all/recall_at_1": 0.5, "all/ndcg_at_5": 0.3, "head/recall_at_1": 0.7}
+    assert metric_name("tail", "invalid_ratio", 10) == "tail/invalid_ratio_at_10"

@@ -18,6 +18,7 @@ from hourglass.train.runs import RESULT_FILE, TrainedModel
 
 ROW_COLUMNS = ("run_id", "strategy", "subset", "metric", "k", "value")
 TABLE_FILE = "eval_results.json"
+TABLE2_FILE = "table2.json"  # the strategies side by side, as the paper's Table 2
 
 
 def metric_name(subset: str, metric: str, k: int) -> str:
@@ -51,7 +52,19 @@ def log_evaluation(parent: Run, run_id: str, rows: Sequence[tuple], users: Mappi
             child.metrics({**strategy_metrics(rows, strategy), "users": users[strategy]})
             children[strategy] = child.run_id
     parent.table({c: [r[i] for r in rows] for i, c in enumerate(ROW_COLUMNS)}, TABLE_FILE)
+    parent.table(wide_table(rows), TABLE2_FILE)
     return children
+
+
+def wide_table(rows: Sequence[tuple]) -> dict[str, list]:
+    """Table 2's shape: one row per (strategy, subset), one column per `<metric>_at_<k>`."""
+    keys = sorted({(st, sub) for _, st, sub, *_ in rows})
+    cols = sorted({f"{m}_at_{k}" for *_, m, k, _ in rows})
+    cell = {(st, sub, f"{m}_at_{k}"): v for _, st, sub, m, k, v in rows}
+    out: dict[str, list] = {"strategy": [st for st, _ in keys], "subset": [s for _, s in keys]}
+    for col in cols:
+        out[col] = [cell.get((st, sub, col)) for st, sub in keys]
+    return out
 
 
 def register_model(run: Run, name: str, strategy: str, model: TrainedModel,
