@@ -191,4 +191,4 @@ def parse_train_args(argv: list[str]) -> TrainConfig:
             skip = "=" not in arg and i + 1 < len(argv) and not argv[i + 1].startswith("--")
             continue
         out.append(arg)
-    return TrainConfig.from_args(out)
+    return TrainConfig.from_args(out, "hourglass-sft-train")
