@@ -40,9 +40,3 @@ def metric_rows(ranks: Sequence[int], recall_ks: Sequence[int] = RECALL_KS,
 def popularity_order(counts: Mapping[str, int]) -> list[str]:
     """Items by count descending, then item_id: the baseline's ranking for every user."""
     return sorted(counts, key=lambda i: (-counts[i], i))
-
-
-def popularity_ranks(counts: Mapping[str, int], targets: Sequence[str]) -> np.ndarray:
-    """1-based rank of each target in the popularity order (0 when never seen in training)."""
-    pos = {item: i + 1 for i, item in enumerate(popularity_order(counts))}
-    return np.array([pos.get(t, 0) for t in targets], dtype=np.int64)
