@@ -1,22 +1,22 @@
 """Figures 3 and 4 of the paper and their companions, from the statistics tables (pandas).
 
 Every function takes rows of one or more runs and returns a matplotlib Figure; the caller saves
-it. Several runs in one call are drawn side by side (grouped bars, one line per run), which is
-the comparison view: before/after a rewrite, or two quantizers.
+it. Figures are built without pyplot, so importing this never changes a notebook's backend.
+Several runs in one call are drawn side by side (grouped bars, one line per run), which is the
+comparison view: before/after a rewrite, or two quantizers.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
-
-from hourglass.stats.schema import QUANTILE_COLUMNS  # noqa: E402
+from hourglass.stats.schema import QUANTILE_COLUMNS
 
 METRICS = (
     ("norm_entropy", "normalised entropy H / log M"),
@@ -24,25 +24,32 @@ METRICS = (
     ("std", "std of token counts"),
     ("utilization", "utilization (used / M)"),
 )
-LAYER_COLORS = plt.get_cmap("tab10").colors
+LAYER_COLORS = matplotlib.colormaps["tab10"].colors
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], dpi: int,
+             **kwargs: Any) -> tuple[Figure, Any]:
+    """`pyplot.subplots` without pyplot: a Figure no backend or figure manager knows about."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _runs(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(frame["run_id"]))
 
 
-def metric_bars(summary: pd.DataFrame, title: str) -> plt.Figure:
+def metric_bars(summary: pd.DataFrame, title: str) -> Figure:
     """Figure 3: per-layer entropy, Gini, std and utilization; one bar group per run."""
     runs = _runs(summary)
     layers = sorted(summary["layer"].unique())
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.8), dpi=110)
+    fig, axes = subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.8), dpi=110)
     width = 0.8 / len(runs)
     for ax, (col, label) in zip(axes, METRICS, strict=True):
         for i, run in enumerate(runs):
             rows = summary[summary["run_id"] == run].set_index("layer").reindex(layers)
             x = np.arange(len(layers)) + (i - (len(runs) - 1) / 2) * width
             bars = ax.bar(x, rows[col].to_numpy(dtype=float), width, label=run,
-                          color=plt.get_cmap("tab10").colors[i % 10])
+                          color=LAYER_COLORS[i % 10])
             if len(runs) <= 3:
                 fmt = "{:.0f}" if col == "std" else "{:.2f}"
                 ax.bar_label(bars, [fmt.format(v) if np.isfinite(v) else "" for v in
@@ -63,12 +70,12 @@ def metric_bars(summary: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
-def rank_frequency(layer_stats: pd.DataFrame, title: str) -> plt.Figure:
+def rank_frequency(layer_stats: pd.DataFrame, title: str) -> Figure:
     """Rank–frequency per layer on log–log axes: one panel per layer, one line per run."""
     runs = _runs(layer_stats)
     layers = sorted(layer_stats["layer"].unique())
     if len(runs) == 1:
-        fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=110)
+        fig, ax = subplots(figsize=(6.5, 4.5), dpi=110)
         for layer in layers:
             rows = layer_stats[layer_stats["layer"] == layer].sort_values("rank")
             ax.loglog(rows["rank"], rows["share"], marker=".", ms=3, lw=1.2,
@@ -78,7 +85,7 @@ def rank_frequency(layer_stats: pd.DataFrame, title: str) -> plt.Figure:
         ax.set_title(title, fontsize=11)
         fig.tight_layout()
         return fig
-    fig, axes = plt.subplots(1, len(layers), figsize=(4.4 * len(layers), 4.0), dpi=110,
+    fig, axes = subplots(1, len(layers), figsize=(4.4 * len(layers), 4.0), dpi=110,
                              sharey=True, squeeze=False)
     for ax, layer in zip(axes[0], layers, strict=True):
         for i, run in enumerate(runs):
@@ -86,7 +93,7 @@ def rank_frequency(layer_stats: pd.DataFrame, title: str) -> plt.Figure:
                                & (layer_stats["run_id"] == run)].sort_values("rank")
             if len(rows):
                 ax.loglog(rows["rank"], rows["share"], lw=1.3, label=run,
-                          color=plt.get_cmap("tab10").colors[i % 10])
+                          color=LAYER_COLORS[i % 10])
         _rank_axes(ax)
         ax.set_title(f"layer {layer}", fontsize=10)
     axes[0][0].legend(fontsize=8)
@@ -102,13 +109,13 @@ def _rank_axes(ax) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
-def norm_distribution(summary: pd.DataFrame, title: str) -> plt.Figure | None:
+def norm_distribution(summary: pd.DataFrame, title: str) -> Figure | None:
     """Figure 4: residual norm after each layer — quantile boxes and histograms."""
     rows = summary[summary["norm_mean"].notna()]
     if rows.empty:
         return None
     runs = _runs(rows)
-    fig, (box_ax, hist_ax) = plt.subplots(1, 2, figsize=(12, 4.2), dpi=110)
+    fig, (box_ax, hist_ax) = subplots(1, 2, figsize=(12, 4.2), dpi=110)
     stats, positions, colors = [], [], []
     layers = sorted(rows["layer"].unique())
     width = 0.8 / len(runs)
@@ -119,7 +126,7 @@ def norm_distribution(summary: pd.DataFrame, title: str) -> plt.Figure | None:
                           "mean": r.norm_mean, "fliers": [r.norm_min, r.norm_max],
                           "label": f"L{r.layer}"})
             positions.append(layers.index(r.layer) + (i - (len(runs) - 1) / 2) * width)
-            colors.append(plt.get_cmap("tab10").colors[i % 10])
+            colors.append(LAYER_COLORS[i % 10])
     parts = box_ax.bxp(stats, positions=positions, widths=width * 0.8, showmeans=True,
                        patch_artist=True)
     for patch, c in zip(parts["boxes"], colors, strict=True):
@@ -149,12 +156,12 @@ def norm_distribution(summary: pd.DataFrame, title: str) -> plt.Figure | None:
 
 
 def token_size_vs_input_norm(layer_stats: pd.DataFrame, layer: int,
-                             title: str) -> plt.Figure | None:
+                             title: str) -> Figure | None:
     """Paper §3.2's explanation: do large layer-`layer` tokens take small input residuals?"""
     rows = layer_stats[(layer_stats["layer"] == layer) & layer_stats["input_norm_mean"].notna()]
     if rows.empty:
         return None
-    fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=110)
+    fig, ax = subplots(figsize=(6.5, 4.5), dpi=110)
     ax.scatter(rows["count"], rows["input_norm_mean"], s=10, alpha=0.6)
     ax.set_xscale("log")
     ax.set_xlabel(f"items on the layer-{layer} token (log)")
@@ -169,15 +176,15 @@ def token_size_vs_input_norm(layer_stats: pd.DataFrame, layer: int,
     return fig
 
 
-def invalid_ratio_figure(invalid: pd.DataFrame) -> plt.Figure | None:
+def invalid_ratio_figure(invalid: pd.DataFrame) -> Figure | None:
     """Paper Fig. 5: share of invalid SIDs in the unconstrained top-k, per strategy."""
     if invalid.empty:
         return None
-    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=110)
+    fig, ax = subplots(figsize=(6.5, 4.2), dpi=110)
     for i, (strategy, rows) in enumerate(invalid.groupby("strategy", sort=False)):
         rows = rows.sort_values("k")
         ax.plot(rows["k"], rows["value"], marker="o", label=strategy,
-                color=plt.get_cmap("tab10").colors[i % 10])
+                color=LAYER_COLORS[i % 10])
     ax.set_xlabel("k (beams returned)")
     ax.set_ylabel("invalid SID ratio")
     ax.set_title("Invalid SIDs without the trie (unconstrained beam search)", fontsize=10)

@@ -9,16 +9,14 @@ shares of all items, so a layer that lost tokens in a rewrite is visibly shorter
 from __future__ import annotations
 
 import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import PathPatch, Rectangle
+from matplotlib.path import Path as MplPath
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.patches import PathPatch, Rectangle  # noqa: E402
-from matplotlib.path import Path as MplPath  # noqa: E402
-
-from hourglass.sid_tokens import layer_letter  # noqa: E402
-from hourglass.stats.schema import OTHER_TOKEN  # noqa: E402
+from hourglass.report.figures import subplots
+from hourglass.sid_tokens import layer_letter
+from hourglass.stats.schema import OTHER_TOKEN
 
 GAP_SHARE = 0.12   # of the column height, split between the gaps of a column
 NODE_WIDTH = 0.08
@@ -64,17 +62,17 @@ def _band(x0: float, y0: float, x1: float, y1: float, h0: float, h1: float) -> M
 
 
 def flow_figure(summary: pd.DataFrame, layer_stats: pd.DataFrame, flow: pd.DataFrame,
-                title: str) -> plt.Figure:
+                title: str) -> Figure:
     """Figure 2 for one run (its rows of sid_summary, sid_layer_stats and sid_flow)."""
     n_items = int(summary["n_items"].iloc[0])
     nodes = _nodes(summary, layer_stats)
     pos = _layout(nodes, n_items)
     others = {layer: int(rows["members"].max()) if "members" in rows else 0
               for layer, rows in nodes.items()}
-    palette = plt.get_cmap("tab20").colors
+    palette = matplotlib.colormaps["tab20"].colors
     color = {key: (OTHER_COLOR if key[1] == OTHER_TOKEN else palette[i % len(palette)])
              for i, key in enumerate(sorted(pos, key=lambda k: (k[0], -pos[k][2])))}
-    fig, ax = plt.subplots(figsize=(12, 7.5), dpi=110)
+    fig, ax = subplots(figsize=(12, 7.5), dpi=110)
     out_used = {k: 0.0 for k in pos}
     in_used = {k: 0.0 for k in pos}
     edges = flow.assign(

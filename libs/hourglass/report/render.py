@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import matplotlib
+from dataclasses import dataclass
+from pathlib import Path
 
-matplotlib.use("Agg")
+import pandas as pd
 
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-
-import hourglass  # noqa: E402
-from hourglass.report import figures  # noqa: E402
-from hourglass.report.data import ReportData  # noqa: E402
-from hourglass.report.evaluation import evaluation_section, rewrite_section  # noqa: E402
-from hourglass.report.flow import flow_figure  # noqa: E402
-from hourglass.report.html import Markup, esc, figure, fmt, page, table  # noqa: E402
-from hourglass.stats.schema import QUANTILE_COLUMNS  # noqa: E402
-from hourglass.stats.summary import middle_layer_collapsed  # noqa: E402
+import hourglass
+from hourglass.report import figures
+from hourglass.report.data import ReportData
+from hourglass.report.evaluation import evaluation_section, rewrite_section
+from hourglass.report.flow import flow_figure
+from hourglass.report.html import Markup, esc, figure, fmt, page, table
+from hourglass.stats.schema import QUANTILE_COLUMNS
+from hourglass.stats.summary import middle_layer_collapsed
 
 TOKEN_ROWS = (("items with a token", "n_tokens"), ("coverage", "coverage"),
               ("used tokens", "used_tokens"), ("M", "M"), ("entropy (nats)", "entropy"),
@@ -46,7 +41,6 @@ class _Figures:
             return ""
         path = self.out_dir / f"{name}.png"
         fig.savefig(path)
-        plt.close(fig)
         self.paths.append(path)
         return figure(path, caption)
 
