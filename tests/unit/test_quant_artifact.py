@@ -13,6 +13,7 @@ from hourglass.quant.artifact import (
     ArtifactError,
     build_artifact,
     load_artifact,
+    mlp_arrays,
     mlp_forward,
     resolve_artifact,
     save_artifact,
@@ -97,3 +98,21 @@ def test_encoder_runs_before_quantizing(rng, tmp_path):
                                   encode_greedy(z, C).codes)
     with pytest.raises(ValueError, match="shape"):
         ArtifactEncoder(loaded).encode(z)  # latent-sized input is the wrong D
+
+
+def test_mlp_layers_survive_save_and_load(tmp_path, rng):
+    """The array-name format is written and read in one module: layers come back in order."""
+    def layer(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+        return (rng.standard_normal((n_out, n_in)).astype(np.float32),
+                rng.standard_normal(n_out).astype(np.float32))
+
+    enc, dec = [layer(5, 6), layer(4, 5)], [layer(6, 4)]
+    C = rng.standard_normal((2, 8, 4)).astype(np.float32)
+    art = build_artifact(C, "rq_vae", dim=6, seed=1, sample_size=50, distortion=[0.5, 0.2],
+                         extra_arrays=mlp_arrays(enc, dec))
+    loaded = load_artifact(save_artifact(art, str(tmp_path)))
+    for got, want in ((loaded.encoder_layers, enc), (loaded.decoder_layers, dec)):
+        assert len(got) == len(want)
+        for (W, b), (W0, b0) in zip(got, want, strict=True):
+            np.testing.assert_array_equal(W, W0)
+            np.testing.assert_array_equal(b, b0)

@@ -56,9 +56,24 @@ def content_hash(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> str
     return h.hexdigest()[:16]
 
 
+def _layer_key(part: str, index: int, kind: str) -> str:
+    """The artifact's array name of one MLP parameter: `encoder.0.weight`, `decoder.1.bias` …"""
+    return f"{part}.{index}.{kind}"
+
+
+def mlp_arrays(encoder: list[tuple[np.ndarray, np.ndarray]],
+               decoder: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """RQ-VAE encoder/decoder `(W, b)` layers as named arrays for `build_artifact`; the
+    artifact's `encoder_layers`/`decoder_layers` read them back."""
+    return {_layer_key(part, i, kind): arr
+            for part, layers in (("encoder", encoder), ("decoder", decoder))
+            for i, (W, b) in enumerate(layers) for kind, arr in (("weight", W), ("bias", b))}
+
+
 def _layers(arrays: dict[str, np.ndarray], prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    count = sum(1 for k in arrays if k.startswith(f"{prefix}.") and k.endswith(".weight"))
-    return [(arrays[f"{prefix}.{i}.weight"], arrays[f"{prefix}.{i}.bias"]) for i in range(count)]
+    count = sum(1 for i in range(len(arrays)) if _layer_key(prefix, i, "weight") in arrays)
+    return [(arrays[_layer_key(prefix, i, "weight")], arrays[_layer_key(prefix, i, "bias")])
+            for i in range(count)]
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,20 @@ import numpy as np
 
 from hourglass.config import StageConfig, require
 from hourglass.logs import log
-from hourglass.quant.artifact import METHODS, build_artifact, save_artifact, write_latest
-from hourglass.spark.encode import SENTINEL, invalid_reason, table_dim
+from hourglass.quant.artifact import (
+    METHODS,
+    build_artifact,
+    mlp_arrays,
+    save_artifact,
+    write_latest,
+)
+from hourglass.spark.encode import table_dim
+from hourglass.spark.sample import sample_embeddings
 from hourglass.spark.tables import lineage, read_table
 from hourglass.table_refs import table_ref
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 
 @dataclasses.dataclass
@@ -116,28 +123,6 @@ class TrainCodebooksResult:
     train_seconds: float
 
 
-def sample_embeddings(df: DataFrame, dim: int, size: int, seed: int) -> np.ndarray:
-    """Up to `size` valid rows chosen by hash(item_id, seed), in hash order, as (n, D) float32."""
-    from pyspark.sql import functions as F
-
-    total = df.count()
-    fraction = min(1.0, 1.2 * size / max(total, 1) + 1e-9)
-    u = (F.xxhash64(F.col("item_id"), F.lit(seed)).bitwiseAND(F.lit((1 << 53) - 1))
-         / float(1 << 53))
-    usable = invalid_reason(dim).isNull() & ~F.array_contains("embedding", SENTINEL)
-    picked = (df.where(usable)
-              .select("item_id", "embedding", u.alias("_u"))
-              .where(F.col("_u") < fraction)
-              .orderBy("_u", "item_id").limit(size)
-              .select("embedding"))
-    table = picked.toArrow()
-    col = table.column("embedding").combine_chunks()
-    if len(col) == 0:
-        return np.empty((0, dim), dtype=np.float32)
-    X = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), dim)
-    return X[np.isfinite(X).all(axis=1)]  # defensive: the SQL test above excludes non-finite
-
-
 def _train(cfg: TrainCodebooksConfig, X: np.ndarray):
     """Dispatch to the quantizer; returns codebooks, distortion, extra arrays, extra manifest."""
     from hourglass.quant.kmeans import train_residual_kmeans
@@ -153,10 +138,7 @@ def _train(cfg: TrainCodebooksConfig, X: np.ndarray):
             cpu_threads=cfg.cpu_threads,
         )
         fit = train_rqvae(X, L, M, cfg.seed, params)
-        arrays = {f"{part}.{i}.{kind}": arr
-                  for part, layers in (("encoder", fit.encoder_layers),
-                                       ("decoder", fit.decoder_layers))
-                  for i, (W, b) in enumerate(layers) for kind, arr in (("weight", W), ("bias", b))}
+        arrays = mlp_arrays(fit.encoder_layers, fit.decoder_layers)
         extra = {"params": {k: (list(v) if isinstance(v, tuple) else v)
                             for k, v in dataclasses.asdict(params).items()
                             if k not in ("device", "cpu_threads")},
