@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hourglass.baselines.sequences import PAD, Encoded
+from hourglass.baselines.sequences import PAD, EncodedWindows
 from hourglass.evaluation.metrics import ndcg_at, recall_at
 
 SELECT_K = 10  # validation (Recall@10, NDCG@10) picks the checkpoint
@@ -127,7 +127,7 @@ def full_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def rank_windows(model: SasRec, data: Encoded, batch_size: int = 1024) -> np.ndarray:
+def rank_windows(model: SasRec, data: EncodedWindows, batch_size: int = 1024) -> np.ndarray:
     """The 1-based rank of every window's target under `model` (eval mode, no dropout)."""
     was_training = model.training
     model.eval()
@@ -153,7 +153,7 @@ class SasRecResult:
     history: list[dict] = field(default_factory=list)
 
 
-def train_sasrec(train: Encoded, valid: Encoded, n_items: int, cfg: SasRecConfig,
+def train_sasrec(train: EncodedWindows, valid: EncodedWindows, n_items: int, cfg: SasRecConfig,
                  log: logging.Logger | None = None) -> SasRecResult:
     """Full-softmax training with validation every epoch (and when the time budget ends)."""
     if not len(train) or not len(valid):

@@ -55,7 +55,7 @@ class ItemIndex:
 
 
 @dataclass(frozen=True)
-class Encoded:
+class EncodedWindows:
     """Windows of one split: `history` [N, H] input ids (left-padded with 0, newest last) and
     `target` [N] score-matrix rows."""
 
@@ -66,12 +66,13 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.target)
 
-    def take(self, idx: np.ndarray) -> Encoded:
-        return Encoded(tuple(self.user_ids[i] for i in idx), self.history[idx], self.target[idx])
+    def take(self, idx: np.ndarray) -> EncodedWindows:
+        return EncodedWindows(tuple(self.user_ids[i] for i in idx), self.history[idx],
+                              self.target[idx])
 
 
 def encode_windows(windows: Iterable[Window], index: ItemIndex, max_len: int,
-                   split: str) -> Encoded:
+                   split: str) -> EncodedWindows:
     """The windows of `split`; a history longer than `max_len` keeps its newest items. An item
     missing from `index` is an error: the catalog must cover every interaction."""
     if split not in SPLITS:
@@ -85,5 +86,5 @@ def encode_windows(windows: Iterable[Window], index: ItemIndex, max_len: int,
         hist.append([PAD] * (max_len - len(ids)) + ids)
         target.append(rows[item])
         users.append(user)
-    return Encoded(tuple(users), np.asarray(hist, dtype=np.int64).reshape(-1, max_len),
+    return EncodedWindows(tuple(users), np.asarray(hist, dtype=np.int64).reshape(-1, max_len),
                    np.asarray(target, dtype=np.int64))
