@@ -87,6 +87,26 @@ def test_runs_share_tables_and_rerun_replaces(spark, tables):
     with open(path) as f:
         page = f.read()
     assert path.endswith("report/index.html") and "Run orig" in page and "Run drop2" in page
+    _check_mlflow_runs(root, summary)
+
+
+def _check_mlflow_runs(root: str, summary) -> None:
+    """The stats runs and the report as MLflow runs in the local store: each summary column a
+    metric over the layers (step = layer), equal to the table; the report's HTML an artifact."""
+    from mlflow.tracking import MlflowClient
+
+    from hourglass.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri(root))
+    exp = client.get_experiment_by_name("hourglass").experiment_id
+    runs = client.search_runs([exp], "tags.`hourglass.stats_run_id` = 'drop2'")
+    assert len(runs) == 1 and runs[0].data.tags["hourglass.input_kind"] == "rewritten"
+    history = client.get_metric_history(runs[0].info.run_id, "distinct_prefixes")
+    assert {m.step: m.value for m in history} == {
+        layer: float(summary.loc[("drop2", layer), "distinct_prefixes"]) for layer in (1, 2, 3)}
+    (report,) = client.search_runs([exp], "tags.`hourglass.job` = 'report'")
+    assert "report/index.html" in {a.path for a in client.list_artifacts(
+        report.info.run_id, "report")}
 
 
 def test_bad_configs_fail_before_writing(spark, tables):
