@@ -206,6 +206,8 @@ def test_mlflow_runs_hold_eval_results_and_the_fine_tune(spark, world, trained, 
                 if r.strategy == strategy}
         assert child.data.metrics == {**mine, "users": N_USERS}
     assert children["none"].data.tags["hourglass.sids_version"] == str(result["sids_version"])
+    tables = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"eval_results.json", "table2.json"} <= tables
 
     (fine_tune,) = client.search_runs(
         [exp], f"tags.`hourglass.run_dir` = '{cfg.run_dir()}'")
