@@ -1,0 +1,288 @@
+"""Retrieval quality next to real baselines (issue 15): Table 2 over seeds on both bundled sets.
+
+For each dataset (`data/<name>`): the SID stages of the recipe file (ingest → embed → codebooks
+→ encode → stats of the original SIDs → rewrites), `sft_examples` once, then per seed the
+ablation (one fine-tune per strategy under the same step budget, trie-constrained beam search on
+the test users, free decoding for the invalid ratio, popularity on the same users) and SASRec on
+the same windows, the same users and the project's metric code. Printed: Table 2 as mean ± std
+over seeds with head/tail lines, the invalid ratios, users, budgets and run times; JSON out.
+
+Budget: `--cpu-minutes` of training wall time per strategy and seed on this host (torch uses all
+cores). A short probe fine-tune measures seconds per step, and every strategy trains that many
+steps (equal steps keep the learning-rate schedule whole; shorter SIDs are a bit faster). SASRec
+gets the same seconds (plus early stopping). The SIDs are fixed per dataset (codebook seed of the
+recipe); seeds vary model initialisation and batch order.
+
+    .venv/bin/python benchmarks/quality.py --smoke        # minutes: tiny budget, 100 users, 1 seed
+    .venv/bin/python benchmarks/quality.py                # the full run (hours on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ("amazon-office", "amazon-scientific")
+STRATEGIES = ("none", "drop_layer(2)", "topk(4)", "topk(16)", "topshare(0.5)")
+SID_STAGES = ("ingest", "embed_items", "train_codebooks", "encode_items", "rewrite_sids")
+SASREC, POPULARITY = "sasrec", "popularity"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS),
+                   help="folders under --data-root, each with items.jsonl and interactions.csv")
+    p.add_argument("--data-root", default=str(ROOT / "data"), help="where the datasets live")
+    p.add_argument("--recipe", default=str(ROOT / "configs" / "demo.yaml"),
+                   help="pipeline file: its SID steps and its ablation step's sft/train/evaluate "
+                        "keys, launcher and processes are the recipe under test")
+    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
+                   help="SID strategies: rewritten, fine-tuned and evaluated")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3],
+                   help="training seeds (fine-tunes and SASRec); mean ± std is over these")
+    p.add_argument("--cpu-minutes", type=float, default=5.0,
+                   help="training wall minutes per strategy and seed on this host's CPU cores")
+    p.add_argument("--max-steps", type=int, default=0,
+                   help="fine-tune steps per strategy; 0 = derived from --cpu-minutes by a probe")
+    p.add_argument("--probe-steps", type=int, default=30,
+                   help="steps of the probe fine-tune that measures seconds per step")
+    p.add_argument("--users", type=int, default=0,
+                   help="test users evaluated (the evaluate stage's seeded sample); 0 = all")
+    p.add_argument("--sasrec-hidden", type=int, default=64, help="SASRec embedding width")
+    p.add_argument("--sasrec-layers", type=int, default=2, help="SASRec attention blocks")
+    p.add_argument("--sasrec-heads", type=int, default=2, help="SASRec attention heads")
+    p.add_argument("--sasrec-dropout", type=float, default=0.2, help="SASRec dropout")
+    p.add_argument("--sasrec-lr", type=float, default=1e-3, help="SASRec Adam learning rate")
+    p.add_argument("--sasrec-batch", type=int, default=256, help="SASRec batch size")
+    p.add_argument("--sasrec-max-epochs", type=int, default=200,
+                   help="SASRec epoch cap (the time budget usually ends it first)")
+    p.add_argument("--sasrec-patience", type=int, default=5,
+                   help="SASRec stops after this many epochs without a better valid Recall@10")
+    p.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "quality"),
+                   help="folder for each dataset's tables and fine-tune runs")
+    p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "quality.json"),
+                   help="where the figures go as JSON")
+    p.add_argument("--skip-pipeline", action="store_true",
+                   help="reuse the SID tables of an earlier run in --output (same recipe)")
+    p.add_argument("--smoke", action="store_true",
+                   help="end-to-end check in minutes: seeds [1], 100 users, 0.2 CPU minutes, "
+                        "5 probe steps, SASRec 3 epochs; outputs get a -smoke suffix")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.users, args.cpu_minutes, args.probe_steps = [1], 100, 0.2, 5
+        args.sasrec_max_epochs = 3
+        args.output = args.output.rstrip("/") + "-smoke"
+        args.json = str(Path(args.json).with_name(Path(args.json).stem + "-smoke.json"))
+    return args
+
+
+def recipe_steps(args: argparse.Namespace, dataset: str, output_root: str
+                 ) -> tuple[list[dict], dict]:
+    """(the SID steps for `dataset`, the ablation step) of the recipe file."""
+    from hourglass.config import parse_config_text
+
+    recipe = parse_config_text(Path(args.recipe).read_text(), args.recipe)
+    steps, ablation = [], None
+    data = Path(args.data_root) / dataset
+    for step in recipe["steps"]:
+        stage = step["stage"]
+        if stage == "ablation":
+            ablation = dict(step)
+        elif stage == "hourglass_stats" and step.get("input_table", "item_sids") == "item_sids":
+            steps.append(dict(step))  # the original SIDs' stats: item_segments for head/tail
+        elif stage in SID_STAGES:
+            step = dict(step)
+            if stage == "ingest":
+                step.update(items_path=str(data / "items.jsonl"),
+                            interactions_path=str(data / "interactions.csv"))
+            if stage == "rewrite_sids":
+                step["strategies"] = list(args.strategies)
+            steps.append(step)
+    if ablation is None:
+        raise SystemExit(f"{args.recipe}: no ablation step to take the recipe from")
+    ablation.pop("stage")
+    return [{**s, "output_root": output_root} for s in steps], ablation
+
+
+def ablation_config(ablation: dict, output_root: str, args: argparse.Namespace, seed: int,
+                    max_steps: int) -> Any:
+    from hourglass.stages.ablation import AblationConfig
+
+    return AblationConfig.from_dict({
+        **ablation, "output_root": output_root, "run_id": f"quality_seed{seed}",
+        "strategies": list(args.strategies), "build_sft": False,
+        "train": {**ablation.get("train", {}), "max_steps": max_steps, "seed": seed},
+        "evaluate": {**ablation.get("evaluate", {}), "max_users": args.users}})
+
+
+def probe_seconds_per_step(cfg: Any, steps: int, folder: Path) -> float:
+    """Seconds per fine-tune step of the recipe's model on the first strategy (the trainer's own
+    loop timing, start-up excluded)."""
+    from hourglass.train.launch import run_training
+
+    shutil.rmtree(folder, ignore_errors=True)
+    tcfg = dataclasses.replace(cfg.train_config(cfg.names()[0]), max_steps=steps,
+                               output_dir=str(folder), eval_at_start=False, resume=False)
+    res = run_training(tcfg, cfg.launcher, cfg.num_procs)
+    return float(res["seconds"]) / max(1, int(res["steps"]))
+
+
+def eval_rows(spark: Any, cfg: Any) -> list[tuple]:
+    """(method, subset, metric, k, value) of one ablation run, read back from eval_results."""
+    from hourglass.spark.tables import read_table
+
+    ecfg = cfg.eval_config()
+    df = read_table(spark, ecfg.ref(ecfg.output_table)).df.where(f"run_id = '{cfg.run_id}'")
+    return [tuple(r) for r in df.select("strategy", "subset", "metric", "k", "value").collect()]
+
+
+def sasrec_inputs(spark: Any, cfg: Any) -> dict[str, Any]:
+    """The `none` windows of sft_examples, the catalog, the test users the ablation evaluates
+    and each item's layer-2 head/tail tag: everything SASRec needs, read once per dataset."""
+    from pyspark.sql import functions as F
+
+    from hourglass.spark.tables import read_table
+    from hourglass.stages.evaluate import _sample
+
+    scfg, ecfg = cfg.sft_config(), cfg.eval_config()
+    sft = read_table(spark, scfg.ref(scfg.output_table)).df.where(F.col("strategy") == "none")
+    windows = [(r["user_id"], r["split"], tuple(r["history"]), r["target_item_id"])
+               for r in sft.select("user_id", "split", "history", "target_item_id").collect()]
+    test = _sample(sft.where(F.col("split") == "test"), ecfg.max_users, ecfg.seed)
+    test_users = {r["user_id"] for r in test.select("user_id").collect()}
+    items = [r["item_id"] for r in read_table(spark, scfg.ref(scfg.sids_table)).df
+             .where(F.col("strategy") == "none").select("item_id").collect()]
+    seg = read_table(spark, ecfg.ref(ecfg.segments_table)).df.where(
+        (F.col("layer") == ecfg.segment_layer) & (F.col("run_id") == ecfg.segments_run_id))
+    segments = {r["item_id"]: r["segment"] for r in seg.select("item_id", "segment").collect()}
+    return {"windows": windows, "test_users": test_users, "items": items, "segments": segments,
+            "max_len": scfg.history_max_items, "recall_ks": ecfg.recall_ks,
+            "ndcg_ks": ecfg.ndcg_ks}
+
+
+def run_sasrec(inputs: dict[str, Any], args: argparse.Namespace, seed: int
+               ) -> tuple[list[tuple], dict]:
+    from hourglass.baselines.sasrec import SasRecConfig, rank_windows, train_sasrec
+    from hourglass.baselines.sequences import ItemIndex, encode_windows
+    from hourglass.baselines.summary import subset_rows
+    from hourglass.logs import log
+
+    index, n = ItemIndex.of(inputs["items"]), inputs["max_len"]
+    windows = inputs["windows"]
+    test = [w for w in windows if w[1] == "test" and w[0] in inputs["test_users"]]
+    cfg = SasRecConfig(hidden=args.sasrec_hidden, layers=args.sasrec_layers,
+                       heads=args.sasrec_heads, dropout=args.sasrec_dropout, max_len=n,
+                       lr=args.sasrec_lr, batch_size=args.sasrec_batch,
+                       max_epochs=args.sasrec_max_epochs, max_seconds=args.cpu_minutes * 60,
+                       patience=args.sasrec_patience, seed=seed)
+    res = train_sasrec(encode_windows(windows, index, n, "train"),
+                       encode_windows(windows, index, n, "valid"), len(index), cfg, log)
+    enc = encode_windows(test, index, n, "test")
+    ranks = rank_windows(res.model, enc)
+    rows = subset_rows(SASREC, ranks, [index.item_ids[t] for t in enc.target],
+                       inputs["segments"], inputs["recall_ks"], inputs["ndcg_ks"])
+    info = {k: getattr(res, k) for k in ("best_epoch", "best_valid_recall", "best_valid_ndcg",
+                                         "stop_reason", "seconds", "steps")}
+    return rows, {**info, "config": dataclasses.asdict(cfg)}
+
+
+def run_dataset(spark: Any, args: argparse.Namespace, dataset: str) -> dict[str, Any]:
+    from hourglass.baselines.summary import (
+        aggregate,
+        invalid_mean_std_table,
+        jsonable,
+        mean_std_table,
+    )
+    from hourglass.stages import ablation as ablation_stage
+    from hourglass.stages import build_sft_data
+    from hourglass.stages.pipeline import PipelineConfig
+    from hourglass.stages.pipeline import run as run_pipeline
+
+    out = Path(args.output).resolve() / dataset
+    output_root = str(out / "tables")
+    steps, ablation = recipe_steps(args, dataset, output_root)
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if not args.skip_pipeline:
+        run_pipeline(spark, PipelineConfig.from_dict({"output_root": output_root,
+                                                      "steps": steps}))
+    base = ablation_config(ablation, output_root, args, args.seeds[0], 1)
+    build_sft_data.run(spark, base.sft_config())
+    times["sid_pipeline_and_sft_s"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
+    sps = probe_seconds_per_step(base, args.probe_steps, out / "probe")
+    max_steps = args.max_steps or max(1, int(args.cpu_minutes * 60 / sps))
+    times["probe_s"] = round(time.perf_counter() - t0, 1)
+    print(f"{dataset}: {sps:.3f} s per fine-tune step → {max_steps} steps per strategy "
+          f"({args.cpu_minutes} CPU minutes)", flush=True)
+    inputs = sasrec_inputs(spark, base)
+    per_seed, training = [], {}
+    for seed in args.seeds:
+        cfg = ablation_config(ablation, output_root, args, seed, max_steps)
+        t0 = time.perf_counter()
+        res = ablation_stage.run(spark, cfg)
+        times[f"ablation_seed{seed}_s"] = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        rows, info = run_sasrec(inputs, args, seed)
+        times[f"sasrec_seed{seed}_s"] = round(time.perf_counter() - t0, 1)
+        per_seed.append([*eval_rows(spark, cfg), *rows])
+        training[seed] = {**res.training, SASREC: info}
+    agg = aggregate(per_seed)
+    methods = [*base.names(), SASREC, POPULARITY]
+    ks = (inputs["recall_ks"], inputs["ndcg_ks"])
+    table = mean_std_table(agg, methods, *ks)
+    invalid = invalid_mean_std_table(agg, base.names(), ks[0])
+    print(f"\n{dataset}: Table 2, mean ± std over seeds {args.seeds} "
+          f"({max_steps} steps ≈ {args.cpu_minutes} CPU min per strategy; SASRec "
+          f"{args.cpu_minutes} min)\n{table}\n")
+    if invalid:
+        print(f"{dataset}: invalid SIDs among the free decoder's top-k\n{invalid}\n")
+    for seed, tr in training.items():
+        s = tr[SASREC]
+        print(f"{dataset} seed {seed}: SASRec best epoch {s['best_epoch']} "
+              f"(valid Recall@10 {s['best_valid_recall']:.4f}, stop: {s['stop_reason']}, "
+              f"{s['seconds']} s); " + ", ".join(
+                  f"{k} {v['steps']} steps {v['seconds']:.0f} s" for k, v in tr.items()
+                  if k != SASREC))
+    return {"seconds_per_step": sps, "max_steps": max_steps, "users": len(inputs["test_users"]),
+            "items": len(inputs["items"]), "table": table, "invalid_table": invalid,
+            "summary": jsonable(agg), "per_seed_rows": {s: r for s, r in
+                                                        zip(args.seeds, per_seed, strict=True)},
+            "training": training, "timings_s": times}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from hourglass.logs import setup_logging
+    from hourglass.spark.session import get_spark
+
+    args = parse_args(argv)
+    setup_logging()
+    start = time.perf_counter()
+    spark = get_spark("hourglass-quality")
+    results = {}
+    try:
+        for dataset in args.datasets:
+            results[dataset] = run_dataset(spark, args, dataset)
+    finally:
+        spark.stop()
+    wall = round(time.perf_counter() - start, 1)
+    record = {"args": vars(args), "host": {"cpus": os.cpu_count(),
+                                            "machine": platform.machine(),
+                                            "python": platform.python_version()},
+              "wall_s": wall, "datasets": results}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(record, indent=1, default=str))
+    print(f"wall time {wall:.0f} s; figures in {args.json}")
+
+
+if __name__ == "__main__":
+    main()
