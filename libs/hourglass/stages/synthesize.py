@@ -1,26 +1,19 @@
-"""Stage `synthesize`: long-tail clustered synthetic embeddings generated inside Spark.
-
-Rows are produced by executors from block indices (`spark.range` of blocks → `mapInArrow`), so
-nothing is collected to the driver and N can be 10^8 or more; each block is seeded by its index,
-so the table is identical for any number of partitions. Arrow batches are built directly from
-the float32 block (no per-row Python objects), which keeps the generator off the critical path.
-"""
+"""Stage `synthesize`: long-tail clustered synthetic embeddings generated inside Spark
+(`spark/synthesize.py`), written as `item_embeddings`; the same seed writes the same table for
+any number of partitions."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from hourglass.config import StageConfig, require
 from hourglass.logs import log
+from hourglass.spark.synthesize import SyntheticSpec, synthetic_embeddings
 from hourglass.spark.tables import lineage, read_table, write_table
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from pyspark.sql import SparkSession
-
-SCHEMA = "item_id string, embedding array<float>, model string"
 
 
 @dataclasses.dataclass
@@ -62,35 +55,16 @@ class SynthesizeConfig(StageConfig):
         require(self.block_size > 0, "block_size", "must be positive")
         require(self.partitions >= 0, "partitions", "must be >= 0 (0 = automatic)")
 
+    def spec(self) -> SyntheticSpec:
+        return SyntheticSpec(
+            num_items=self.num_items, dim=self.dim, num_clusters=self.num_clusters,
+            zipf_exponent=self.zipf_exponent, spread=self.spread, seed=self.seed,
+            block_size=self.block_size, normalize=self.normalize, id_prefix=self.id_prefix,
+            model=self.model_name())
+
     def model_name(self) -> str:
         return (f"synthetic(zipf={self.zipf_exponent},spread={self.spread},"
                 f"clusters={self.num_clusters},seed={self.seed},norm={self.normalize})")
-
-
-def generate_blocks(cfg: SynthesizeConfig):
-    """The mapInArrow function: batches of block indices → batches of embedding rows."""
-    import numpy as np
-
-    from hourglass.quant.synthetic import synthetic_block
-
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        import pyarrow as pa
-
-        for batch in batches:
-            for block in batch.column(0).to_numpy():
-                ids, X = synthetic_block(int(block), cfg.block_size, cfg.num_items, cfg.dim,
-                                         cfg.num_clusters, cfg.zipf_exponent, cfg.spread,
-                                         cfg.seed)
-                if cfg.normalize:
-                    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-                offsets = np.arange(0, (len(ids) + 1) * cfg.dim, cfg.dim, dtype=np.int32)
-                emb = pa.ListArray.from_arrays(offsets, pa.array(X.reshape(-1), pa.float32()))
-                names = pa.array([f"{cfg.id_prefix}{i}" for i in ids.tolist()], pa.string())
-                model = pa.array([cfg.model_name()] * len(ids), pa.string())
-                yield pa.RecordBatch.from_arrays([names, emb, model],
-                                                 ["item_id", "embedding", "model"])
-
-    return run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,11 +76,7 @@ class SynthesizeResult:
 
 
 def run(spark: SparkSession, cfg: SynthesizeConfig) -> SynthesizeResult:
-    n_blocks = -(-cfg.num_items // cfg.block_size)
-    parts = cfg.partitions or max(spark.sparkContext.defaultParallelism,
-                                  min(n_blocks, n_blocks // 16 + 1))
-    blocks = spark.range(0, n_blocks, 1, numPartitions=min(parts, n_blocks))
-    out = blocks.mapInArrow(generate_blocks(cfg), SCHEMA)
+    out = synthetic_embeddings(spark, cfg.spec(), cfg.partitions)
     ref = cfg.ref(cfg.embeddings_table)
     version = write_table(out, ref, lineage("synthesize", cfg.config_hash(), {},
                                             model=cfg.model_name()))
