@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from hourglass.train.runs import META_FILE
+
 
 class CausalLMStepper:
     """Implements `hourglass.evaluation.beam.StepModel` for `*ForCausalLM` models."""
@@ -85,7 +87,7 @@ def load_finetuned(model_dir: str, device: str = "cpu") -> tuple[Any, Any, dict[
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = Path(model_dir)
-    meta_file = folder / "hourglass_sft.json"
+    meta_file = folder / META_FILE
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
     tok = AutoTokenizer.from_pretrained(str(folder))
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
