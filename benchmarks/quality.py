@@ -260,6 +260,17 @@ def run_dataset(spark: Any, args: argparse.Namespace, dataset: str) -> dict[str,
             "training": training, "timings_s": times}
 
 
+def write_json(args: argparse.Namespace, results: dict, wall: float) -> None:
+    """The record so far: rewritten after every dataset, so a long run that dies keeps what
+    it finished."""
+    record = {"args": vars(args), "host": {"cpus": os.cpu_count(),
+                                            "machine": platform.machine(),
+                                            "python": platform.python_version()},
+              "wall_s": wall, "datasets": results}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(record, indent=1, default=str))
+
+
 def main(argv: list[str] | None = None) -> None:
     from hourglass.logs import setup_logging
     from hourglass.spark.session import get_spark
@@ -268,20 +279,14 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     start = time.perf_counter()
     spark = get_spark("hourglass-quality")
-    results = {}
+    results: dict[str, Any] = {}
     try:
         for dataset in args.datasets:
             results[dataset] = run_dataset(spark, args, dataset)
+            write_json(args, results, round(time.perf_counter() - start, 1))
     finally:
         spark.stop()
-    wall = round(time.perf_counter() - start, 1)
-    record = {"args": vars(args), "host": {"cpus": os.cpu_count(),
-                                            "machine": platform.machine(),
-                                            "python": platform.python_version()},
-              "wall_s": wall, "datasets": results}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(record, indent=1, default=str))
-    print(f"wall time {wall:.0f} s; figures in {args.json}")
+    print(f"wall time {time.perf_counter() - start:.0f} s; figures in {args.json}")
 
 
 if __name__ == "__main__":
