@@ -6,9 +6,9 @@ PY          := $(VENV)/bin/python
 JARS_DIR    := .jars
 REQS        := requirements/base.txt requirements/spark.txt requirements/embed.txt requirements/train.txt requirements/dev.txt requirements/constraints.txt
 DEMO_OUT    ?= demo-output
-# Two workers (pytest-xdist): the multi-process tests (standalone cluster, installed wheel) run
-# in one, beside the in-process tests in the other; tests/conftest.py groups them.
-PYTEST_ARGS ?= -n 2 --dist loadgroup --durations=25
+# Two workers (pytest-xdist), fed whole modules in collection order, the end-to-end ones first;
+# tests/conftest.py groups them (the installed wheel's tests share one worker).
+PYTEST_ARGS ?= -n 2 --dist loadgroup --no-loadscope-reorder --durations=25
 export HOURGLASS_JARS_DIR := $(abspath $(JARS_DIR))
 export DS_ACCELERATOR ?= cpu
 export TOKENIZERS_PARALLELISM := false

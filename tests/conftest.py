@@ -41,10 +41,11 @@ def table_root(tmp_path) -> str:
     return str(root)
 
 
-# Fixtures that start something big once per pytest process: the standalone cluster, the wheel's
-# venv and its local[2] SID run (the cluster test's reference). Under pytest-xdist every test
-# that needs one runs in the same worker, so each is made once.
-_SHARED_ONCE = {"standalone_cluster", "wheel_venv", "wheel_sid_run"}
+# Session fixtures that cost minutes: the installed wheel's venv and its local[2] SID run (the
+# cluster test's reference). Under pytest-xdist every test that needs one runs in one worker, so
+# each is made once. The standalone cluster is not among them: it starts in seconds, and a
+# worker that needs one starts its own (on its own free ports).
+_MADE_ONCE = {"wheel_venv", "wheel_sid_run"}
 
 
 # tryfirst: pytest-xdist reads the marks in its own collection hook (it appends `@group` to each
@@ -52,9 +53,10 @@ _SHARED_ONCE = {"standalone_cluster", "wheel_venv", "wheel_sid_run"}
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Group tests for `--dist loadgroup`: the tests of one module share a worker (module-scoped
-    fixtures such as a trained model are made once), and every test that needs one of the
-    session-wide multi-process fixtures joins one group, so the cluster starts once."""
+    fixtures such as a trained model are made once), and every test that needs the wheel's
+    session fixtures joins one group. Groups are handed out in collection order
+    (`--no-loadscope-reorder`), so the long end-to-end modules start first."""
     for item in items:
-        shared = _SHARED_ONCE.intersection(getattr(item, "fixturenames", ()))
-        group = "multi-process" if shared else item.nodeid.split("::")[0]
+        shared = _MADE_ONCE.intersection(getattr(item, "fixturenames", ()))
+        group = "installed-wheel" if shared else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
