@@ -24,13 +24,16 @@ class Submitted:
     proc: subprocess.Popen
     log: Path
 
+    def log_tail(self, n: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else "(no log)"
+
     def finish(self, timeout: float = 900) -> dict:
         """Wait; return the job's closing JSON summary, or fail with the end of its log."""
         self.proc.wait(timeout=timeout)
         out = self.log.with_suffix(".out").read_text()
         if self.proc.returncode != 0:
             raise AssertionError(f"{self.proc.args[1:3]} exited {self.proc.returncode}:\n"
-                                 f"{self.log.read_text(errors='replace')[-4000:]}")
+                                 f"{self.log_tail()}")
         summary, _ = json.JSONDecoder().raw_decode(out[out.index('{\n  "job"'):])
         return summary
 
