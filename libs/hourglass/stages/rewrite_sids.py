@@ -13,17 +13,14 @@ from typing import TYPE_CHECKING
 
 from hourglass.config import ConfigError, StageConfig, require
 from hourglass.logs import log
-from hourglass.rewrite.export import export_sid_index, sid_index_dir
-from hourglass.rewrite.strategies import (
-    Strategy,
-    capacity_definition,
-    capacity_formula,
-    parse_strategy,
-    removed_tokens,
-)
+from hourglass.rewrite.export import SidIndexInfo, export_sid_index, sid_index_dir
+from hourglass.rewrite.strategies import Strategy, parse_strategy, removed_tokens
+from hourglass.rewrite.summary import length_shares, strategy_metrics
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from hourglass.spark.tables import TableRead
 
 SUMMARY_TABLE_COLUMNS = ("strategy", "metric", "value")
 
@@ -96,6 +93,32 @@ class StrategyOutcome:
     length_shares: dict[str, float]
     index_path: str
     trie_sids: int
+
+    @classmethod
+    def of(cls, strategy: str, metrics: dict[str, float], lengths: dict[str, float],
+           index: SidIndexInfo) -> StrategyOutcome:
+        return cls(
+            strategy=strategy, rows_written=int(metrics["n_items"]),
+            removed_tokens=int(metrics["removed_tokens"]),
+            distinct_sids=int(metrics["distinct_sids"]),
+            collision_share_before=metrics["collision_share_before"],
+            collision_share_after=metrics["collision_share_after"],
+            capacity_definition=metrics["capacity_definition"],
+            capacity_formula=metrics["capacity_formula"], mean_length=metrics["mean_length"],
+            length_shares=lengths, index_path=index.path, trie_sids=index.n_sids)
+
+
+def index_manifest(strategy: Strategy, removed: list[int], cfg: RewriteSidsConfig, record: dict,
+                   src: TableRead, written: tuple[str, int]) -> dict:
+    """The SID index's manifest: the strategy and where its SIDs came from and went to."""
+    return {"strategy": strategy.name, "kind": strategy.kind, "params": strategy.params,
+            "resolve_collisions": cfg.resolve_collisions,
+            "source_codebook_id": record["source_codebook_id"],
+            "item_sids": {"ref": src.ref, "version": src.version},
+            "item_sids_rw": {"ref": written[0], "version": written[1]},
+            "removed_layer2_codes": [int(c) for c in removed],
+            "num_layers": record["num_layers"], "codebook_size": record["codebook_size"],
+            "config_hash": cfg.config_hash(), "hourglass_version": record["hourglass_version"]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,44 +210,12 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
     summary_rows, outcomes = [], []
     for s in strategies:
         agg = aggregates.get(s.name, {})
-        n = agg.get("n_items", 0.0)
-        k = len(removed[s.name])
-        lengths = {key.removeprefix("length_"): v / n for key, v in agg.items()
-                   if key.startswith("length_") and n}
-        metrics = {
-            "capacity_definition": capacity_definition(s, M, L, k),
-            "capacity_formula": capacity_formula(s, M, L, k),
-            "distinct_sids": agg.get("distinct_sids", 0.0),
-            "distinct_sids_before_suffix": agg.get("distinct_sids_before_suffix", 0.0),
-            "n_items": n,
-            "collision_share_before": agg.get("collided_before", 0.0) / n if n else 0.0,
-            "collision_share_after": agg.get("collided_after", 0.0) / n if n else 0.0,
-            "mean_length": agg.get("mean_length", 0.0),
-            "removed_tokens": float(k),
-            "shortened_item_share": agg.get("shortened_items", 0.0) / n if n else 0.0,
-            "num_layers": float(L),
-            "codebook_size": float(M),
-            **{f"length_share_{length}": share for length, share in lengths.items()},
-        }
+        metrics = strategy_metrics(s, agg, len(removed[s.name]), L, M)
         summary_rows += [(s.name, metric, float(v)) for metric, v in metrics.items()]
-        manifest = {"strategy": s.name, "kind": s.kind, "params": s.params,
-                    "resolve_collisions": cfg.resolve_collisions,
-                    "source_codebook_id": record["source_codebook_id"],
-                    "item_sids": {"ref": src.ref, "version": src.version},
-                    "item_sids_rw": {"ref": out_ref, "version": out_version},
-                    "removed_layer2_codes": [int(c) for c in removed[s.name]],
-                    "num_layers": L, "codebook_size": M, "config_hash": cfg.config_hash(),
-                    "hourglass_version": record["hourglass_version"]}
+        manifest = index_manifest(s, removed[s.name], cfg, record, src, (out_ref, out_version))
         info = export_sid_index(sid_index_dir(cfg.index_folder_root(), s.name),
                                 tries.pop(s.name), manifest)
-        outcomes.append(StrategyOutcome(
-            strategy=s.name, rows_written=int(n), removed_tokens=k,
-            distinct_sids=int(metrics["distinct_sids"]),
-            collision_share_before=metrics["collision_share_before"],
-            collision_share_after=metrics["collision_share_after"],
-            capacity_definition=metrics["capacity_definition"],
-            capacity_formula=metrics["capacity_formula"], mean_length=metrics["mean_length"],
-            length_shares=lengths, index_path=info.path, trie_sids=info.n_sids))
+        outcomes.append(StrategyOutcome.of(s.name, metrics, length_shares(agg), info))
 
     summary = spark.createDataFrame(summary_rows, "strategy STRING, metric STRING, value DOUBLE")
     write_slice(summary, cfg.ref(cfg.summary_table), record, {"strategy": names})
