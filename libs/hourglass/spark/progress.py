@@ -60,6 +60,15 @@ def spark_step(spark: SparkSession, stage: str, step: str, bar: bool = False) ->
         log.info("%s: %s done in %.1f s", stage, step, time.perf_counter() - start)
 
 
+def next_step(spark: SparkSession, stage: str, step: str) -> None:
+    """Name the Spark jobs from here on `<stage>: <step>` and log it: for the successive steps
+    of one stage, inside the `spark_step` that restores the previous name at its end."""
+    sc = _context(spark)
+    if sc is not None:
+        sc.setJobGroup(stage, f"{stage}: {step}")
+    log.info("%s: %s", stage, step)
+
+
 def _task_bar(sc, group: str, step: str, stop: threading.Event, every: float = 2.0) -> None:
     """Finished/total tasks of the group's jobs, polled from the status tracker."""
     from tqdm import tqdm

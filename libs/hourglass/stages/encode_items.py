@@ -22,6 +22,7 @@ from hourglass.spark.encode import (
     score_rows,
     sids_frame,
 )
+from hourglass.spark.progress import next_step
 from hourglass.spark.quarantine import write_quarantine
 from hourglass.spark.tables import lineage, read_table, write_table
 from hourglass.table_refs import table_ref
@@ -91,6 +92,8 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
     art = load_artifact(cfg.artifact_path())
     L = int(art.manifest["L"])
     src = read_table(spark, cfg.ref(cfg.embeddings_table))
+    next_step(spark, STAGE, f"check D={art.dim} of {src.ref} v{src.version} against codebook "
+              f"{art.codebook_id[:12]}")
     check_dim(src.df, art, cfg.dim_check_rows)  # raises before any write
     record = lineage("encode_items", cfg.config_hash(), {src.ref: src.version},
                      codebook_id=art.codebook_id)
@@ -100,11 +103,13 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
     encoded = encoded.persist(StorageLevel.DISK_ONLY)
     sids_ref, q_ref = cfg.ref(cfg.sids_table), cfg.ref(cfg.quarantine_table)
     try:
+        next_step(spark, STAGE, f"encode to {L}-token SIDs and write {sids_ref}")
         write_table(sids_frame(encoded, art.codebook_id, L), sids_ref, record)
         write_quarantine(quarantine_frame(encoded), q_ref, STAGE, record)
     finally:
         encoded.unpersist()
         bc.unpersist()
+    next_step(spark, STAGE, "reconcile input = encoded + quarantined")
     q = read_table(spark, q_ref).df.where(F.col("stage") == STAGE)
     reasons = {r["reason"]: int(r["count"]) for r in q.groupBy("reason").count().collect()}
     counts = EncodeCounts(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from hourglass.config import ConfigError, StageConfig, require
 from hourglass.logs import log
+from hourglass.spark.progress import next_step
 from hourglass.spark.quarantine import quarantine_rows, write_quarantine
 from hourglass.spark.stats_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
 from hourglass.spark.tables import lineage, read_table
@@ -204,7 +205,9 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
               .persist(StorageLevel.MEMORY_AND_DISK))
     dups = None
     try:
+        next_step(spark, "hourglass_stats", f"read {src.ref} v{src.version} ({kind}, L={L}, M={M})")
         rows_in = cached.count()
+        next_step(spark, "hourglass_stats", f"quarantine bad rows and duplicates of {rows_in}")
         ids = sorted(r[0] for r in cached.select(id_col).distinct().limit(11).collect()
                      if r[0] is not None)
         if len(ids) > 1:
@@ -223,6 +226,7 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
                          cfg.ref(cfg.quarantine_table), cfg.quarantine_stage, record)
         valid = (with_duplicates(cached, dups).where(F.col("_reason").isNull())
                  .select("item_id", "keys", "norms"))
+        next_step(spark, "hourglass_stats", "token counts, summary, flow and segments per layer")
         frames = compute_stats(valid, info, cfg.head_share, cfg.segment_layer,
                                cfg.flow_top_tokens)
         write_slice(frames.segments, cfg.ref(cfg.segments_table), record, {"run_id": cfg.run_id},
@@ -231,6 +235,8 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
         cached.unpersist()
         if dups is not None:
             dups.unpersist()
+    next_step(spark, "hourglass_stats", f"write {frames.n_items} items' statistics of run "
+              f"{cfg.run_id}")
     for pdf, table, cols in ((frames.layer_stats, cfg.layer_stats_table, LAYER_STATS),
                              (frames.summary, cfg.summary_table, SUMMARY),
                              (frames.flow, cfg.flow_table, FLOW)):
