@@ -24,6 +24,7 @@ if "DATABRICKS_RUNTIME_VERSION" not in os.environ:
     matplotlib.use("Agg")  # plain-Python runs write PNGs instead of showing windows
 
 from hourglass.logs import setup_logging
+from hourglass.notebook import repo_root, show, widget
 from hourglass.report.figures import metric_bars, norm_distribution, rank_frequency
 from hourglass.report.flow import flow_figure
 from hourglass.spark.report_data import load_report_data
@@ -31,41 +32,8 @@ from hourglass.spark.session import get_spark
 from hourglass.stages.hourglass_stats import HourglassStatsConfig
 from hourglass.stages.hourglass_stats import run as run_stats
 
-
-def widget(name: str, default: str, label: str) -> str:
-    """A Databricks text widget; in plain Python the variable NB_<NAME>, else the default."""
-    try:
-        dbutils.widgets.text(name, default, label)  # noqa: F821 (a Databricks global)
-        return dbutils.widgets.get(name)  # noqa: F821
-    except NameError:
-        return os.environ.get(f"NB_{name.upper()}", default)
-
-
-def repo_root() -> Path:
-    """The checkout: two up from this file, or (Databricks, no __file__) the notebook's parent."""
-    try:
-        return Path(__file__).resolve().parents[1]
-    except NameError:
-        return Path.cwd().parent
-
-
-def show(obj, name: str, out_dir: Path) -> None:
-    """display() on Databricks; locally a PNG per figure and a printed table per DataFrame."""
-    try:
-        display(obj)  # noqa: F821 (a Databricks global)
-        return
-    except NameError:
-        pass
-    if hasattr(obj, "savefig"):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        obj.savefig(out_dir / f"{name}.png", dpi=110, bbox_inches="tight")
-        print(f"figure {name}: {out_dir / f'{name}.png'}")
-    else:
-        print(obj.to_string())
-
-
 setup_logging()
-os.chdir(repo_root())  # relative paths mean what they mean for `make demo`
+os.chdir(repo_root(globals().get("__file__")))  # relative paths mean what they mean for `make demo`
 spark = get_spark("hourglass-explore")
 
 # COMMAND ----------

@@ -15,44 +15,20 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 
 from hourglass.logs import setup_logging
+from hourglass.notebook import repo_root, show, widget
 from hourglass.spark.session import get_spark
 from hourglass.spark.tables import read_table, table_exists
 from hourglass.stages.common import to_jsonable
 from hourglass.stages.pipeline import PipelineConfig
 from hourglass.stages.pipeline import run as run_pipeline
 
-
-def widget(name: str, default: str, label: str) -> str:
-    """A Databricks text widget; in plain Python the variable NB_<NAME>, else the default."""
-    try:
-        dbutils.widgets.text(name, default, label)  # noqa: F821 (a Databricks global)
-        return dbutils.widgets.get(name)  # noqa: F821
-    except NameError:
-        return os.environ.get(f"NB_{name.upper()}", default)
-
-
-def repo_root() -> Path:
-    """The checkout: two up from this file, or (Databricks, no __file__) the notebook's parent."""
-    try:
-        return Path(__file__).resolve().parents[1]
-    except NameError:
-        return Path.cwd().parent
-
-
-def show(frame: pd.DataFrame) -> None:
-    try:
-        display(frame)  # noqa: F821 (a Databricks global)
-    except NameError:
-        print(frame.to_string())
-
-
 setup_logging()
-os.chdir(repo_root())  # the demo config's relative paths are relative to the checkout
+# the demo config's relative paths are relative to the checkout
+os.chdir(repo_root(globals().get("__file__")))
 spark = get_spark("hourglass-pipeline-notebook")
 
 # COMMAND ----------
