@@ -281,7 +281,7 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
     meta = {**pins, "steps": cfg.max_steps, "world_size": world, "valid_loss": v_end}
     export_model(engine, tokenizer, run_dir / FINAL_DIR, settings.zero_stage, rank, meta)
     track.metrics({"valid_loss_start": v_start, "valid_loss": v_end}, cfg.max_steps)
-    track.artifacts(run_dir / "final", MODEL_ARTIFACT)
+    track.artifacts(run_dir / FINAL_DIR, MODEL_ARTIFACT)
     out = TrainResult(strategy=strategy, world_size=world, start_step=start,
                       steps=cfg.max_steps, train_loss=result["loss"], valid_loss_start=v_start,
                       valid_loss_end=v_end, train_tokens=int(result["tokens"]),
