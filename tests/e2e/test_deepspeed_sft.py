@@ -172,7 +172,7 @@ def evaluated(spark, world, trained):
 
 def test_evaluation_beats_popularity(spark, world, evaluated):
     out = evaluated
-    assert out["users"] == {"none": N_USERS, "popularity": N_USERS}
+    assert out.users == {"none": N_USERS, "popularity": N_USERS}
     res = {(r.strategy, r.subset, r.metric, r.k): r.value
            for r in read_table(spark, f"{world['root']}/eval_results").df.collect()}
     assert res[("none", "all", "recall", 1)] > 0.8
@@ -186,7 +186,7 @@ def test_evaluation_beats_popularity(spark, world, evaluated):
 
 
 def trained_model_dir(evaluated) -> str:
-    return evaluated["models"]["none"]
+    return evaluated.models["none"]
 
 
 def free_decoder_invalid_shares(spark, world, model_dir: str, ks) -> dict[int, float]:
@@ -253,7 +253,7 @@ def test_mlflow_runs_hold_eval_results_and_the_fine_tune(spark, world, trained, 
     assert "model/model.safetensors" in model_files
 
     version = client.get_model_version("hourglass-sid-retrieval",
-                                       evaluated["registered_version"])
+                                       evaluated.registered_version)
     assert version.run_id == fine_tune.info.run_id
     assert version.source == f"{fine_tune.info.artifact_uri}/model"
     assert version.tags["hourglass.sids_version"] == str(result["sids_version"])

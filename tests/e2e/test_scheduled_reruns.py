@@ -35,7 +35,7 @@ def _night(spark, root: str, seed: int) -> dict:
             "sft_version": read_table(spark, f"{root}/sft_examples").version}
 
 
-def _evaluate(spark, root: str, run_id: str, **kw) -> dict:
+def _evaluate(spark, root: str, run_id: str, **kw) -> evaluate.EvaluateResult:
     return evaluate.run(spark, evaluate.EvaluateConfig.from_dict({
         "output_root": root, "run_id": run_id, "strategies": ["none"], "beam_size": 5,
         "recall_ks": [1, 5], "ndcg_ks": [5], "max_users": 8, "batch_users": 8,
@@ -65,7 +65,7 @@ def test_each_night_trains_its_own_model_and_is_scored_on_its_own_sids(spark, tm
     recorded = json.loads((run1 / "run.json").read_text())
     assert {k: recorded[k] for k in night1} == night1  # what it trained on, in its folder
     assert first["steps"] == STEPS and not first["skipped"]
-    assert _evaluate(spark, root, "night1")["models"] == {"none": first["model_dir"]}
+    assert _evaluate(spark, root, "night1").models == {"none": first["model_dir"]}
 
     night2 = _night(spark, root, seed=2)  # the next night: new codebook, new SIDs, new SFT data
     assert night2["codebook_id"] != night1["codebook_id"]
@@ -76,8 +76,8 @@ def test_each_night_trains_its_own_model_and_is_scored_on_its_own_sids(spark, tm
     assert (second["sids_version"], second["codebook_id"]) == (
         night2["sids_version"], night2["codebook_id"])
     out2 = _evaluate(spark, root, "night2", scheduler_run_id="scheduled__night:2")
-    assert out2["models"] == {"none": second["model_dir"]}
-    assert out2["sids_version"] == night2["sids_version"]
+    assert out2.models == {"none": second["model_dir"]}
+    assert out2.sids_version == night2["sids_version"]
     # without the scheduler's id, the SID version evaluated picks the model: the latest finds
     # night 2's, night 1's (read by time travel) finds night 1's
     latest = evaluate.EvaluateConfig.from_dict({"output_root": root, "run_id": "x"})

@@ -205,5 +205,5 @@ def _ablation(spark: SparkSession, cfg: AblationConfig, track: Run) -> AblationR
               f"valid {t['valid_loss_start']} → {t['valid_loss_end']}, "
               f"{t['tokens_per_s']:.0f} tokens/s, {t['seconds']:.1f} s")
     return AblationResult(run_id=cfg.run_id, strategies=names, sft_version=sft_version,
-                          training=training, eval_version=int(out["output_version"]),
+                          training=training, eval_version=out.output_version,
                           table=table, invalid=inv)

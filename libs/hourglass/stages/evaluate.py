@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hourglass.config import StageConfig, require
 from hourglass.evaluation.metrics import NDCG_KS, RECALL_KS, popularity_order
@@ -189,8 +189,22 @@ def _sample(df: DataFrame, n: int, seed: int) -> DataFrame:
     return df.orderBy(F.xxhash64("user_id", F.lit(seed)), "user_id").limit(n) if n else df
 
 
+@dataclasses.dataclass
+class EvaluateResult:
+    """What one evaluation wrote: the `eval_results` version, users scored per strategy (and
+    the popularity baseline), the model each strategy was scored with and the SID version."""
+
+    run_id: str
+    output_version: int
+    users: dict[str, int]
+    rows: int
+    models: dict[str, str]
+    sids_version: int
+    registered_version: str | None = None
+
+
 def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False,
-        parent: Run | None = None) -> dict[str, object]:
+        parent: Run | None = None) -> EvaluateResult:
     """Evaluate every named strategy (and the popularity baseline); write `eval_results`.
 
     `replace_run` replaces every row of the run_id (the ablation owns its whole run); otherwise
@@ -204,18 +218,18 @@ def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False,
     with contextlib.nullcontext(parent) if parent is not None else own as track:
         track.params(cfg.to_dict(), prefix="" if parent is None else "evaluate.")
         out, rows, models = _evaluate(spark, cfg, replace_run)
-        log_evaluation(track, cfg.run_id, rows, out["users"], models)
-        track.tags({"hourglass.eval_results_version": out["output_version"],
-                    "hourglass.sids_version": out["sids_version"]})
+        log_evaluation(track, cfg.run_id, rows, out.users, models)
+        track.tags({"hourglass.eval_results_version": out.output_version,
+                    "hourglass.sids_version": out.sids_version})
         if cfg.register_strategy:
-            out["registered_version"] = register_model(
+            out.registered_version = register_model(
                 track, cfg.registered_model, cfg.register_strategy,
                 models[cfg.register_strategy], rows, cfg.run_id)
     return out
 
 
 def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
-              ) -> tuple[dict[str, Any], list[tuple], dict[str, TrainedModel]]:
+              ) -> tuple[EvaluateResult, list[tuple], dict[str, TrainedModel]]:
     """The evaluation itself: its summary, the `eval_results` rows and the models scored."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -290,8 +304,8 @@ def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
                      sft_versions={n: sft_version_for(cfg, m) for n, m in models.items()})
     version = write_eval_rows(spark, rows, cfg.ref(cfg.output_table), cfg.run_id,
                               None if replace_run else written, record)
-    out = {"run_id": cfg.run_id, "output_version": version, "users": users, "rows": len(rows),
-           "models": {n: m.model_dir for n, m in models.items()}, "sids_version": sids.version}
+    out = EvaluateResult(cfg.run_id, version, users, len(rows),
+                         {n: m.model_dir for n, m in models.items()}, sids.version)
     return out, rows, models
 
 
