@@ -35,9 +35,12 @@ def _events(folder: Path) -> list[dict]:
             if line.strip()]
 
 
-def _wait_for(predicate, timeout: float, what: str, every: float = 0.5):
+def _wait_for(job, predicate, timeout: float, what: str, every: float = 0.5):
+    """Poll `predicate` while `job` runs; a job that ends first fails at once with its log. The
+    timeout only bounds a hang."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        assert job.proc.poll() is None, f"{job.log.stem} ended before the kill:\n{job.log_tail()}"
         value = predicate()
         if value:
             return value
@@ -95,13 +98,9 @@ def test_executor_killed_during_encode(standalone_cluster, encode_inputs):
     env = standalone_cluster.submit_env(event_log=events)
     before = set(standalone_cluster.executor_pids())
     job = submit("encode_items", ["--output_root", str(root)], env, work)
-    # Both executors run Python workers once the encode pass is under way. The timeouts here
-    # only bound a hang; a job that ends before the kill fails the test at once.
-    def encoding() -> bool:
-        assert job.proc.poll() is None, f"encode_items ended before the kill:\n{job.log_tail()}"
-        return len({p.ppid() for p in standalone_cluster.python_workers()}) >= 2
-
-    _wait_for(encoding, 600, "the encode pass on both executors")
+    # Both executors run Python workers once the encode pass is under way.
+    _wait_for(job, lambda: len({p.ppid() for p in standalone_cluster.python_workers()}) >= 2,
+              600, "the encode pass on both executors")
     time.sleep(5)
     victim = sorted(set(standalone_cluster.executor_pids()) - before)[0]
     os.kill(victim, signal.SIGKILL)
@@ -151,11 +150,8 @@ def test_driver_killed_during_write(standalone_cluster, spark, tmp_path):
 
     job = submit("synthesize", args, standalone_cluster.submit_env(), tmp_path)
     # Parquet files of the new, uncommitted version appear as the write tasks run.
-    def writing() -> set[Path]:
-        assert job.proc.poll() is None, f"synthesize ended before the kill:\n{job.log_tail()}"
-        return set(table_dir.glob("*.parquet")) - files_before
-
-    _wait_for(writing, 600, "the write of the new version", every=0.2)
+    _wait_for(job, lambda: set(table_dir.glob("*.parquet")) - files_before, 600,
+              "the write of the new version", every=0.2)
     os.killpg(job.proc.pid, signal.SIGKILL)  # the spark-submit JVM and its Python driver
     job.proc.wait(timeout=60)
     assert job.proc.returncode == -signal.SIGKILL
