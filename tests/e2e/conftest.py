@@ -160,8 +160,13 @@ def standalone_cluster(tmp_path_factory):
                 "--cores", str(WORKER_CORES), "--memory", WORKER_MEMORY,
                 "--webui-port", str(free_port()), "--work-dir", str(work), master_url,
                 extra_env={"SPARK_LOCAL_DIRS": str(local)}))
+        # Drivers submitted to it keep their scratch (Spark unpacks --archives there too, 0.9 GB
+        # per application, left behind when a test kills a driver) under this fixture's folder.
+        driver_local = root / "driver-local"
+        driver_local.mkdir()
         cluster = StandaloneCluster(master_url, webui, _spark_home(), root, master, workers,
-                                    {**os.environ, "SPARK_LOCAL_IP": LOOPBACK})
+                                    {**os.environ, "SPARK_LOCAL_IP": LOOPBACK,
+                                     "SPARK_LOCAL_DIRS": str(driver_local)})
         deadline = time.monotonic() + 180
         while True:
             for pid in started:
