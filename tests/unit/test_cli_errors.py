@@ -83,3 +83,17 @@ def test_a_damaged_arrays_file_is_the_artifacts_own_error(tmp_path, damage):
     with pytest.raises(ArtifactError, match="re-run train_codebooks") as err:
         load_artifact(str(path))
     assert err.value.exit_status == INPUT_ERROR
+
+
+def test_sft_train_without_its_input_tables_is_an_input_error(tmp_path, capsys):
+    """The fine-tune reads Delta with `deltalake`, not Spark: a missing table is still exit 3."""
+    from hourglass.train.config import TrainConfig
+    from hourglass.train.runs import plan_run
+
+    cfg = TrainConfig.from_dict({"output_root": str(tmp_path / "empty"), "strategy": "none"})
+    with pytest.raises(SystemExit) as stop, expected_errors("hourglass-sft-train"):
+        plan_run(cfg)
+    assert stop.value.code == INPUT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("hourglass-sft-train: error: Delta table not found: ")
+    assert "sft_examples" in err and len(err.splitlines()) == 1

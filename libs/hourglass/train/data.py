@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hourglass.errors import TableNotFoundError
+
 SHARD_COLUMNS = ("user_id", "split", "target_item_id", "prompt_tokens", "target_tokens")
 
 
@@ -58,10 +60,22 @@ class Shard:
         return {k: [v[i] for i in keep] for k, v in self.columns.items()}
 
 
-def _strategy_dataset(table_uri: str, strategy: str, version: int | None):
+def open_delta(table_uri: str, version: int | None = None):
+    """The `deltalake` table at `version`; a missing table is the job's input error (exit 3,
+    one line), as on the Spark side, not a deltalake traceback."""
     from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
-    dt = DeltaTable(table_uri, version=version)
+    try:
+        return DeltaTable(table_uri, version=version)
+    except DeltaTableNotFound as e:
+        raise TableNotFoundError(
+            f"Delta table not found: {table_uri}; run the stage that writes it first, or point "
+            "output_root (or the job's *_table key) at where it is") from e
+
+
+def _strategy_dataset(table_uri: str, strategy: str, version: int | None):
+    dt = open_delta(table_uri, version)
     partitioned = "strategy" in dt.metadata().partition_columns
     parts = [("strategy", "=", strategy)] if partitioned else None
     return dt, dt.to_pyarrow_dataset(partitions=parts), partitioned

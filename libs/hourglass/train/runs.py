@@ -47,19 +47,17 @@ def input_key(sft_version: int, sids_version: int, codebook_id: str) -> str:
 
 
 def _latest_version(table_uri: str) -> int:
-    from deltalake import DeltaTable
+    from hourglass.train.data import open_delta
 
-    return int(DeltaTable(table_uri).version())
+    return int(open_delta(table_uri).version())
 
 
 def codebook_of(sids_uri: str, strategy: str, version: int) -> str:
     """The `source_codebook_id` of a strategy's SIDs at `version` ("" when the table has none;
     several ids, which a single rewrite never writes, are joined by commas)."""
-    from deltalake import DeltaTable
+    from hourglass.train.data import open_delta, read_strategy_columns
 
-    from hourglass.train.data import read_strategy_columns
-
-    names = {f.name for f in DeltaTable(sids_uri, version=version).schema().fields}
+    names = {f.name for f in open_delta(sids_uri, version).schema().fields}
     if "source_codebook_id" not in names:
         return ""
     _, cols = read_strategy_columns(sids_uri, strategy, ["source_codebook_id"], version)
