@@ -151,13 +151,13 @@ def sasrec_inputs(spark: Any, cfg: Any) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     from hourglass.spark.tables import read_table
-    from hourglass.stages.evaluate import _sample
+    from hourglass.stages.evaluate import sample_users
 
     scfg, ecfg = cfg.sft_config(), cfg.eval_config()
     sft = read_table(spark, scfg.ref(scfg.output_table)).df.where(F.col("strategy") == "none")
     windows = [(r["user_id"], r["split"], tuple(r["history"]), r["target_item_id"])
                for r in sft.select("user_id", "split", "history", "target_item_id").collect()]
-    test = _sample(sft.where(F.col("split") == "test"), ecfg.max_users, ecfg.seed)
+    test = sample_users(sft.where(F.col("split") == "test"), ecfg.max_users, ecfg.seed)
     test_users = {r["user_id"] for r in test.select("user_id").collect()}
     items = [r["item_id"] for r in read_table(spark, scfg.ref(scfg.sids_table)).df
              .where(F.col("strategy") == "none").select("item_id").collect()]

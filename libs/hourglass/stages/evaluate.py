@@ -182,8 +182,9 @@ def _fixed_sid_run(spark: SparkSession, cfg: EvaluateConfig, segments: DataFrame
     return fixed[0]
 
 
-def _sample(df: DataFrame, n: int, seed: int) -> DataFrame:
-    """The same `n` users for every strategy: order by a seeded hash of user_id."""
+def sample_users(df: DataFrame, n: int, seed: int) -> DataFrame:
+    """The same `n` users for every strategy (and for baselines scored outside the job, as
+    benchmarks/quality.py's SASRec): order by a seeded hash of user_id."""
     from pyspark.sql import functions as F
 
     return df.orderBy(F.xxhash64("user_id", F.lit(seed)), "user_id").limit(n) if n else df
@@ -257,8 +258,8 @@ def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
     for i, name in enumerate(names):
         model_dir = models[name].model_dir
         sft = sft_reads[sft_version_for(cfg, models[name])]
-        test = _sample(_held_out(sft.df, name, cfg.split).where(F.col("split") == cfg.split),
-                       cfg.max_users, cfg.seed)
+        test = sample_users(_held_out(sft.df, name, cfg.split).where(F.col("split") == cfg.split),
+                            cfg.max_users, cfg.seed)
         test = test.select("user_id", "prompt_tokens", "target_item_id").persist(
             StorageLevel.MEMORY_AND_DISK)
         counts = popularity_counts(inter.df, _held_out(sft.df, name, cfg.split))
