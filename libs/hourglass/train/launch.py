@@ -55,11 +55,21 @@ def run_training(cfg: TrainConfig, launcher: str = "deepspeed", num_procs: int =
                  master_port: int | None = None, log_file: str | None = None) -> dict[str, Any]:
     """Train in child processes; return the run's `train_result.json` as a dict (a finished run
     of the same inputs is not trained again: its result comes back with `skipped` true)."""
-    from hourglass.train.runs import RESULT_FILE, plan_run
+    from hourglass.train.runs import RESULT_FILE, finished_result, plan_run
 
     # Pin the folder and inputs here, so the ranks cannot see a commit made after this point
     # and this process reads the answer from the folder they wrote.
     plan = plan_run(cfg)
+    done = finished_result(plan, cfg.max_steps)
+    if done is not None:
+        # A retried task or an unchanged night: the ranks would only find the same record (and
+        # each start costs torch, DeepSpeed and a process group), so answer from it here.
+        from hourglass.logs import log
+        from hourglass.train.trainer import TrainResult
+
+        log.info("%s already trained %d steps on these inputs: skipped", plan.run_dir,
+                 cfg.max_steps)
+        return dataclasses.asdict(TrainResult.from_record(done, skipped=True))
     cfg = dataclasses.replace(cfg, output_dir=plan.run_dir, sft_version=plan.sft_version,
                               sids_version=plan.sids_version)
     run_dir = Path(plan.run_dir)
