@@ -6,6 +6,9 @@ Pure tests never request `spark`, so they run (and import) without a JVM.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,3 +63,33 @@ def pytest_collection_modifyitems(config, items):
         shared = _MADE_ONCE.intersection(getattr(item, "fixturenames", ()))
         group = "installed-wheel" if shared else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+_PACK = Path(__file__).resolve().parents[1] / "deploy" / "spark-submit" / "pack_venv.sh"
+_packing: list[subprocess.Popen] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """Start packing the executors' archive (deploy/spark-submit/pack_venv.sh: minutes on a clean
+    clone) in the background as soon as a test that submits to the standalone cluster is
+    collected, so it is built while other tests run. submit.sh calls the same script, which
+    holds a lock while it packs: a test that gets there first waits, then finds it up to date."""
+    if (os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0" or _packing
+            or session.config.option.collectonly):
+        return
+    if not any("standalone_cluster" in getattr(i, "fixturenames", ()) for i in session.items):
+        return
+    log = _PACK.parents[2] / "build" / "pack_venv.log"
+    log.parent.mkdir(exist_ok=True)
+    with open(log, "wb") as out:
+        _packing.append(subprocess.Popen([str(_PACK)], stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True))
+
+
+def pytest_sessionfinish(session):
+    """An early end (-x, Ctrl-C) leaves no packer running."""
+    for proc in _packing:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
