@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hourglass.spark.progress import next_step, spark_step
+from hourglass.spark.progress import names_its_jobs, next_step, spark_step
 
 pytestmark = pytest.mark.spark
 
@@ -12,6 +12,7 @@ pytestmark = pytest.mark.spark
 def test_jobs_of_a_step_are_in_the_stage_group_and_the_description_comes_back(spark, capsys):
     sc = spark.sparkContext
     sc.setLocalProperty("spark.job.description", None)
+    sc.setLocalProperty("spark.jobGroup.id", None)
     with spark_step(spark, "encode_items", "Encode every item"):
         with spark_step(spark, "encode_items", "count the input", bar=True):
             assert sc.getLocalProperty("spark.job.description") == "encode_items: count the input"
@@ -23,3 +24,42 @@ def test_jobs_of_a_step_are_in_the_stage_group_and_the_description_comes_back(sp
     assert sc.getLocalProperty("spark.job.description") is None
     assert sc.getLocalProperty("spark.jobGroup.id") is None
     assert sc.statusTracker().getJobIdsForGroup("encode_items")
+
+
+def test_a_stage_run_directly_gives_the_caller_its_job_names_back(spark, tmp_path):
+    """A notebook calling `encode_items.run` (no `spark_step` around it): its `next_step` names
+    hold during the run and are gone after it, also when it fails."""
+    import numpy as np
+
+    from hourglass.quant.artifact import build_artifact, save_artifact
+    from hourglass.spark.tables import write_table
+    from hourglass.stages import encode_items
+
+    sc = spark.sparkContext
+    root = str(tmp_path / "tables")
+    C = np.random.default_rng(0).standard_normal((2, 4, 3)).astype(np.float32)
+    art = save_artifact(build_artifact(C, "rq_kmeans", 3, 1, 10, [0.5, 0.2]), f"{root}/codebooks")
+    rows = [(f"i{i}", [float(i), 1.0, -1.0], "t") for i in range(6)]
+    write_table(spark.createDataFrame(rows, "item_id string, embedding array<float>, model string"),
+                f"{root}/item_embeddings", {"job": "test"})
+    seen = []
+
+    @names_its_jobs
+    def failing(spark):
+        next_step(spark, "encode_items", "write")
+        seen.append(sc.getLocalProperty("spark.job.description"))
+        raise RuntimeError("boom")
+
+    sc.setJobGroup("mine", "my notebook cell")
+    counts = encode_items.run(spark, encode_items.EncodeItemsConfig(output_root=root,
+                                                                    codebook_path=art))
+    assert counts.encoded == 6
+    assert sc.statusTracker().getJobIdsForGroup("encode_items")  # its jobs were named
+    assert sc.getLocalProperty("spark.jobGroup.id") == "mine"
+    assert sc.getLocalProperty("spark.job.description") == "my notebook cell"
+    with pytest.raises(RuntimeError, match="boom"):
+        failing(spark)
+    assert seen == ["encode_items: write"]
+    assert sc.getLocalProperty("spark.job.description") == "my notebook cell"
+    sc.setLocalProperty("spark.jobGroup.id", None)
+    sc.setLocalProperty("spark.job.description", None)

@@ -9,17 +9,19 @@ found (or cancelled) together.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 from hourglass.logs import log
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+F = TypeVar("F", bound=Callable)
 _DESCRIPTION = "spark.job.description"
 _GROUP = "spark.jobGroup.id"
 
@@ -33,36 +35,61 @@ def _context(spark: SparkSession):
 
 
 @contextlib.contextmanager
+def callers_job_names(spark: SparkSession) -> Iterator[None]:
+    """The job group and description as they were before the block, whatever it set."""
+    sc = _context(spark)
+    old = (sc.getLocalProperty(_GROUP), sc.getLocalProperty(_DESCRIPTION)) if sc else None
+    try:
+        yield
+    finally:
+        if sc is not None and old is not None:
+            sc.setLocalProperty(_GROUP, old[0])
+            sc.setLocalProperty(_DESCRIPTION, old[1])
+
+
+def names_its_jobs(run: F) -> F:
+    """For a stage's `run(spark, cfg)` that names its steps with `next_step`: called directly
+    (a notebook, a test) and not under `spark_step`, its step names must not stay on the
+    caller's later jobs."""
+
+    @functools.wraps(run)
+    def wrapper(spark, *args, **kwargs):
+        with callers_job_names(spark):
+            return run(spark, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
 def spark_step(spark: SparkSession, stage: str, step: str, bar: bool = False) -> Iterator[None]:
     """Spark jobs started in the block are described `<stage>: <step>` (group `<stage>`); the
     previous description comes back afterwards, so steps nest. `bar` shows a progress bar of
     the step's finished tasks on stderr."""
     sc = _context(spark)
-    old = (sc.getLocalProperty(_GROUP), sc.getLocalProperty(_DESCRIPTION)) if sc else None
-    if sc is not None:
-        sc.setJobGroup(stage, f"{stage}: {step}")
-    log.info("%s: %s", stage, step)
     start = time.perf_counter()
     stop = threading.Event()
     watcher = None
-    if bar and sc is not None:
-        watcher = threading.Thread(target=_task_bar, args=(sc, stage, step, stop), daemon=True)
-        watcher.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        if watcher is not None:
-            watcher.join(timeout=10)
-        if sc is not None and old is not None:
-            sc.setLocalProperty(_GROUP, old[0])
-            sc.setLocalProperty(_DESCRIPTION, old[1])
-        log.info("%s: %s done in %.1f s", stage, step, time.perf_counter() - start)
+    with callers_job_names(spark):
+        if sc is not None:
+            sc.setJobGroup(stage, f"{stage}: {step}")
+        log.info("%s: %s", stage, step)
+        if bar and sc is not None:
+            watcher = threading.Thread(target=_task_bar, args=(sc, stage, step, stop),
+                                       daemon=True)
+            watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if watcher is not None:
+                watcher.join(timeout=10)
+            log.info("%s: %s done in %.1f s", stage, step, time.perf_counter() - start)
 
 
 def next_step(spark: SparkSession, stage: str, step: str) -> None:
     """Name the Spark jobs from here on `<stage>: <step>` and log it: for the successive steps
-    of one stage, inside the `spark_step` that restores the previous name at its end."""
+    of one stage, whose `run` is wrapped in `names_its_jobs` (or runs inside a `spark_step`),
+    which restores the caller's names at its end."""
     sc = _context(spark)
     if sc is not None:
         sc.setJobGroup(stage, f"{stage}: {step}")

@@ -22,7 +22,7 @@ from hourglass.spark.encode import (
     score_rows,
     sids_frame,
 )
-from hourglass.spark.progress import next_step
+from hourglass.spark.progress import names_its_jobs, next_step
 from hourglass.spark.quarantine import write_quarantine
 from hourglass.spark.tables import lineage, read_table, write_table
 from hourglass.table_refs import table_ref
@@ -84,6 +84,7 @@ class EncodeCounts:
             raise RuntimeError(f"encode rows do not reconcile: {self}")
 
 
+@names_its_jobs
 def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
     """Write `item_sids` and the `encode_items` quarantine slice; reconcile counts."""
     from pyspark import StorageLevel

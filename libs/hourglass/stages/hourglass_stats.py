@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from hourglass.config import ConfigError, StageConfig, require
 from hourglass.logs import log
-from hourglass.spark.progress import next_step
+from hourglass.spark.progress import names_its_jobs, next_step
 from hourglass.spark.quarantine import quarantine_rows, write_quarantine
 from hourglass.spark.stats_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
 from hourglass.spark.tables import lineage, read_table
@@ -163,6 +163,7 @@ def _written_counts(spark: SparkSession, cfg: HourglassStatsConfig,
     return quarantined, segments, int(row["n_tokens"].iloc[0]) if len(row) else 0
 
 
+@names_its_jobs
 def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
     """Compute and write one run's statistics; quarantine bad rows; reconcile the counts."""
     with tracked_run(cfg.tracking, cfg.output_root, f"hourglass_stats {cfg.run_id}",
