@@ -37,3 +37,9 @@ class MissingInputError(InputError, FileNotFoundError):
 
 class TableNotFoundError(MissingInputError):
     """A Delta table the job reads does not exist (yet)."""
+
+    @classmethod
+    def of(cls, ref: str) -> TableNotFoundError:
+        """The one message for a missing table, whichever reader (Spark or deltalake) found it."""
+        return cls(f"Delta table not found: {ref}; run the stage that writes it first, or point "
+                   "output_root (or the job's *_table key) at where it is")

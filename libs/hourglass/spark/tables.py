@@ -51,9 +51,7 @@ def latest_version(spark: SparkSession, ref: str) -> int:
 def read_table(spark: SparkSession, ref: str, version: int | None = None) -> TableRead:
     """Read a Delta table pinned to one version, so lineage names exactly what was read."""
     if not table_exists(spark, ref):
-        raise TableNotFoundError(
-            f"Delta table not found: {ref}; run the stage that writes it first, or point "
-            "output_root (or the job's *_table key) at where it is")
+        raise TableNotFoundError.of(ref)
     v = latest_version(spark, ref) if version is None else version
     if is_path(ref):
         df = spark.read.format("delta").option("versionAsOf", v).load(ref)

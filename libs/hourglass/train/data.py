@@ -69,9 +69,7 @@ def open_delta(table_uri: str, version: int | None = None):
     try:
         return DeltaTable(table_uri, version=version)
     except DeltaTableNotFound as e:
-        raise TableNotFoundError(
-            f"Delta table not found: {table_uri}; run the stage that writes it first, or point "
-            "output_root (or the job's *_table key) at where it is") from e
+        raise TableNotFoundError.of(table_uri) from e
 
 
 def _strategy_dataset(table_uri: str, strategy: str, version: int | None):

@@ -64,12 +64,9 @@ def run_training(cfg: TrainConfig, launcher: str = "deepspeed", num_procs: int =
     if done is not None:
         # A retried task or an unchanged night: the ranks would only find the same record (and
         # each start costs torch, DeepSpeed and a process group), so answer from it here.
-        from hourglass.logs import log
-        from hourglass.train.trainer import TrainResult
+        from hourglass.train.trainer import skipped_result
 
-        log.info("%s already trained %d steps on these inputs: skipped", plan.run_dir,
-                 cfg.max_steps)
-        return dataclasses.asdict(TrainResult.from_record(done, skipped=True))
+        return dataclasses.asdict(skipped_result(plan, done, cfg.max_steps))
     cfg = dataclasses.replace(cfg, output_dir=plan.run_dir, sft_version=plan.sft_version,
                               sids_version=plan.sids_version)
     run_dir = Path(plan.run_dir)

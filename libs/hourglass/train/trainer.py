@@ -76,6 +76,15 @@ class TrainResult:
         return cls(**{k: v for k, v in {**data, **changes}.items() if k in known})
 
 
+def skipped_result(plan: RunPlan, done: dict[str, Any], max_steps: int,
+                   announce: bool = True) -> TrainResult:
+    """The answer for a run that already trained `max_steps` on these inputs: its record
+    (`announce`: log it; one rank of many is enough)."""
+    if announce:
+        log.info("%s already trained %d steps on these inputs: skipped", plan.run_dir, max_steps)
+    return TrainResult.from_record(done, skipped=True)
+
+
 def dist_env() -> tuple[int, int, int]:
     """(rank, world size, local rank) as every launcher exports them; (0, 1, 0) alone."""
     env = os.environ
@@ -212,11 +221,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     ds_dict = finish_ds_config(ds_raw, cfg.max_steps, world)
     plan, done = _plan(cfg, rank)
     if done is not None:
-        out = TrainResult.from_record(done, skipped=True)
+        out = skipped_result(plan, done, cfg.max_steps, announce=rank == 0)
         if rank == 0:  # the launcher's parent reads this invocation's answer from the file
             (Path(plan.run_dir) / RESULT_FILE).write_text(json.dumps(asdict(out), indent=1))
-            log.info("%s already trained %d steps on these inputs: skipped", plan.run_dir,
-                     cfg.max_steps)
         return out
     lineage = {f"hourglass.{k}": v for k, v in plan.record().items()}
     track_run = (tracked_run(cfg.tracking, cfg.output_root or cfg.output_dir,
