@@ -19,6 +19,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Every JVM and process the tests start (local sessions, spark-submit, clusters, launchers)
 # listens on and talks to the loopback address only.
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+# The suite's Spark defaults (JIT and GC of short-lived JVMs; see the file), read by every
+# spark-submit the tests start, directly or through pyspark.
+os.environ["SPARK_CONF_DIR"] = str(Path(__file__).resolve().parent / "spark-conf")
 
 
 @pytest.fixture(scope="session")

@@ -129,6 +129,9 @@ def standalone_cluster(tmp_path_factory):
         "SPARK_LOCAL_HOSTNAME": LOOPBACK,
         "SPARK_LOG_DIR": str(root / "logs"),
         "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
+        # the master and worker daemons: the same short-lived-JVM settings as the suite's
+        # drivers and executors (tests/spark-conf/spark-defaults.conf)
+        "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     }
     # A worker gets only what it needs: no venv or checkout on its Python path.
     env.pop("PYTHONPATH", None)
