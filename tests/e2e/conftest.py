@@ -116,6 +116,14 @@ def _log_tail(path: Path, n: int = 3000) -> str:
     return path.read_text(errors="replace")[-n:] if path.exists() else "(no log)"
 
 
+def _suite_spark_defaults() -> dict[str, str]:
+    """The suite's spark-defaults.conf (SPARK_CONF_DIR, set by tests/conftest.py) as a dict."""
+    conf = Path(os.environ["SPARK_CONF_DIR"]) / "spark-defaults.conf"
+    pairs = (line.split(None, 1) for line in conf.read_text().splitlines()
+             if line.strip() and not line.startswith("#"))
+    return {key: value.strip() for key, value in pairs}
+
+
 @pytest.fixture(scope="session")
 def standalone_cluster(tmp_path_factory):
     """A master and two 1-core workers on 127.0.0.1; yields once both workers are registered."""
@@ -129,9 +137,8 @@ def standalone_cluster(tmp_path_factory):
         "SPARK_LOCAL_HOSTNAME": LOOPBACK,
         "SPARK_LOG_DIR": str(root / "logs"),
         "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
-        # the master and worker daemons: the same short-lived-JVM settings as the suite's
-        # drivers and executors (tests/spark-conf/spark-defaults.conf)
-        "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        # the master and worker daemons: the JVM options of the suite's drivers
+        "SPARK_DAEMON_JAVA_OPTS": _suite_spark_defaults()["spark.driver.extraJavaOptions"],
     }
     # A worker gets only what it needs: no venv or checkout on its Python path.
     env.pop("PYTHONPATH", None)
