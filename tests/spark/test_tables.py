@@ -3,6 +3,7 @@ and a session that depends only on local jars."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 
 from hourglass.spark.quarantine import write_quarantine
 from hourglass.spark.tables import (
+    Commit,
+    _commit_with,
     commit_lineage,
     latest_version,
     lineage,
@@ -34,9 +37,10 @@ def test_session_uses_local_jars_only(spark):
 def test_write_is_one_commit_with_lineage_and_pinned_reads(spark, table_root):
     ref = f"{table_root}/t"
     rec = lineage("unit", "abc", {"src": 3})
-    v0 = write_table(spark.createDataFrame([(1, "a"), (2, "b")], "k int, v string"), ref, rec)
-    v1 = write_table(spark.createDataFrame([(3, "c")], "k int, v string"), ref, rec)
-    assert (v0, v1) == (0, 1) and latest_version(spark, ref) == 1
+    c0 = write_table(spark.createDataFrame([(1, "a"), (2, "b")], "k int, v string"), ref, rec)
+    c1 = write_table(spark.createDataFrame([(3, "c")], "k int, v string"), ref, rec)
+    assert (c0.version, c1.version) == (0, 1) and latest_version(spark, ref) == 1
+    assert (c0.rows, c1.rows) == (2, 1)
     assert commit_lineage(spark, ref)["inputs"] == {"src": 3}
     assert commit_lineage(spark, ref, 0)["job"] == "unit"
     assert [r.k for r in read_table(spark, ref).df.collect()] == [3]
@@ -57,6 +61,43 @@ def test_quarantine_slices_are_replaced_per_stage(spark, table_root):
     assert rows == [("3", "b"), ("4", "a")]
     with pytest.raises(ValueError):
         write_quarantine(spark.createDataFrame([], schema), ref, "a' OR '1", rec)
+
+
+def test_commit_rows_are_the_slice_rows_read_back(spark, table_root):
+    """A commit's `rows` against the rows read back: one file holding two stages (Delta
+    rewrites it around a replaced slice, copying the other stage's rows), an empty slice, a
+    partitioned table, and another writer's commit landing after ours."""
+    ref = f"{table_root}/q"
+    rec = lineage("unit", "x", {})
+
+    def frame(rows):
+        return spark.createDataFrame(rows, "stage string, k int").coalesce(1)
+
+    def rows_of(stage: str) -> int:
+        return read_table(spark, ref).df.where(f"stage = '{stage}'").count()
+
+    assert write_table(frame([("a", 1), ("a", 2), ("b", 3), ("b", 4)]), ref, rec).rows == 4
+    commit = write_slice(frame([("a", 5), ("a", 6), ("a", 7)]), ref, rec, {"stage": "a"})
+    assert commit.metrics["numCopiedRows"] == "2"  # b's rows, copied out of the shared file
+    assert commit.rows == rows_of("a") == 3
+    assert write_slice(frame([]), ref, rec, {"stage": "b"}).rows == rows_of("b") == 0
+    # nothing to add or remove: Delta records no commit; the latest version, no rows
+    latest = latest_version(spark, ref)
+    empty = write_slice(frame([]), ref, lineage("unit", "empty", {}), {"stage": "z"})
+    assert (empty.version, empty.rows) == (latest, 0) and latest_version(spark, ref) == latest
+    part = f"{table_root}/p"
+    write_slice(frame([("a", 1)]), part, rec, {"stage": "a"}, partition_by=["stage"])
+    assert write_slice(frame([("a", 1), ("a", 2)]), part, rec, {"stage": "a"},
+                       partition_by=["stage"]).rows == 2
+    with pytest.raises(RuntimeError, match="metricsEnabled"):
+        _ = Commit(9, {}).rows
+    # ours is found by its lineage even when another writer has committed since
+    mine = json.dumps(lineage("mine", "y", {}), sort_keys=True)
+    spark.createDataFrame([("c", 1)], "stage string, k int").write.format("delta").mode(
+        "append").option("userMetadata", mine).save(ref)
+    write_slice(frame([("d", 1)]), ref, rec, {"stage": "d"})
+    found = _commit_with(spark, ref, mine)
+    assert (found.version, found.rows) == (latest_version(spark, ref) - 1, 1)
 
 
 def test_catalog_names_and_missing_tables(spark, table_root):

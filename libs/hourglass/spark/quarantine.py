@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hourglass.spark.tables import write_slice
+from hourglass.spark.tables import Commit, write_slice
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -34,7 +34,8 @@ def quarantine_rows(
 
 def write_quarantine(
     df: DataFrame, ref: str, stages: str | list[str], lineage_record: dict[str, Any]
-) -> int:
-    """Replace the slices of `stages` in the quarantine table in one commit."""
+) -> Commit:
+    """Replace the slices of `stages` in the quarantine table in one commit (its `rows`: how
+    many rows those stages quarantined)."""
     stages = [stages] if isinstance(stages, str) else list(stages)
     return write_slice(df.select(*QUARANTINE_COLUMNS), ref, lineage_record, {"stage": stages})

@@ -3,7 +3,9 @@
 Writes are one Delta commit per output table (`mode=overwrite`, or `replaceWhere` for a slice
 such as one stage's quarantine rows), so a re-run on the same inputs replaces contents rather
 than appending duplicates. Lineage (job, config hash, input table versions, package version) is
-stored as the commit's `userMetadata`, visible in `DESCRIBE HISTORY`.
+stored as the commit's `userMetadata`, visible in `DESCRIBE HISTORY`. A write returns its
+commit: the version and Delta's operation metrics, so jobs reconcile counts from what the commit
+recorded (`numOutputRows`) instead of scanning the table they just wrote.
 """
 
 from __future__ import annotations
@@ -28,6 +30,30 @@ class TableRead:
     df: DataFrame
     ref: str
     version: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One Delta commit made by `write_table`: its version and its operation metrics."""
+
+    version: int
+    metrics: dict[str, str]
+
+    @property
+    def rows(self) -> int:
+        """Rows the commit wrote from its DataFrame, counted by the write tasks themselves.
+
+        Delta's `numOutputRows` also counts rows it copied out of files it rewrote around a
+        `replaceWhere` slice (`numCopiedRows`), so those are taken off; an empty write records
+        no `numOutputRows`, only `numFiles` 0."""
+        m = self.metrics
+        if "numOutputRows" in m:
+            return int(m["numOutputRows"]) - int(m.get("numCopiedRows", 0))
+        if m.get("numFiles") == "0":
+            return 0
+        raise RuntimeError(
+            f"Delta commit {self.version} recorded no row count: operation metrics are off "
+            "(spark.databricks.delta.history.metricsEnabled=false); turn them back on")
 
 
 def table_exists(spark: SparkSession, ref: str) -> bool:
@@ -77,13 +103,10 @@ def write_table(
     lineage_record: dict[str, Any],
     replace_where: str | None = None,
     partition_by: list[str] | None = None,
-) -> int:
-    """Overwrite `ref` (or the `replace_where` slice of it) in one commit; return the version."""
-    writer = (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("userMetadata", json.dumps(lineage_record, sort_keys=True, default=str))
-    )
+) -> Commit:
+    """Overwrite `ref` (or the `replace_where` slice of it) in one commit; return that commit."""
+    metadata = json.dumps(lineage_record, sort_keys=True, default=str)
+    writer = df.write.format("delta").mode("overwrite").option("userMetadata", metadata)
     if replace_where:
         writer = writer.option("replaceWhere", replace_where)
     else:
@@ -94,7 +117,25 @@ def write_table(
         writer.save(ref)
     else:
         writer.saveAsTable(ref)
-    return latest_version(df.sparkSession, ref)
+    return _commit_with(df.sparkSession, ref, metadata)
+
+
+def _commit_with(spark: SparkSession, ref: str, metadata: str) -> Commit:
+    """The newest commit carrying `metadata`: the latest one, unless another writer has
+    committed to the table since (then the recent history is searched).
+
+    A write that adds and removes no file (an empty slice where there was none) records no
+    commit at all (Delta's `skipRecordingEmptyCommits`): then the table's latest version is
+    returned with no files written. Were a busy table to push a real commit of ours out of the
+    searched history, its rows would read 0 and the job's reconciliation would refuse them.
+    """
+    for depth in (1, 20):
+        rows = (_delta_table(spark, ref).history(depth)
+                .select("version", "userMetadata", "operationMetrics").collect())
+        for row in rows:
+            if row["userMetadata"] == metadata:
+                return Commit(int(row["version"]), dict(row["operationMetrics"] or {}))
+    return Commit(int(rows[0]["version"]), {"numFiles": "0", "numOutputRows": "0"})
 
 
 def slice_predicate(slice_: Mapping[str, str | Sequence[str]]) -> str:
@@ -123,10 +164,11 @@ def write_slice(
     lineage_record: dict[str, Any],
     slice_: Mapping[str, str | Sequence[str]],
     partition_by: list[str] | None = None,
-) -> int:
+) -> Commit:
     """Create `ref` from `df`, or replace only the rows of `slice_` (see `slice_predicate`) in
     one commit, so jobs sharing a table (stages in quarantine, runs in the statistics tables,
-    strategies in item_sids_rw) each re-run their own rows without touching the others'."""
+    strategies in item_sids_rw) each re-run their own rows without touching the others'. The
+    commit's `rows` are this slice's rows."""
     where = slice_predicate(slice_)
     exists = table_exists(df.sparkSession, ref)
     return write_table(df, ref, lineage_record, replace_where=where if exists else None,

@@ -130,7 +130,7 @@ def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
                      {inter.ref: inter.version, sids.ref: sids.version}, strategies=names)
     out_ref = cfg.ref(cfg.output_table)
     version = write_slice(examples.select(*SFT_COLUMNS), out_ref, record, {"strategy": names},
-                          partition_by=["strategy"])
+                          partition_by=["strategy"]).version
     q_ref = cfg.ref(cfg.quarantine_table)
     stages = [quarantine_stage(n) for n in names]
     write_quarantine(quarantine, q_ref, stages, record)

@@ -94,16 +94,15 @@ def run(spark: SparkSession, cfg: EmbedItemsConfig) -> EmbedCounts:
     record = lineage(STAGE, cfg.config_hash(), {items.ref: items.version},
                      model=cfg.resolved_model_name(), fields=cfg.fields, backend=cfg.backend)
     emb_ref = cfg.ref(cfg.embeddings_table)
-    write_table(out, emb_ref, record)
+    emb_commit = write_table(out, emb_ref, record)
     bad = quarantine_rows(tagged.where(F.col("_reason").isNotNull()), STAGE,
                           payload_cols=list(items.df.columns))
-    write_quarantine(bad, cfg.ref(cfg.quarantine_table), STAGE, record)
+    q_commit = write_quarantine(bad, cfg.ref(cfg.quarantine_table), STAGE, record)
 
-    written = read_table(spark, emb_ref).df
-    q = read_table(spark, cfg.ref(cfg.quarantine_table)).df.where(F.col("stage") == STAGE)
+    written = read_table(spark, emb_ref, emb_commit.version).df
     first = written.select(F.size("embedding").alias("d")).head()
-    counts = EmbedCounts(items_in=items.df.count(), embedded=written.count(),
-                         quarantined=q.count(), dim=int(first["d"]) if first else 0,
+    counts = EmbedCounts(items_in=items.df.count(), embedded=emb_commit.rows,
+                         quarantined=q_commit.rows, dim=int(first["d"]) if first else 0,
                          model=cfg.resolved_model_name())
     log.info("embed_items: %s", counts)
     if counts.items_in != counts.embedded + counts.quarantined:

@@ -105,17 +105,19 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
     sids_ref, q_ref = cfg.ref(cfg.sids_table), cfg.ref(cfg.quarantine_table)
     try:
         next_step(spark, STAGE, f"encode to {L}-token SIDs and write {sids_ref}")
-        write_table(sids_frame(encoded, art.codebook_id, L), sids_ref, record)
-        write_quarantine(quarantine_frame(encoded), q_ref, STAGE, record)
+        sids_commit = write_table(sids_frame(encoded, art.codebook_id, L), sids_ref, record)
+        q_commit = write_quarantine(quarantine_frame(encoded), q_ref, STAGE, record)
     finally:
         encoded.unpersist()
         bc.unpersist()
     next_step(spark, STAGE, "reconcile input = encoded + quarantined")
-    q = read_table(spark, q_ref).df.where(F.col("stage") == STAGE)
-    reasons = {r["reason"]: int(r["count"]) for r in q.groupBy("reason").count().collect()}
+    reasons = {}
+    if q_commit.rows:
+        q = read_table(spark, q_ref, q_commit.version).df.where(F.col("stage") == STAGE)
+        reasons = {r["reason"]: int(r["count"]) for r in q.groupBy("reason").count().collect()}
     counts = EncodeCounts(
-        rows_in=src.df.count(), encoded=read_table(spark, sids_ref).df.count(),
-        quarantined=sum(reasons.values()), codebook_id=art.codebook_id, dim=art.dim,
+        rows_in=src.df.count(), encoded=sids_commit.rows,
+        quarantined=q_commit.rows, codebook_id=art.codebook_id, dim=art.dim,
         reasons=dict(sorted(reasons.items())),
     )
     log.info("encode_items: %s", counts)

@@ -338,6 +338,6 @@ def write_eval_rows(spark: SparkSession, rows: list[tuple], ref: str, run_id: st
     slice_: dict[str, str | list[str]] = {"run_id": run_id}
     if strategies is not None:
         slice_["strategy"] = strategies
-    return write_slice(df, ref, record, slice_)
+    return write_slice(df, ref, record, slice_).version
 
 

@@ -150,17 +150,10 @@ def _select_input(spark: SparkSession, cfg: HourglassStatsConfig):
     return src, kind, df
 
 
-def _written_counts(spark: SparkSession, cfg: HourglassStatsConfig,
-                    summary) -> tuple[int, int, int]:
-    """(quarantined, segments written, segments expected), read back from the tables."""
-    from pyspark.sql import functions as F
-
-    quarantined = (read_table(spark, cfg.ref(cfg.quarantine_table)).df
-                   .where(F.col("stage") == cfg.quarantine_stage).count())
-    segments = (read_table(spark, cfg.ref(cfg.segments_table)).df
-                .where(F.col("run_id") == cfg.run_id).count())
+def _expected_segments(cfg: HourglassStatsConfig, summary) -> int:
+    """Rows item_segments must hold for this run: the items with a segment-layer token."""
     row = summary[summary["layer"] == cfg.segment_layer]
-    return quarantined, segments, int(row["n_tokens"].iloc[0]) if len(row) else 0
+    return int(row["n_tokens"].iloc[0]) if len(row) else 0
 
 
 @names_its_jobs
@@ -223,15 +216,16 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
                          m_source=m_source)
         dups = duplicate_ids(cached) if cfg.check_duplicates else None
         bad = with_duplicates(framed, dups).where(F.col("_reason").isNotNull())
-        write_quarantine(quarantine_rows(bad, cfg.quarantine_stage, payload_cols=PAYLOAD[kind]),
-                         cfg.ref(cfg.quarantine_table), cfg.quarantine_stage, record)
+        quarantined = write_quarantine(
+            quarantine_rows(bad, cfg.quarantine_stage, payload_cols=PAYLOAD[kind]),
+            cfg.ref(cfg.quarantine_table), cfg.quarantine_stage, record).rows
         valid = (with_duplicates(cached, dups).where(F.col("_reason").isNull())
                  .select("item_id", "keys", "norms"))
         next_step(spark, "hourglass_stats", "token counts, summary, flow and segments per layer")
         frames = compute_stats(valid, info, cfg.head_share, cfg.segment_layer,
                                cfg.flow_top_tokens)
-        write_slice(frames.segments, cfg.ref(cfg.segments_table), record, {"run_id": cfg.run_id},
-                    partition_by=["run_id"])
+        segments = write_slice(frames.segments, cfg.ref(cfg.segments_table), record,
+                               {"run_id": cfg.run_id}, partition_by=["run_id"]).rows
     finally:
         cached.unpersist()
         if dups is not None:
@@ -245,7 +239,7 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
                     {"run_id": cfg.run_id})
 
     summary = frames.summary
-    quarantined, segments, expected = _written_counts(spark, cfg, summary)
+    expected = _expected_segments(cfg, summary)
     if segments != expected:
         raise RuntimeError(f"item_segments holds {segments} rows for run {cfg.run_id}, expected "
                            f"{expected} (items with a layer-{cfg.segment_layer} token)")

@@ -70,10 +70,10 @@ def run(spark: SparkSession, cfg: IngestConfig) -> IngestCounts:
 
     items, items_bad = split_items(items_raw)
     items_ref = cfg.ref(cfg.items_table)
-    write_table(items, items_ref, record)
-    written_items = read_table(spark, items_ref).df
+    items_commit = write_table(items, items_ref, record)
+    written_items = read_table(spark, items_ref, items_commit.version).df
     inter, inter_bad = split_interactions(inter_raw, written_items)
-    write_table(inter, cfg.ref(cfg.interactions_table), record)
+    inter_commit = write_table(inter, cfg.ref(cfg.interactions_table), record)
     q_ref = cfg.ref(cfg.quarantine_table)
     write_quarantine(items_bad.unionByName(inter_bad), q_ref, [STAGE_ITEMS, STAGE_INTERACTIONS],
                      record)
@@ -82,10 +82,10 @@ def run(spark: SparkSession, cfg: IngestConfig) -> IngestCounts:
     q_counts = {r["stage"]: r["count"] for r in q}
     counts = IngestCounts(
         items_in=items_raw.count(),
-        items_written=written_items.count(),
+        items_written=items_commit.rows,
         items_quarantined=q_counts.get(STAGE_ITEMS, 0),
         interactions_in=inter_raw.count(),
-        interactions_written=read_table(spark, cfg.ref(cfg.interactions_table)).df.count(),
+        interactions_written=inter_commit.rows,
         interactions_quarantined=q_counts.get(STAGE_INTERACTIONS, 0),
     )
     items_raw.unpersist()

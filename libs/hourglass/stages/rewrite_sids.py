@@ -202,7 +202,7 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
     for frame in frames[1:]:
         union = union.unionByName(frame)
     out_ref = cfg.ref(cfg.output_table)
-    out_version = write_slice(union, out_ref, record, {"strategy": names})
+    out_version = write_slice(union, out_ref, record, {"strategy": names}).version
     written = read_table(spark, out_ref, out_version).df.where(F.col("strategy").isin(names))
 
     aggregates = rw.summary_aggregates(written, L)

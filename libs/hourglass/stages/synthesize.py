@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from hourglass.config import StageConfig, require
 from hourglass.logs import log
 from hourglass.spark.synthesize import SyntheticSpec, synthetic_embeddings
-from hourglass.spark.tables import lineage, read_table, write_table
+from hourglass.spark.tables import lineage, write_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -78,9 +78,9 @@ class SynthesizeResult:
 def run(spark: SparkSession, cfg: SynthesizeConfig) -> SynthesizeResult:
     out = synthetic_embeddings(spark, cfg.spec(), cfg.partitions)
     ref = cfg.ref(cfg.embeddings_table)
-    version = write_table(out, ref, lineage("synthesize", cfg.config_hash(), {},
-                                            model=cfg.model_name()))
-    rows = read_table(spark, ref, version).df.count()
+    commit = write_table(out, ref, lineage("synthesize", cfg.config_hash(), {},
+                                           model=cfg.model_name()))
+    rows, version = commit.rows, commit.version
     if rows != cfg.num_items:
         raise RuntimeError(f"synthesize wrote {rows} rows, expected {cfg.num_items}")
     result = SynthesizeResult(table=ref, rows=rows, dim=cfg.dim, version=version)
