@@ -135,7 +135,7 @@ def _commit_with(spark: SparkSession, ref: str, metadata: str) -> Commit:
         for row in rows:
             if row["userMetadata"] == metadata:
                 return Commit(int(row["version"]), dict(row["operationMetrics"] or {}))
-    return Commit(int(rows[0]["version"]), {"numFiles": "0", "numOutputRows": "0"})
+    return Commit(int(rows[0]["version"]), {"numFiles": "0"})
 
 
 def slice_predicate(slice_: Mapping[str, str | Sequence[str]]) -> str:

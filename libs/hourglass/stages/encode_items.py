@@ -111,7 +111,7 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
         encoded.unpersist()
         bc.unpersist()
     next_step(spark, STAGE, "reconcile input = encoded + quarantined")
-    reasons = {}
+    reasons: dict[str, int] = {}
     if q_commit.rows:
         q = read_table(spark, q_ref, q_commit.version).df.where(F.col("stage") == STAGE)
         reasons = {r["reason"]: int(r["count"]) for r in q.groupBy("reason").count().collect()}
