@@ -1,5 +1,5 @@
 """The mapInPandas body without Spark: row stacking (zero-copy and general paths), the
-per-worker encoder cache, and bad rows passing through with their reason."""
+per-worker encoder cache, and the guard against a non-finite row reaching the kernel."""
 
 from __future__ import annotations
 
@@ -55,37 +55,31 @@ class FakeBroadcast:
         return self._value
 
 
-def test_batches_reuse_one_encoder_and_pass_bad_rows_through(rng):
+def test_batches_reuse_one_encoder_and_equal_the_kernel(rng):
     art = build_artifact(rng.standard_normal((2, 8, 6)), "rq_kmeans", 6, 0, 10, [1.0, 0.5])
     bc = FakeBroadcast(art)
     X = rng.standard_normal((30, 6)).astype(np.float32)
     batch = pd.DataFrame({"item_id": [f"i{i}" for i in range(30)],
-                          "embedding": list(arrow_series(X)),
-                          "_reason": [None] * 30, "_payload": [None] * 30})
-    batch.loc[5, ["embedding", "_reason", "_payload"]] = [None, "null embedding", "{}"]
+                          "embedding": list(arrow_series(X))})
     udf._ENCODERS.clear()
     first = list(udf.encode_batches(iter([batch, batch]), bc, art.codebook_id, threads=1))
     again = list(udf.encode_batches(iter([batch]), bc, art.codebook_id, threads=1))
     assert bc.reads == 1  # built once per worker process, reused by later batches and tasks
-    ref = encode_greedy(np.delete(X, 5, axis=0), art.codebooks)
+    ref = encode_greedy(X, art.codebooks)
     for out in (*first, *again):
-        good = out[out["_reason"].isna()]
-        np.testing.assert_array_equal(good[["c0", "c1"]].to_numpy(), ref.codes)
-        np.testing.assert_allclose(good[["n0", "n1"]].to_numpy(), ref.residual_norms)
-        assert out.loc[5, "_reason"] == "null embedding" and out.loc[5, "item_id"] == "i5"
+        assert list(out.columns) == ["item_id", "c0", "c1", "n0", "n1"]
+        assert out["item_id"].tolist() == batch["item_id"].tolist()
+        np.testing.assert_array_equal(out[["c0", "c1"]].to_numpy(), ref.codes)
+        np.testing.assert_allclose(out[["n0", "n1"]].to_numpy(), ref.residual_norms)
 
 
-def test_non_finite_rows_missed_by_sql_are_quarantined_not_encoded(rng):
+def test_a_non_finite_row_reaching_the_kernel_stops_the_task(rng):
+    """SQL validation is complete; a NaN here means its contract broke, so fail loudly."""
     art = build_artifact(rng.standard_normal((2, 8, 6)), "rq_kmeans", 6, 0, 10, [1.0, 0.5])
     X = rng.standard_normal((10, 6)).astype(np.float32)
-    X[3, 2] = np.nan  # how Arrow shows a null value that slipped past the SQL sentinel test
+    X[3, 2] = np.nan
     batch = pd.DataFrame({"item_id": [f"i{i}" for i in range(10)],
-                          "embedding": list(arrow_series(X)),
-                          "_reason": [None] * 10, "_payload": [None] * 10})
+                          "embedding": list(arrow_series(X))})
     udf._ENCODERS.clear()
-    (out,) = udf.encode_batches(iter([batch]), FakeBroadcast(art), art.codebook_id, threads=1)
-    assert out.loc[3, "_reason"] == udf.NULL_VALUE
-    assert '"embedding": [' in out.loc[3, "_payload"] and "null" in out.loc[3, "_payload"]
-    good = out[out["_reason"].isna()]
-    np.testing.assert_array_equal(good[["c0", "c1"]].to_numpy(),
-                                  encode_greedy(np.delete(X, 3, axis=0), art.codebooks).codes)
+    with pytest.raises(RuntimeError, match="'i3' reached the encoder with a non-finite"):
+        list(udf.encode_batches(iter([batch]), FakeBroadcast(art), art.codebook_id, threads=1))

@@ -3,10 +3,10 @@
 The artifact is broadcast once; each Python worker builds its `ArtifactEncoder` once (a
 module-level cache keyed by codebook_id survives across tasks because Spark reuses workers) and
 then encodes one Arrow batch at a time, so worker memory is bounded by the batch size
-(`spark.sql.execution.arrow.maxRecordsPerBatch`), never by the table. Validation is Spark SQL
-(codegen'd array functions, no Python): every row gets its reason (null when valid) and, when
-invalid, its JSON payload, and travels through the same pass, so the embeddings are read once;
-invalid rows skip the kernel and come out with their reason for the quarantine table.
+(`spark.sql.execution.arrow.maxRecordsPerBatch`), never by the table. Validation is complete in
+Spark SQL (codegen'd array functions, no Python): every row gets its reason (null when valid),
+only valid rows reach the kernel, and the kernel never rejects one. So `item_sids` and the
+quarantine are two independent projections of the same scored rows, and nothing needs caching.
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ class DimensionMismatchError(InputError, ValueError):
 
 # A float no embedding holds in practice: arrays_overlap(e, [SENTINEL]) is null exactly when e
 # holds a null value (and not the sentinel), a codegen'd test where array_compact/filter would
-# push the whole projection out of whole-stage codegen. The kernel re-checks finiteness anyway.
+# push the whole projection out of whole-stage codegen. A row holding the sentinel itself is
+# caught by the magnitude bound, so no null value ever reaches the kernel.
 SENTINEL = -3.4028234663852886e38  # -FLT_MAX
+# Largest |value| encoded: squares summed over D <= 2^16 values stay finite in float32, so the
+# kernel's distances and residual norms cannot overflow.
+MAX_ABS = 1e15
 
 
 def invalid_reason(dim: int) -> Column:
@@ -58,6 +62,8 @@ def invalid_reason(dim: int) -> Column:
         .when(has_null, F.lit(NULL_VALUE))
         .when(F.isnan(top), F.lit("NaN in embedding"))  # Spark orders NaN above +inf
         .when((top == float("inf")) | (bottom == float("-inf")), F.lit("inf in embedding"))
+        .when((top > MAX_ABS) | (bottom < -MAX_ABS),
+              F.lit(f"value beyond +-{MAX_ABS:g} in embedding"))
     )
 
 
@@ -164,71 +170,48 @@ def udf_schema(num_layers: int) -> str:
     them into the ARRAY columns of the contract afterwards."""
     codes = ", ".join(f"c{i} int" for i in range(num_layers))
     norms = ", ".join(f"n{i} float" for i in range(num_layers))
-    return f"item_id string, {codes}, {norms}, _reason string, _payload string"
+    return f"item_id string, {codes}, {norms}"
 
 
 def encode_batches(batches: Iterator[pd.DataFrame], bc: Broadcast, codebook_id: str,
                    device: str = "cpu", chunk_rows: int | None = None,
                    threads: int | None = None) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: one Arrow batch in, its codes and norms out; nothing accumulates.
-
-    Rows with a `_reason` skip the kernel (codes 0, norms NaN) and pass their reason through.
-    """
+    """mapInPandas body: one Arrow batch of valid rows in, its codes and norms out."""
     import pandas as pd
 
     enc = _worker_encoder(bc, codebook_id, device, chunk_rows)
     with _blas_threads(threads):
         for pdf in batches:
-            reason, payload = pdf["_reason"].to_numpy(), pdf["_payload"].to_numpy()
-            ok = pd.isna(reason)
-            emb = pdf["embedding"] if ok.all() else pdf["embedding"][ok]
-            X = stack_rows(emb, enc.dim)
-            finite = np.isfinite(X).all(axis=1)
-            if not finite.all():  # a null next to the SQL sentinel: Arrow made it NaN
-                reason, payload, ok, X = _late_rejects(pdf, reason, payload, ok, X, finite)
+            X = stack_rows(pdf["embedding"], enc.dim)
+            if not np.isfinite(X).all():  # cheap next to the GEMM; guards the SQL contract
+                bad = pdf["item_id"].iloc[int(np.flatnonzero(~np.isfinite(X).all(1))[0])]
+                raise RuntimeError(f"item {bad!r} reached the encoder with a non-finite value: "
+                                   "invalid_reason must have rejected it")
             out = enc.encode(X)
-            L = out.codes.shape[1]
-            codes, norms = out.codes, out.residual_norms
-            if not ok.all():
-                codes = np.zeros((len(pdf), L), np.int32)
-                norms = np.full((len(pdf), L), np.nan, np.float32)
-                codes[ok], norms[ok] = out.codes, out.residual_norms
             cols = {"item_id": pdf["item_id"].to_numpy()}
-            cols.update({f"c{i}": codes[:, i] for i in range(L)})
-            cols.update({f"n{i}": norms[:, i] for i in range(L)})
-            cols.update(_reason=reason, _payload=payload)
+            cols.update({f"c{i}": out.codes[:, i] for i in range(out.codes.shape[1])})
+            cols.update({f"n{i}": out.residual_norms[:, i] for i in range(out.codes.shape[1])})
             yield pd.DataFrame(cols)
-
-
-def _late_rejects(pdf: pd.DataFrame, reason, payload, ok, X, finite):
-    """Quarantine rows SQL let through with non-finite values (nulls hidden by the sentinel)."""
-    import json
-
-    reason, payload, ok = reason.copy(), payload.copy(), ok.copy()
-    for i in np.flatnonzero(ok)[~finite]:
-        values = [None if np.isnan(v) else float(v) for v in pdf["embedding"].iloc[i]]
-        reason[i] = NULL_VALUE
-        payload[i] = json.dumps({"item_id": pdf["item_id"].iloc[i], "embedding": values})
-    ok[np.flatnonzero(ok)[~finite]] = False
-    return reason, payload, ok, X[finite]
 
 
 def encode_rows(scored: DataFrame, bc: Broadcast, codebook_id: str, num_layers: int,
                 device: str = "cpu", chunk_rows: int | None = None,
                 threads: int | None = None) -> DataFrame:
-    """The mapInPandas pass over `score_rows` output: codes for good rows, reasons for bad."""
+    """The mapInPandas pass over the valid rows of `score_rows` output: codes and norms."""
+    from pyspark.sql import functions as F
 
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         return encode_batches(batches, bc, codebook_id, device, chunk_rows, threads)
 
-    return scored.mapInPandas(fn, schema=udf_schema(num_layers))
+    valid = scored.where(F.col("_reason").isNull()).select("item_id", "embedding")
+    return valid.mapInPandas(fn, schema=udf_schema(num_layers))
 
 
 def sids_frame(encoded: DataFrame, codebook_id: str, num_layers: int) -> DataFrame:
-    """The `item_sids` contract from the encoded pass: good rows, arrays packed in SQL."""
+    """The `item_sids` contract from the encoded pass: arrays packed in SQL."""
     from pyspark.sql import functions as F
 
-    return encoded.where(F.col("_reason").isNull()).select(
+    return encoded.select(
         "item_id",
         F.array(*[F.col(f"c{i}") for i in range(num_layers)]).alias("codes"),
         F.array(*[F.col(f"n{i}") for i in range(num_layers)]).alias("residual_norms"),
@@ -236,10 +219,11 @@ def sids_frame(encoded: DataFrame, codebook_id: str, num_layers: int) -> DataFra
     )
 
 
-def quarantine_frame(encoded: DataFrame) -> DataFrame:
-    """The `quarantine` contract from the encoded pass: bad rows with reason and payload."""
+def quarantine_frame(scored: DataFrame) -> DataFrame:
+    """The `quarantine` contract from `score_rows` output: bad rows with reason and payload,
+    in SQL alone (no Python worker, no kernel)."""
     from pyspark.sql import functions as F
 
-    return encoded.where(F.col("_reason").isNotNull()).select(
+    return scored.where(F.col("_reason").isNotNull()).select(
         "item_id", F.lit(STAGE).alias("stage"), F.col("_reason").alias("reason"),
         F.col("_payload").alias("payload"))

@@ -1,9 +1,12 @@
 """Stage `encode_items`: `item_embeddings` + codebook artifact → `item_sids` and quarantine.
 
 The artifact is loaded (hash verified) and its D compared with the table's before anything is
-written; then one pass over the embeddings (kept on local disk, `DISK_ONLY`, so the two writes
-do not read and encode the table twice), one Delta commit for `item_sids` and one for this
-stage's quarantine slice, and `input = encoded + quarantined` is checked from the written tables.
+written. Validation is complete in SQL, so the kernel pass reads only valid rows and writes
+`item_sids` in one commit, with nothing cached. Its commit metrics say how many rows it wrote;
+the input count comes from the Delta log's statistics where the table has them. Only when the
+two differ is the table scanned again, in SQL alone, for the bad rows and their reasons; either
+way this stage's quarantine slice is replaced in one commit (emptied when there are none), and
+`input = encoded + quarantined` is checked from the counts of the commits.
 """
 
 from __future__ import annotations
@@ -87,7 +90,6 @@ class EncodeCounts:
 @names_its_jobs
 def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
     """Write `item_sids` and the `encode_items` quarantine slice; reconcile counts."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     art = load_artifact(cfg.artifact_path())
@@ -99,24 +101,28 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
     record = lineage("encode_items", cfg.config_hash(), {src.ref: src.version},
                      codebook_id=art.codebook_id)
     bc = spark.sparkContext.broadcast(art)
-    encoded = encode_rows(score_rows(src.df, art.dim), bc, art.codebook_id, L, cfg.device,
-                          cfg.chunk_rows or None, cfg.blas_threads or None)
-    encoded = encoded.persist(StorageLevel.DISK_ONLY)
+    scored = score_rows(src.df, art.dim)
     sids_ref, q_ref = cfg.ref(cfg.sids_table), cfg.ref(cfg.quarantine_table)
     try:
         next_step(spark, STAGE, f"encode to {L}-token SIDs and write {sids_ref}")
+        encoded = encode_rows(scored, bc, art.codebook_id, L, cfg.device,
+                              cfg.chunk_rows or None, cfg.blas_threads or None)
         sids_commit = write_table(sids_frame(encoded, art.codebook_id, L), sids_ref, record)
-        q_commit = write_quarantine(quarantine_frame(encoded), q_ref, STAGE, record)
     finally:
-        encoded.unpersist()
         bc.unpersist()
-    next_step(spark, STAGE, "reconcile input = encoded + quarantined")
+    next_step(spark, STAGE, f"count {src.ref} v{src.version}")
+    rows_in = src.df.count()  # answered from the Delta log's file statistics when present
+    bad = quarantine_frame(scored)
+    if rows_in == sids_commit.rows:  # no bad row: empty the slice without scanning
+        bad = bad.where(F.lit(False))
+    next_step(spark, STAGE, f"quarantine {rows_in - sids_commit.rows} bad rows in {q_ref}")
+    q_commit = write_quarantine(bad, q_ref, STAGE, record)
     reasons: dict[str, int] = {}
     if q_commit.rows:
         q = read_table(spark, q_ref, q_commit.version).df.where(F.col("stage") == STAGE)
         reasons = {r["reason"]: int(r["count"]) for r in q.groupBy("reason").count().collect()}
     counts = EncodeCounts(
-        rows_in=src.df.count(), encoded=sids_commit.rows,
+        rows_in=rows_in, encoded=sids_commit.rows,
         quarantined=q_commit.rows, codebook_id=art.codebook_id, dim=art.dim,
         reasons=dict(sorted(reasons.items())),
     )
