@@ -165,12 +165,20 @@ def flow_edges(sids: DataFrame, drawn: dict[int, list[int]], run_id: str) -> pd.
                            ignore_index=True)
 
 
-def segments_frame(valid: DataFrame, head: list[int], layer: int, run_id: str) -> DataFrame:
-    """(run_id, item_id, layer, token, segment) for every item with a token on `layer`."""
+def segments_frame(valid: DataFrame, head: list[int], layer: int, run_id: str,
+                   fixed: bool = False) -> DataFrame:
+    """(run_id, item_id, layer, token, segment) for every item with a token on `layer`.
+
+    In fixed-length SIDs the layer is the position, read directly; rewritten SIDs are searched
+    for the layer's tag (a lambda, evaluated outside generated code).
+    """
     from pyspark.sql import functions as F
 
-    on_layer = F.filter("keys", lambda k: key_layer(k) == layer)
-    token = key_code(F.try_element_at(on_layer, F.lit(1)))
+    if fixed:
+        token = key_code(F.try_element_at("keys", F.lit(layer)))
+    else:
+        on_layer = F.filter("keys", lambda k: key_layer(k) == layer)
+        token = key_code(F.try_element_at(on_layer, F.lit(1)))
     return (valid.select("item_id", token.alias("token")).where(F.col("token").isNotNull())
             .select(F.lit(run_id).alias("run_id"), "item_id", F.lit(layer).alias("layer"),
                     "token",
@@ -187,7 +195,7 @@ def compute_stats(valid: DataFrame, info: RunInfo, head_share: float = 0.5,
 
     agg = token_aggregates(valid)
     packed = packable(info.input_kind, info.M, info.num_layers)
-    sids = (packed_sids(valid, info.M) if packed
+    sids = (packed_sids(valid, info.M, info.num_layers) if packed
             else valid.groupBy("keys").agg(F.count("*").alias("n")))
     sids = sids.persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -204,6 +212,7 @@ def compute_stats(valid: DataFrame, info: RunInfo, head_share: float = 0.5,
     head = [int(t) for t in head_set(agg, segment_layer, head_share)]
     return StatsFrames(
         layer_stats=layer_stats_frame(info.run_id, agg), summary=summary, flow=flow,
-        segments=segments_frame(valid, head, segment_layer, info.run_id),
+        segments=segments_frame(valid, head, segment_layer, info.run_id,
+                                fixed=info.input_kind == "fixed"),
         n_items=collisions.n_items,
     )

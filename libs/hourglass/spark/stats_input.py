@@ -39,9 +39,12 @@ def key_layer(key: Column) -> Column:
 
 
 def key_code(key: Column) -> Column:
+    """The code of a key. Masked to 31 bits: valid codes are INTs >= 0, so nothing changes for
+    them, and the key of an invalid row (a negative code borrows from the layer) cannot
+    overflow the cast when Spark evaluates it before the filter that drops that row."""
     from pyspark.sql import functions as F
 
-    return key.bitwiseAND(F.lit((1 << KEY_SHIFT) - 1)).cast("int")
+    return key.bitwiseAND(F.lit((1 << 31) - 1)).cast("int")
 
 
 def make_key(layer: Column, code: Column) -> Column:
@@ -69,31 +72,40 @@ def _missing_id() -> Column:
 def fixed_frame(df: DataFrame, L: int, M: int, extra: tuple[str, ...] = ()) -> DataFrame:
     """Validate and key a fixed-length table (codes and residual norms of length L).
 
-    `extra` columns are passed through (e.g. the codebook id, for lineage).
+    L is known, so every per-element test and the keys are spelled out element by element:
+    plain expressions Spark compiles into the stage's generated code, where the array lambdas
+    (`exists`, `transform`) would evaluate row by row outside it. `extra` columns are passed
+    through (e.g. the codebook id, for lineage).
     """
+    from functools import reduce
+
     from pyspark.sql import functions as F
 
     codes, norms = F.col("codes"), F.col("residual_norms")
+    code = [F.try_element_at(codes, F.lit(i + 1)) for i in range(L)]
+    norm = [F.try_element_at(norms, F.lit(i + 1)) for i in range(L)]
+
+    def any_of(conds: list[Column]) -> Column:
+        return reduce(lambda a, b: a | b, conds)
+
     reason = (
         F.when(_missing_id(), F.lit("missing item_id"))
         .when(codes.isNull(), F.lit("null codes"))
         .when(F.size(codes) != L,
               F.concat(F.lit("codes length "), F.size(codes).cast("string"),
                        F.lit(f", expected {L}")))
-        .when(F.exists(codes, lambda c: c.isNull()), F.lit("null code"))
-        .when(F.exists(codes, lambda c: (c < 0) | (c >= M)), F.lit(f"code outside [0, {M})"))
+        .when(any_of([c.isNull() for c in code]), F.lit("null code"))
+        .when(any_of([(c < 0) | (c >= M) for c in code]), F.lit(f"code outside [0, {M})"))
         .when(norms.isNull(), F.lit("null residual_norms"))
         .when(F.size(norms) != L,
               F.concat(F.lit("residual_norms length "), F.size(norms).cast("string"),
                        F.lit(f", expected {L}")))
-        .when(F.exists(norms, lambda x: x.isNull() | F.isnan(x) | (x < 0)
-                       | (x == float("inf"))),
+        .when(any_of([x.isNull() | F.isnan(x) | (x < 0) | (x == float("inf")) for x in norm]),
               F.lit("residual norm null, NaN, infinite or negative"))
     )
-    keys = F.transform(codes, lambda c, i: make_key(i + 1, c))
+    keys = F.array(*[make_key(F.lit(i + 1), c) for i, c in enumerate(code)])
     return df.select(
-        "item_id", keys.alias("keys"),
-        F.transform(norms, lambda x: x.cast("double")).alias("norms"),
+        "item_id", keys.alias("keys"), F.array(*[x.cast("double") for x in norm]).alias("norms"),
         reason.alias("_reason"), codes, norms, *extra,
     )
 

@@ -28,12 +28,13 @@ def packable(input_kind: str, M: int, L: int) -> bool:
     return input_kind == "fixed" and M**L < PACK_LIMIT
 
 
-def packed_sids(valid: DataFrame, M: int) -> DataFrame:
-    """(sid BIGINT, n): the distinct SIDs of `valid` and their item counts."""
+def packed_sids(valid: DataFrame, M: int, L: int) -> DataFrame:
+    """(sid BIGINT, n): the distinct SIDs of `valid` (keys of length L) and their item counts."""
     from pyspark.sql import functions as F
 
-    sid = F.aggregate("keys", F.lit(0).cast("bigint"),
-                      lambda acc, k: acc * M + key_code(k).cast("bigint"))
+    sid = F.lit(0).cast("bigint")
+    for i in range(L):  # spelled out: a lambda (`aggregate`) would leave generated code
+        sid = sid * M + key_code(F.try_element_at("keys", F.lit(i + 1))).cast("bigint")
     return valid.select(sid.alias("sid")).groupBy("sid").agg(F.count("*").alias("n"))
 
 

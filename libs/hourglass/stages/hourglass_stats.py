@@ -200,10 +200,11 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
     dups = None
     try:
         next_step(spark, "hourglass_stats", f"read {src.ref} v{src.version} ({kind}, L={L}, M={M})")
-        rows_in = cached.count()
+        # one pass fills the cache and gives the row count, the invalid rows and the ids
+        first = cached.agg(F.count(F.lit(1)), F.count("_reason"),
+                           F.array_sort(F.collect_set(id_col))).first()
+        rows_in, invalid, ids = int(first[0]), int(first[1]), list(first[2])
         next_step(spark, "hourglass_stats", f"quarantine bad rows and duplicates of {rows_in}")
-        ids = sorted(r[0] for r in cached.select(id_col).distinct().limit(11).collect()
-                     if r[0] is not None)
         if len(ids) > 1:
             log.warning("%s mixes codebooks %s: token statistics across codebooks are not "
                         "comparable", src.ref, ids)
@@ -216,6 +217,8 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
                          m_source=m_source)
         dups = duplicate_ids(cached) if cfg.check_duplicates else None
         bad = with_duplicates(framed, dups).where(F.col("_reason").isNotNull())
+        if not invalid and dups is None:  # nothing to quarantine: empty the slice, no scan
+            bad = bad.where(F.lit(False))
         quarantined = write_quarantine(
             quarantine_rows(bad, cfg.quarantine_stage, payload_cols=PAYLOAD[kind]),
             cfg.ref(cfg.quarantine_table), cfg.quarantine_stage, record).rows
