@@ -36,7 +36,8 @@ def first_run(spark, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("rewrite") / "tables")
     codes, ids, pop = _inputs()
     rows = [(ids[i], [int(c) for c in codes[i]], [1.0, 0.4, 0.1], "cb") for i in range(N)]
-    spark.createDataFrame(rows + BAD_ROWS, SIDS_SCHEMA).write.format("delta").save(
+    exact_copy = [rows[0]]  # same codes and codebook: one copy kept, the other quarantined
+    spark.createDataFrame(rows + BAD_ROWS + exact_copy, SIDS_SCHEMA).write.format("delta").save(
         f"{root}/item_sids")
     events = [(f"u{j}", ids[i], j) for i in range(N) for j in range(int(pop[i]))]
     spark.createDataFrame(events, "user_id STRING, item_id STRING, ts LONG").write.format(
@@ -61,16 +62,18 @@ def test_rows_equal_the_numpy_reference(spark, first_run):
         expected += [(ids[i], ref[i], s.name, "cb") for i in range(N)]
     got = _table(spark, root, "item_sids_rw")
     assertDataFrameEqual(got, spark.createDataFrame(expected, got.schema))
-    assert (result.items_in, result.items_valid, result.items_quarantined) == (N + 6, N, 6)
+    assert (result.items_in, result.items_valid, result.items_quarantined) == (N + 7, N, 7)
     assert (result.num_layers, result.codebook_size) == (L, M)
 
 
 def test_quarantine_reasons(spark, first_run):
-    root = first_run[0]
-    q = {(r["item_id"], r["reason"]) for r in _table(spark, root, "quarantine").collect()}
-    assert q == {("short", "codes of length 2, expected 3"), ("", "missing item_id"),
-                 ("big", "null or out-of-range code (valid: 0..7)"),
-                 ("nocodes", "missing codes"), ("dup", "conflicting duplicate item_id")}
+    root, ids = first_run[0], first_run[3][1]
+    q = sorted((r["item_id"], r["reason"]) for r in _table(spark, root, "quarantine").collect())
+    assert q == sorted([("short", "codes of length 2, expected 3"), ("", "missing item_id"),
+                        ("big", "null or out-of-range code (valid: 0..7)"),
+                        ("nocodes", "missing codes"), ("dup", "conflicting duplicate item_id"),
+                        ("dup", "conflicting duplicate item_id"),
+                        (ids[0], "exact duplicate of an earlier row")])
 
 
 def test_summary_matches_reference_figures(spark, first_run):
@@ -131,7 +134,7 @@ def test_rerun_replaces_only_its_strategy(spark, first_run):
     assert summary.where("strategy = 'topk_2' AND metric = 'n_items'").count() == 1
     share = summary.where("strategy = 'topk_2' AND metric = 'collision_share_after'").first()
     assert share["value"] == pytest.approx(collision_share(kept)) and share["value"] > 0
-    assert _table(spark, root, "quarantine").count() == 6
+    assert _table(spark, root, "quarantine").count() == 7  # replaced, not appended
     assert result.outcomes[0].trie_sids == len({tuple(s) for s in kept})
     lineage = json.loads(spark.sql(f"DESCRIBE HISTORY delta.`{root}/item_sids_rw`")
                          .orderBy("version", ascending=False).first()["userMetadata"])

@@ -45,16 +45,16 @@ def max_code(df: DataFrame) -> int:
 def split_item_sids(df: DataFrame, num_layers: int, codebook_size: int
                     ) -> tuple[DataFrame, DataFrame]:
     """Valid rows (one per item_id, L codes in 0..M-1) and quarantine rows for the rest."""
-    from pyspark.sql import Window
+    from functools import reduce
+
     from pyspark.sql import functions as F
 
     df = df.select(*ITEM_SIDS_COLUMNS).withColumn("item_id", F.trim("item_id"))
-    content = F.sha2(F.to_json(F.struct("codes", "codebook_id")), 256)
-    by_id = Window.partitionBy("item_id")
-    df = (df.withColumn("_content", content)
-          .withColumn("_variants", F.size(F.collect_set("_content").over(by_id)))
-          .withColumn("_dup", F.row_number().over(by_id.orderBy("_content"))))
-    bad_code = F.exists("codes", lambda c: c.isNull() | (c < 0) | (c >= codebook_size))
+    df = _mark_duplicates(df)
+    # element by element (the length is checked first): generated code, unlike a lambda
+    code = [F.try_element_at("codes", F.lit(i + 1)) for i in range(num_layers)]
+    bad_code = reduce(lambda a, b: a | b,
+                      [c.isNull() | (c < 0) | (c >= codebook_size) for c in code], F.lit(False))
     reason = (
         F.when(F.col("item_id").isNull() | (F.col("item_id") == ""), F.lit("missing item_id"))
         .when(F.col("codes").isNull(), F.lit("missing codes"))
@@ -71,6 +71,34 @@ def split_item_sids(df: DataFrame, num_layers: int, codebook_size: int
     bad = quarantine_rows(df.where(F.col("_reason").isNotNull()), STAGE,
                           payload_cols=list(ITEM_SIDS_COLUMNS))
     return good, bad
+
+
+def _mark_duplicates(df: DataFrame) -> DataFrame:
+    """`_variants` (distinct contents of the row's item_id) and `_dup` (1 for the first copy).
+
+    Repeated ids are found by a cheap shuffle of 64-bit hashes (`duplicate_ids`); only their
+    rows go through the window that compares contents, so a catalog without duplicates (the
+    usual case) is never sorted by item_id.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from hourglass.spark.stats_prepare import duplicate_ids
+
+    dups = duplicate_ids(df)
+    if dups is None:
+        return df.withColumn("_variants", F.lit(1)).withColumn("_dup", F.lit(1))
+    marked = df.join(dups.select("item_id", F.lit(True).alias("_repeated")), on="item_id",
+                     how="left")
+    content = F.sha2(F.to_json(F.struct("codes", "codebook_id")), 256)
+    by_id = Window.partitionBy("item_id")
+    repeated = (marked.where(F.col("_repeated")).withColumn("_content", content)
+                .withColumn("_variants", F.size(F.collect_set("_content").over(by_id)))
+                .withColumn("_dup", F.row_number().over(by_id.orderBy("_content")))
+                .drop("_content"))
+    single = (marked.where(F.col("_repeated").isNull())
+              .withColumn("_variants", F.lit(1)).withColumn("_dup", F.lit(1)))
+    return repeated.unionByName(single).drop("_repeated")
 
 
 def layer_counts(df: DataFrame, layer: int = TOP_LAYER
@@ -125,12 +153,11 @@ def rewrite_frame(good: DataFrame, strategy: Strategy, removed: np.ndarray, num_
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    df = good.select("item_id", "codebook_id",
+    if "_popularity" not in good.columns:  # callers with several strategies join it once
+        good = (good.join(popularity, on="item_id", how="left") if popularity is not None
+                else good.withColumn("_popularity", F.lit(None).cast("long")))
+    df = good.select("item_id", "codebook_id", "_popularity",
                      base_tokens(strategy, removed, num_layers).alias("_base"))
-    if popularity is not None:
-        df = df.join(popularity, on="item_id", how="left")
-    else:
-        df = df.withColumn("_popularity", F.lit(None).cast("long"))
     tokens = F.col("_base")
     if resolve_collisions:
         same_sid = Window.partitionBy(F.array_join("_base", " "))

@@ -171,7 +171,7 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
 
     from hourglass.spark import rewrite as rw
     from hourglass.spark.quarantine import write_quarantine
-    from hourglass.spark.tables import lineage, read_table, table_exists, write_slice
+    from hourglass.spark.tables import lineage, read_table, write_slice
 
     src = read_table(spark, cfg.ref(cfg.item_sids_table), cfg.item_sids_version)
     inputs = {src.ref: src.version}
@@ -185,6 +185,8 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
         popularity = rw.item_popularity(pop_src.df)
 
     good, bad = rw.split_item_sids(src.df, L, M)
+    if popularity is not None and cfg.resolve_collisions:  # joined once for every strategy
+        good = good.join(popularity, on="item_id", how="left")
     good = good.persist(StorageLevel.MEMORY_AND_DISK)
     codes, counts, codebooks = rw.layer_counts(good)
     if len(codebooks) > 1:
@@ -195,9 +197,10 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
                      num_layers=L, codebook_size=M)
 
     q_ref = cfg.ref(cfg.quarantine_table)
-    write_quarantine(bad, q_ref, rw.STAGE, record)
-    frames = [rw.rewrite_frame(good, s, removed[s.name], L, popularity, cfg.resolve_collisions)
-              for s in strategies]
+    quarantined = write_quarantine(bad, q_ref, rw.STAGE, record).rows
+    frames = [rw.rewrite_frame(good, s, removed[s.name], L,
+                               popularity if cfg.resolve_collisions else None,
+                               cfg.resolve_collisions) for s in strategies]
     union = frames[0]
     for frame in frames[1:]:
         union = union.unionByName(frame)
@@ -219,10 +222,9 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
 
     summary = spark.createDataFrame(summary_rows, "strategy STRING, metric STRING, value DOUBLE")
     write_slice(summary, cfg.ref(cfg.summary_table), record, {"strategy": names})
-    q = read_table(spark, q_ref).df if table_exists(spark, q_ref) else None
     result = RewriteResult(
         items_in=src.df.count(), items_valid=int(counts.sum()),
-        items_quarantined=q.where(F.col("stage") == rw.STAGE).count() if q is not None else 0,
+        items_quarantined=quarantined,
         num_layers=L, codebook_size=M, item_sids_version=src.version,
         output_version=out_version, outcomes=outcomes,
         index_paths={o.strategy: o.index_path for o in outcomes})
