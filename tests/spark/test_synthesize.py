@@ -47,3 +47,34 @@ def test_normalised_and_long_tailed(spark, table_root):
     expected_top = zipf_weights(50, 1.2)[0] * 4000
     assert abs(sizes[0] - expected_top) < 4 * np.sqrt(expected_top)
     assert sizes[0] > 10 * sizes[-1]
+
+
+def test_synthetic_sids_and_interactions_have_the_promised_shape(spark):
+    """Partitioning-independent; layer 2 long-tailed; Zipf(1) popularity over valid ids;
+    user lengths within [min, max] with about the asked mean."""
+    from hourglass.spark.synthetic_tables import synthetic_interactions, synthetic_item_sids
+
+    one = synthetic_item_sids(spark, 20_000, 64, partitions=1).toPandas()
+    three = synthetic_item_sids(spark, 20_000, 64, partitions=3).toPandas()
+    assert one.equals(three) and one["item_id"].is_unique
+    codes = np.stack(one["codes"].to_numpy())
+    assert codes.min() >= 0 and codes.max() <= 63
+    share = [np.bincount(codes[:, layer], minlength=64).max() / 20_000 for layer in range(3)]
+    # top-1 share of layer 2 is P(64^(u^3) < 2) = (1/6)^(1/3) ≈ 0.55; layers 1, 3 ≈ 1/64
+    assert 0.52 < share[1] < 0.58 and share[0] < 0.03 and share[2] < 0.03
+
+    inter = synthetic_interactions(spark, 1000, 3000, min_length=5, mean_length=9.0,
+                                   max_length=50, partitions=2).toPandas()
+    again = synthetic_interactions(spark, 1000, 3000, min_length=5, mean_length=9.0,
+                                   max_length=50, partitions=5).toPandas()
+    assert inter.sort_values(["user_id", "ts"], ignore_index=True).equals(
+        again.sort_values(["user_id", "ts"], ignore_index=True))
+    lengths = inter.groupby("user_id")["ts"].agg(["count", "max"])
+    assert (lengths["count"] == lengths["max"] + 1).all()  # ts = 0..n-1 per user
+    assert lengths["count"].between(5, 50).all() and 8.6 < lengths["count"].mean() < 9.4
+    assert inter["user_id"].nunique() == 3000
+    item_no = inter["item_id"].str.removeprefix("item").astype(int)
+    assert item_no.between(0, 999).all()
+    counts = np.sort(item_no.value_counts().to_numpy())[::-1]
+    # Zipf(1) over 1000 ranks: the top item holds log(2)/log(1000) ≈ 10% of events
+    assert 0.08 < counts[0] / len(inter) < 0.12
