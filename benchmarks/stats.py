@@ -43,20 +43,10 @@ def session():
 
 def write_sids_spark(spark, n: int, M: int, ref: str) -> None:
     """n rows of (codes, residual_norms): layers 1 and 3 uniform, layer 2 power-law skewed."""
-    from pyspark.sql import functions as F
-
+    from hourglass.spark.synthetic_tables import synthetic_item_sids
     from hourglass.spark.tables import write_table
 
-    def u(salt: int):  # uniform in [0, 1) from a hash of the row id
-        return (F.abs(F.xxhash64("id", F.lit(salt))) % 1_000_000) / 1_000_000.0
-
-    c2 = F.least(F.floor(F.pow(F.lit(float(M)), u(2) ** 3)) - 1, F.lit(M - 1))
-    df = spark.range(n).select(
-        F.format_string("item%09d", "id").alias("item_id"),
-        F.array((u(1) * M).cast("int"), c2.cast("int"), (u(3) * M).cast("int")).alias("codes"),
-        F.array(*[(u(10 + i) / (i + 1)).cast("float") for i in range(3)]).alias("residual_norms"),
-        F.lit("bench").alias("codebook_id"))
-    write_table(df, ref, {"job": "benchmarks/stats.py"})
+    write_table(synthetic_item_sids(spark, n, M), ref, {"job": "benchmarks/stats.py"})
 
 
 def baseline(spark, ref: str, L: int = 3) -> float:
