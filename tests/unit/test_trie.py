@@ -128,3 +128,26 @@ def test_build_streams_chunks_like_one_pass(rng, monkeypatch):
     assert list(whole) == list(chunked)
     assert np.array_equal(whole.offsets, chunked.offsets)
     assert {tuple(s) for s in whole} == {tuple(s) for s in sids}
+
+
+def test_arrow_batches_build_the_same_trie_as_token_lists(rng):
+    """`add_arrow` (what build_tries streams from Spark) against `add` on the same SIDs:
+    several chunks, a sliced array, mixed with one-by-one additions; identical arrays."""
+    import pyarrow as pa
+
+    from hourglass.rewrite.trie import SidTrieBuilder
+
+    codes = rng.integers(0, 9, size=(2000, 4))
+    lengths = rng.integers(1, 5, size=2000)
+    sids = [[f"<{'abcd'[j]}_{c}>" for j, c in enumerate(row[:n])] for row, n in zip(codes, lengths,
+                                                                                   strict=True)]
+    whole = SidTrie.build(sids)
+    chunked = pa.chunked_array([pa.array(sids[:700]), pa.array(sids[700:1500])])
+    sliced = pa.array(sids[1200:]).slice(300)  # offsets that do not start at 0
+    built = (SidTrieBuilder().extend(sids[:10]).add_arrow(chunked).add_arrow(sliced)).build()
+    assert built.vocab == whole.vocab and len(built) == len(whole)
+    for a, b in ((built.offsets, whole.offsets), (built.edge_tokens, whole.edge_tokens),
+                 (built.terminal, whole.terminal)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="must not be null"):
+        SidTrieBuilder().add_arrow(pa.array([["<a_1>"], None]))

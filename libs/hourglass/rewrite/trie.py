@@ -123,6 +123,27 @@ class SidTrieBuilder:
             self.add(sid)
         return self
 
+    def add_arrow(self, sids) -> SidTrieBuilder:
+        """Add a pyarrow list<string> array of SIDs without a Python object per SID or token:
+        the tokens are dictionary-encoded by Arrow and only the (small) dictionary is mapped."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self._flush()  # keep the order of ids stable with any SIDs added one by one
+        chunks = sids.chunks if isinstance(sids, pa.ChunkedArray) else [sids]
+        for chunk in chunks:
+            if chunk.null_count:
+                raise ValueError("a SID must not be null")
+            encoded = pc.dictionary_encode(chunk.flatten())
+            get = self._enc.ids.setdefault
+            to_global = np.array([get(t, len(self._enc.ids))
+                                  for t in encoded.dictionary.to_pylist()], dtype=np.int32)
+            indices = encoded.indices.to_numpy(zero_copy_only=False)
+            self._enc.flat.append(to_global[indices] if len(indices) else indices.astype(np.int32))
+            self._enc.lengths.append(
+                pc.list_value_length(chunk).to_numpy(zero_copy_only=False).astype(np.int32))
+        return self
+
     def _flush(self) -> None:
         if self._pending:
             self._enc.add_chunk(self._pending)

@@ -3,7 +3,7 @@
 Nothing per item reaches the driver: the layer-2 ranking is an aggregation (at most M rows come
 back), the rewrite is a column expression, collision suffixes are a window over the rewritten
 SID, and the summary is one grouped aggregation over the written table. Only the trie
-export streams the distinct SIDs to the driver, partition by partition.
+export streams the SIDs to the driver, as Arrow IPC blobs, partition by partition.
 """
 
 from __future__ import annotations
@@ -209,16 +209,41 @@ def summary_aggregates(rw: DataFrame, num_layers: int) -> dict[str, dict[str, fl
     return out
 
 
-def build_tries(rw: DataFrame, names: list[str]) -> dict[str, SidTrie]:
-    """One trie per strategy from a single pass over the distinct (strategy, SID) rows.
+def _ipc_blobs(batches):
+    """mapInArrow body: each Arrow batch of (strategy, tokens) → one row per strategy in it,
+    holding that strategy's tokens as an Arrow IPC stream (a few hundred KB)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    The rows stream to the driver a partition at a time (`toLocalIterator`); only the tries'
-    int32 arrays accumulate there.
+    for batch in batches:
+        strategy = batch.column(0)
+        for name in pc.unique(strategy).to_pylist():
+            part = batch.filter(pc.equal(strategy, name)).select([1])
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, part.schema) as writer:
+                writer.write_batch(part)
+            yield pa.RecordBatch.from_arrays(
+                [pa.array([name]), pa.array([sink.getvalue().to_pybytes()], pa.binary())],
+                ["strategy", "ipc"])
+
+
+def build_tries(rw: DataFrame, names: list[str]) -> dict[str, SidTrie]:
+    """One trie per strategy from a single pass over the written SIDs.
+
+    The executors pack each Arrow batch's SIDs into one IPC blob per strategy; blobs stream to
+    the driver a partition at a time (`toLocalIterator`) and the tries' builders take them as
+    Arrow arrays, so the driver holds neither a Python object per SID nor a whole partition of
+    rows, and the JVM returns partitions of compact bytes. Duplicates (kept collisions) are
+    removed by the builder, so no shuffle is needed.
     """
+    import pyarrow as pa
     from pyspark.sql import functions as F
 
     builders = {name: SidTrieBuilder() for name in names}
-    sids = rw.where(F.col("strategy").isin(names)).select("strategy", "tokens").distinct()
-    for row in sids.toLocalIterator(prefetchPartitions=True):
-        builders[row[0]].add(row[1])
+    blobs = (rw.where(F.col("strategy").isin(names)).select("strategy", "tokens")
+             .mapInArrow(_ipc_blobs, "strategy string, ipc binary"))
+    for row in blobs.toLocalIterator(prefetchPartitions=True):
+        with pa.ipc.open_stream(row["ipc"]) as reader:
+            for batch in reader:
+                builders[row["strategy"]].add_arrow(batch.column(0))
     return {name: b.build() for name, b in builders.items()}
