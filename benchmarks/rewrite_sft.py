@@ -63,6 +63,9 @@ def run_size(spark, root: str, n: int, args, windows: dict, tag: str) -> list[di
     from hourglass.stages import build_sft_data, rewrite_sids
 
     cores = spark.sparkContext.defaultParallelism
+    if args.items_per_shuffle_partition:  # as a cluster would: partitions grow with the data
+        parts = max(4, -(-n // args.items_per_shuffle_partition))
+        spark.conf.set("spark.sql.shuffle.partitions", str(parts))
     rw_cfg = rewrite_sids.RewriteSidsConfig(output_root=root, strategies=REWRITE, num_layers=3,
                                             codebook_size=args.M)
     sft_cfg = build_sft_data.BuildSftDataConfig(output_root=root, strategies=SFT,
@@ -90,6 +93,9 @@ def main() -> None:
     ap.add_argument("--users_per_item", type=float, default=0.1)
     ap.add_argument("--mean_length", type=float, default=9.0)
     ap.add_argument("--history", type=int, default=20)
+    ap.add_argument("--items_per_shuffle_partition", type=int, default=0,
+                    help="set spark.sql.shuffle.partitions to items / this (at least 4) for "
+                         "each size; 0 keeps the session's (4 in local mode)")
     ap.add_argument("--work_dir", default="/tmp/hourglass-bench-rewrite-sft")
     ap.add_argument("--keep", action="store_true", help="keep the tables")
     ap.add_argument("--out", default=str(RESULTS / "rewrite_sft.json"))
