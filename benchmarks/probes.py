@@ -75,6 +75,22 @@ class WorkerMemory(threading.Thread):
                 "peak_jvm_mb": round(self.jvm_kb / 1024, 1)}
 
 
+def measured(spark, fn) -> tuple[object, float, float, dict]:
+    """(result, start, end, memory) of `fn()`: epoch seconds (the window `spill` attributes
+    tasks to) and the JVM and worker peaks of `WorkerMemory` over the call."""
+    import time
+
+    mem = WorkerMemory(spark.sparkContext._gateway.proc.pid)
+    mem.start()
+    start = time.time()
+    try:
+        result = fn()
+    finally:
+        end = time.time()
+        memory = mem.stop()
+    return result, start, end, memory
+
+
 def event_log_conf(folder: str) -> dict[str, str]:
     """Session settings that write an uncompressed event log to `folder` (for `spill`)."""
     Path(folder).mkdir(parents=True, exist_ok=True)

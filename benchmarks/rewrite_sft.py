@@ -20,10 +20,9 @@ import argparse
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
-from probes import WorkerMemory, dir_mb, event_log_conf, spill
+from probes import dir_mb, event_log_conf, measured, spill
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WARMUP_ITEMS = 100_000
@@ -44,14 +43,7 @@ def write_inputs(spark, root: str, n: int, args) -> dict:
 
 
 def timed_stage(spark, name: str, fn, windows: dict, cores: int, items: int) -> dict:
-    mem = WorkerMemory(spark.sparkContext._gateway.proc.pid)
-    mem.start()
-    start = time.time()
-    try:
-        result = fn()
-    finally:
-        end = time.time()
-        memory = mem.stop()
+    result, start, end, memory = measured(spark, fn)
     windows[name] = (start, end)
     wall = end - start
     return {"stage": name, "seconds": round(wall, 2),

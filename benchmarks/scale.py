@@ -22,10 +22,9 @@ import json
 import math
 import os
 import shutil
-import time
 from pathlib import Path
 
-from probes import WorkerMemory, dir_mb, event_log_conf, spill
+from probes import dir_mb, event_log_conf, measured, spill
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -95,14 +94,7 @@ def main() -> None:
            "load_avg_start": os.getloadavg(), "stages": []}
     windows = {}
     for name, table, fn in stages(args, root):
-        mem = WorkerMemory(spark.sparkContext._gateway.proc.pid)
-        mem.start()
-        start = time.time()
-        try:
-            fn(spark)
-        finally:
-            end = time.time()
-            memory = mem.stop()
+        _, start, end, memory = measured(spark, lambda fn=fn: fn(spark))
         windows[name] = (start, end)
         # training reads its sample; every other stage every item
         rows = min(args.sample_size, args.items) if name == "train_codebooks" else args.items

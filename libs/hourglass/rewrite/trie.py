@@ -139,7 +139,7 @@ class SidTrieBuilder:
             to_global = np.array([get(t, len(self._enc.ids))
                                   for t in encoded.dictionary.to_pylist()], dtype=np.int32)
             indices = encoded.indices.to_numpy(zero_copy_only=False)
-            self._enc.flat.append(to_global[indices] if len(indices) else indices.astype(np.int32))
+            self._enc.flat.append(to_global[indices])
             self._enc.lengths.append(
                 pc.list_value_length(chunk).to_numpy(zero_copy_only=False).astype(np.int32))
         return self

@@ -45,16 +45,15 @@ def max_code(df: DataFrame) -> int:
 def split_item_sids(df: DataFrame, num_layers: int, codebook_size: int
                     ) -> tuple[DataFrame, DataFrame]:
     """Valid rows (one per item_id, L codes in 0..M-1) and quarantine rows for the rest."""
-    from functools import reduce
-
     from pyspark.sql import functions as F
+
+    from hourglass.spark.stats_input import any_of
 
     df = df.select(*ITEM_SIDS_COLUMNS).withColumn("item_id", F.trim("item_id"))
     df = _mark_duplicates(df)
     # element by element (the length is checked first): generated code, unlike a lambda
     code = [F.try_element_at("codes", F.lit(i + 1)) for i in range(num_layers)]
-    bad_code = reduce(lambda a, b: a | b,
-                      [c.isNull() | (c < 0) | (c >= codebook_size) for c in code], F.lit(False))
+    bad_code = any_of([c.isNull() | (c < 0) | (c >= codebook_size) for c in code])
     reason = (
         F.when(F.col("item_id").isNull() | (F.col("item_id") == ""), F.lit("missing item_id"))
         .when(F.col("codes").isNull(), F.lit("missing codes"))
@@ -147,15 +146,23 @@ def base_tokens(strategy: Strategy, removed: np.ndarray, num_layers: int) -> Col
     return F.array_compact(F.array(*tokens))
 
 
+def with_popularity(good: DataFrame, popularity: DataFrame | None) -> DataFrame:
+    """`good` with `_popularity` (null without a popularity table): joined once, before the
+    rows are cached, for every strategy's collision order."""
+    from pyspark.sql import functions as F
+
+    if popularity is None:
+        return good.withColumn("_popularity", F.lit(None).cast("long"))
+    return good.join(popularity, on="item_id", how="left")
+
+
 def rewrite_frame(good: DataFrame, strategy: Strategy, removed: np.ndarray, num_layers: int,
-                  popularity: DataFrame | None, resolve_collisions: bool) -> DataFrame:
-    """`item_sids_rw` rows of one strategy: tokens, then `<d_i>` on colliding SIDs."""
+                  resolve_collisions: bool) -> DataFrame:
+    """`item_sids_rw` rows of one strategy (`good` carries `_popularity`, see
+    `with_popularity`): tokens, then `<d_i>` on colliding SIDs."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    if "_popularity" not in good.columns:  # callers with several strategies join it once
-        good = (good.join(popularity, on="item_id", how="left") if popularity is not None
-                else good.withColumn("_popularity", F.lit(None).cast("long")))
     df = good.select("item_id", "codebook_id", "_popularity",
                      base_tokens(strategy, removed, num_layers).alias("_base"))
     tokens = F.col("_base")

@@ -39,12 +39,19 @@ def key_layer(key: Column) -> Column:
 
 
 def key_code(key: Column) -> Column:
-    """The code of a key. Masked to 31 bits: valid codes are INTs >= 0, so nothing changes for
-    them, and the key of an invalid row (a negative code borrows from the layer) cannot
-    overflow the cast when Spark evaluates it before the filter that drops that row."""
     from pyspark.sql import functions as F
 
-    return key.bitwiseAND(F.lit((1 << 31) - 1)).cast("int")
+    return key.bitwiseAND(F.lit((1 << KEY_SHIFT) - 1)).cast("int")
+
+
+def any_of(conds: list[Column]) -> Column:
+    """OR of column conditions (false for none): the codegen'd form of `exists` when the
+    array's length is known."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    return reduce(lambda a, b: a | b, conds, F.lit(False))
 
 
 def make_key(layer: Column, code: Column) -> Column:
@@ -77,17 +84,11 @@ def fixed_frame(df: DataFrame, L: int, M: int, extra: tuple[str, ...] = ()) -> D
     (`exists`, `transform`) would evaluate row by row outside it. `extra` columns are passed
     through (e.g. the codebook id, for lineage).
     """
-    from functools import reduce
-
     from pyspark.sql import functions as F
 
     codes, norms = F.col("codes"), F.col("residual_norms")
     code = [F.try_element_at(codes, F.lit(i + 1)) for i in range(L)]
     norm = [F.try_element_at(norms, F.lit(i + 1)) for i in range(L)]
-
-    def any_of(conds: list[Column]) -> Column:
-        return reduce(lambda a, b: a | b, conds)
-
     reason = (
         F.when(_missing_id(), F.lit("missing item_id"))
         .when(codes.isNull(), F.lit("null codes"))
@@ -103,7 +104,10 @@ def fixed_frame(df: DataFrame, L: int, M: int, extra: tuple[str, ...] = ()) -> D
         .when(any_of([x.isNull() | F.isnan(x) | (x < 0) | (x == float("inf")) for x in norm]),
               F.lit("residual norm null, NaN, infinite or negative"))
     )
-    keys = F.array(*[make_key(F.lit(i + 1), c) for i, c in enumerate(code)])
+    # keys only for valid rows (as in rewritten_frame): Spark may evaluate an expression over
+    # the keys before the filter on `_reason`, and an invalid code must not reach `key_code`
+    keys = F.when(reason.isNull(),
+                  F.array(*[make_key(F.lit(i + 1), c) for i, c in enumerate(code)]))
     return df.select(
         "item_id", keys.alias("keys"), F.array(*[x.cast("double") for x in norm]).alias("norms"),
         reason.alias("_reason"), codes, norms, *extra,

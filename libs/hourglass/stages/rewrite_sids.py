@@ -185,8 +185,7 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
         popularity = rw.item_popularity(pop_src.df)
 
     good, bad = rw.split_item_sids(src.df, L, M)
-    if popularity is not None and cfg.resolve_collisions:  # joined once for every strategy
-        good = good.join(popularity, on="item_id", how="left")
+    good = rw.with_popularity(good, popularity if cfg.resolve_collisions else None)
     good = good.persist(StorageLevel.MEMORY_AND_DISK)
     codes, counts, codebooks = rw.layer_counts(good)
     if len(codebooks) > 1:
@@ -198,9 +197,8 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
 
     q_ref = cfg.ref(cfg.quarantine_table)
     quarantined = write_quarantine(bad, q_ref, rw.STAGE, record).rows
-    frames = [rw.rewrite_frame(good, s, removed[s.name], L,
-                               popularity if cfg.resolve_collisions else None,
-                               cfg.resolve_collisions) for s in strategies]
+    frames = [rw.rewrite_frame(good, s, removed[s.name], L, cfg.resolve_collisions)
+              for s in strategies]
     union = frames[0]
     for frame in frames[1:]:
         union = union.unionByName(frame)
