@@ -34,6 +34,28 @@ def test_session_uses_local_jars_only(spark):
     assert conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
 
 
+def test_catalog_sized_frames_persist_at_the_configured_level(spark):
+    from pyspark import StorageLevel
+
+    from hourglass.errors import ConfigError
+    from hourglass.spark.session import CATALOG_CACHE_LEVEL, persist_catalog
+
+    df = spark.range(10)
+    try:
+        assert persist_catalog(df).storageLevel == StorageLevel.DISK_ONLY  # the default
+        df.unpersist()
+        spark.conf.set(CATALOG_CACHE_LEVEL, "memory_and_disk")
+        assert persist_catalog(df).storageLevel == StorageLevel.MEMORY_AND_DISK
+        df.unpersist()
+        for bad in ("MEMORY_ONLY_7", "NONE"):
+            spark.conf.set(CATALOG_CACHE_LEVEL, bad)
+            with pytest.raises(ConfigError, match=CATALOG_CACHE_LEVEL):
+                persist_catalog(df)
+    finally:
+        spark.conf.unset(CATALOG_CACHE_LEVEL)
+        df.unpersist()
+
+
 def test_write_is_one_commit_with_lineage_and_pinned_reads(spark, table_root):
     ref = f"{table_root}/t"
     rec = lineage("unit", "abc", {"src": 3})

@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+# Storage level of the frames as large as the catalog that a job reads more than once.
+CATALOG_CACHE_LEVEL = "spark.hourglass.catalogCacheLevel"
 
 
 class SparkSetupError(RuntimeError):
@@ -28,6 +32,27 @@ def on_cluster() -> bool:
     """True under spark-submit (a JVM already launched us) or on Databricks."""
     env = os.environ
     return bool(env.get("PYSPARK_GATEWAY_PORT") or env.get("DATABRICKS_RUNTIME_VERSION"))
+
+
+def persist_catalog(df: DataFrame) -> DataFrame:
+    """Persist a frame with a row per item (or per SID) at the level `CATALOG_CACHE_LEVEL` names.
+
+    DISK_ONLY unless the session says otherwise: with MEMORY_AND_DISK the block store may fill
+    the whole unified region (60% of the heap), and a local session's JVM, which is driver and
+    executor at once, then needs more than the rest; hourglass_stats died so (Java heap space, 4
+    GB) filling its cache of 10^8 rows. Blocks on local disk come back through the page cache.
+    Executors with memory to spare can set MEMORY_AND_DISK.
+    """
+    from pyspark import StorageLevel
+
+    from hourglass.errors import ConfigError
+
+    name = df.sparkSession.conf.get(CATALOG_CACHE_LEVEL, "DISK_ONLY") or "DISK_ONLY"
+    level = getattr(StorageLevel, name.strip().upper(), None)
+    if not isinstance(level, StorageLevel) or level == StorageLevel.NONE:
+        raise ConfigError(f"Spark conf '{CATALOG_CACHE_LEVEL}': '{name}' is not a storage level "
+                          "(e.g. DISK_ONLY, MEMORY_AND_DISK)")
+    return df.persist(level)
 
 
 def maven_delta_jars(delta_version: str | None = None, repo: Path | None = None) -> list[Path]:

@@ -84,8 +84,9 @@ def path_aggregates(sids: DataFrame, M: int) -> tuple[list[DepthStats], Collisio
     the fan-out into depth d and, as keys, the distinct depth-(d−1) prefixes (plus the SIDs that
     end at d−1). Each level is at most as large as the one below, and no count-distinct is needed.
     """
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
+
+    from hourglass.spark.session import persist_catalog
 
     size_dist: dict[int, int] = {}
     lengths: dict[int, int] = {}
@@ -98,7 +99,7 @@ def path_aggregates(sids: DataFrame, M: int) -> tuple[list[DepthStats], Collisio
     held = []
     for d in range(deepest, 1, -1):
         parents = (level.groupBy(F.slice("p", 1, d - 1).alias("p"))
-                   .agg(F.count("*").alias("children")).persist(StorageLevel.MEMORY_AND_DISK))
+                   .agg(F.count("*").alias("children")).transform(persist_catalog))
         held.append(parents)
         fanouts[d] = {r[0]: r[1] for r in parents.groupBy("children").count().collect()}
         level = parents.select("p")
@@ -190,14 +191,15 @@ def segments_frame(valid: DataFrame, head: list[int], layer: int, run_id: str,
 def compute_stats(valid: DataFrame, info: RunInfo, head_share: float = 0.5,
                   segment_layer: int = 2, flow_top: int = 20) -> StatsFrames:
     """Every statistic of one run; `valid` holds only rows that passed validation."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
+
+    from hourglass.spark.session import persist_catalog
 
     agg = token_aggregates(valid)
     packed = packable(info.input_kind, info.M, info.num_layers)
     sids = (packed_sids(valid, info.M, info.num_layers) if packed
             else valid.groupBy("keys").agg(F.count("*").alias("n")))
-    sids = sids.persist(StorageLevel.MEMORY_AND_DISK)
+    sids = persist_catalog(sids)
     try:
         depths, collisions = (packed_path_aggregates(sids, info.M, info.num_layers) if packed
                               else path_aggregates(sids, info.M))

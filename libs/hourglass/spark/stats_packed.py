@@ -41,8 +41,9 @@ def packed_sids(valid: DataFrame, M: int, L: int) -> DataFrame:
 def packed_path_aggregates(sids: DataFrame, M: int, L: int
                            ) -> tuple[list[DepthStats], CollisionStats]:
     """Prefix cascade on packed SIDs: the parents of depth d are `p div M`."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
+
+    from hourglass.spark.session import persist_catalog
 
     size_dist = {r[0]: r[1] for r in sids.groupBy("n").count().collect()}
     n_items = sum(k * v for k, v in size_dist.items())
@@ -51,7 +52,7 @@ def packed_path_aggregates(sids: DataFrame, M: int, L: int
     held = []
     for d in range(L, 1, -1):
         parents = (level.groupBy(F.expr(f"p div {M}").alias("p"))
-                   .agg(F.count("*").alias("children")).persist(StorageLevel.MEMORY_AND_DISK))
+                   .agg(F.count("*").alias("children")).transform(persist_catalog))
         held.append(parents)
         fanouts[d] = {r[0]: r[1] for r in parents.groupBy("children").count().collect()}
         level = parents.select("p")

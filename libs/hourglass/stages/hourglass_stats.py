@@ -178,9 +178,9 @@ def _log_summary(track: Run, summary, lineage_tags: dict) -> None:
 
 
 def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> HourglassStatsResult:
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from hourglass.spark.session import persist_catalog
     from hourglass.spark.stats import compute_stats
     from hourglass.spark.stats_input import fixed_frame, infer_fixed_shape, rewritten_frame
     from hourglass.spark.stats_io import pandas_to_spark
@@ -196,7 +196,7 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
     framed = (fixed_frame if kind == FIXED else rewritten_frame)(df, L, M, extra)
     # the cache holds what the statistics read; quarantine payloads are re-read from the source
     cached = (framed.select("item_id", "keys", "norms", "_reason", *extra)
-              .persist(StorageLevel.MEMORY_AND_DISK))
+              .transform(persist_catalog))
     dups = None
     try:
         next_step(spark, "hourglass_stats", f"read {src.ref} v{src.version} ({kind}, L={L}, M={M})")

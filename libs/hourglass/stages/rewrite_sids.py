@@ -166,11 +166,11 @@ def _layout(spark: SparkSession, cfg: RewriteSidsConfig, df: DataFrame) -> tuple
 
 def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
     """Write this run's strategies to `item_sids_rw` and `rewrite_summary`; export the tries."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     from hourglass.spark import rewrite as rw
     from hourglass.spark.quarantine import write_quarantine
+    from hourglass.spark.session import persist_catalog
     from hourglass.spark.tables import lineage, read_table, write_slice
 
     src = read_table(spark, cfg.ref(cfg.item_sids_table), cfg.item_sids_version)
@@ -186,7 +186,7 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
 
     good, bad = rw.split_item_sids(src.df, L, M)
     good = rw.with_popularity(good, popularity if cfg.resolve_collisions else None)
-    good = good.persist(StorageLevel.MEMORY_AND_DISK)
+    good = persist_catalog(good)
     codes, counts, codebooks = rw.layer_counts(good)
     if len(codebooks) > 1:
         raise ValueError(f"{src.ref} mixes codebooks {codebooks}: rewrite one codebook at a time")
