@@ -79,6 +79,9 @@ def main() -> None:
     ap.add_argument("--strategies", default="topk(16)", help="rewrite strategies, ';'-separated")
     ap.add_argument("--work_dir", default="/tmp/hourglass-scale")
     ap.add_argument("--keep", action="store_true", help="keep the tables")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue a run that stopped: keep the stages --out already records "
+                         "(their tables are in --work_dir) and run the rest")
     ap.add_argument("--out", default=str(RESULTS / "scale.json"))
     args = ap.parse_args()
     from hourglass.spark.session import get_spark
@@ -91,9 +94,14 @@ def main() -> None:
     cores = spark.sparkContext.defaultParallelism
     out = {"items": args.items, "dim": args.dim, "M": args.M, "L": 3, "cores": cores,
            "partitions": args.partitions, "strategies": args.strategies,
-           "load_avg_start": os.getloadavg(), "stages": []}
-    windows = {}
+           "load_avg_start": os.getloadavg(), "stages": [], "windows": {}}
+    if args.resume:
+        out = resumed(out, Path(args.out), root)
+    windows = out["windows"]
     for name, table, fn in stages(args, root):
+        if name in windows:
+            print(f"{name}: kept from {args.out}", flush=True)
+            continue
         _, start, end, memory = measured(spark, lambda fn=fn: fn(spark))
         windows[name] = (start, end)
         # training reads its sample; every other stage every item
@@ -105,6 +113,7 @@ def main() -> None:
                "table_mb": round(sum(dir_mb(f"{root}/{t}") for t in tables), 1)}
         out["stages"].append(row)
         print(json.dumps(row), flush=True)
+        write(out, args.out)  # a stage that fails later keeps what ran (--resume)
     spark.stop()
     spilled = spill(events, windows)
     for row in out["stages"]:
@@ -113,11 +122,33 @@ def main() -> None:
     out["load_avg_end"] = os.getloadavg()
     out["disk_total_mb"] = dir_mb(root)
     report(out)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    write(out, args.out)
     print(f"wrote {args.out}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def write(out: dict, path: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(out, indent=1))
+
+
+def resumed(fresh: dict, path: Path, root: str) -> dict:
+    """The stages an earlier run of the same shape recorded, whose tables are still there.
+
+    Their windows stay as recorded, so spill is read for them from that run's event log (in the
+    same work dir); a different shape or a missing table is an error, not a silent restart.
+    """
+    old = json.loads(path.read_text())
+    shape = ("items", "dim", "M", "L", "partitions", "strategies")
+    if any(old[k] != fresh[k] for k in shape):
+        raise SystemExit(f"{path} records another run: {[(k, old[k]) for k in shape]}")
+    for row in old["stages"]:
+        missing = [t for t in row["table"].split("+") if not Path(root, t).is_dir()]
+        if missing:
+            raise SystemExit(f"cannot resume: {row['stage']}'s tables {missing} are gone")
+    old["resumed_at_load_avg"] = os.getloadavg()
+    return old
 
 
 def sizing(stage_rows: list[dict]) -> list[dict]:
