@@ -114,6 +114,39 @@ def test_trie_accepts_exactly_the_table_sids(spark, first_run):
         assert path.endswith(f"/sid_index/{name}")
 
 
+def test_trie_export_reads_smaller_splits_and_restores_the_conf(spark, first_run, monkeypatch):
+    """The trie export plans its input with its own split size (more, smaller task results),
+    gives the same tries, and leaves the session's setting as it was."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    from hourglass.spark import rewrite as rw
+
+    root = first_run[0]
+    rows = _table(spark, root, "item_sids_rw").collect()
+    _table(spark, root, "item_sids_rw").repartition(7).write.format("delta").save(
+        f"{root}/rw_many_files")
+    many = _table(spark, root, "rw_many_files")
+    sizes = [Path(urlparse(f).path).stat().st_size for f in many.inputFiles()]
+    key = "spark.sql.files.maxPartitionBytes"
+    spark.conf.set(key, "64m")
+    spark.conf.set("spark.sql.files.openCostInBytes", "1")  # small files get packed together
+    monkeypatch.setattr(rw, "TRIE_SPLIT_BYTES", str(max(sizes)))
+    try:
+        packed = _table(spark, root, "rw_many_files").rdd.getNumPartitions()
+        with rw.scoped_conf(spark, key, rw.TRIE_SPLIT_BYTES):
+            splits = _table(spark, root, "rw_many_files").rdd.getNumPartitions()
+        assert len(sizes) == 7 and packed < splits <= 7
+        tries = rw.build_tries(_table(spark, root, "rw_many_files"), ["none", "topk(2)"])
+        assert spark.conf.get(key) == "64m"
+    finally:
+        spark.conf.unset(key)
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    for name, trie in tries.items():
+        expected = {tuple(r["tokens"]) for r in rows if r["strategy"] == name}
+        assert {tuple(s) for s in trie} == expected and len(trie) == len(expected)
+
+
 def test_rerun_replaces_only_its_strategy(spark, first_run):
     root, _, _, (codes, ids, pop) = first_run
     before = {r["strategy"]: r["count"]

@@ -8,6 +8,8 @@ export streams the SIDs to the driver, as Arrow IPC blobs, partition by partitio
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,7 +20,7 @@ from hourglass.sid_tokens import layer_letter
 from hourglass.spark.quarantine import quarantine_rows
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 STAGE = "rewrite_sids"
 ITEM_SIDS_COLUMNS = ("item_id", "codes", "residual_norms", "codebook_id")
@@ -222,12 +224,13 @@ def _ipc_blobs(batches):
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    options = pa.ipc.IpcWriteOptions(compression="zstd")  # string tokens: a third the bytes
     for batch in batches:
         strategy = batch.column(0)
         for name in pc.unique(strategy).to_pylist():
             part = batch.filter(pc.equal(strategy, name)).select([1])
             sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, part.schema) as writer:
+            with pa.ipc.new_stream(sink, part.schema, options=options) as writer:
                 writer.write_batch(part)
             yield pa.RecordBatch.from_arrays(
                 [pa.array([name]), pa.array([sink.getvalue().to_pybytes()], pa.binary())],
@@ -249,8 +252,29 @@ def build_tries(rw: DataFrame, names: list[str]) -> dict[str, SidTrie]:
     builders = {name: SidTrieBuilder() for name in names}
     blobs = (rw.where(F.col("strategy").isin(names)).select("strategy", "tokens")
              .mapInArrow(_ipc_blobs, "strategy string, ipc binary"))
-    for row in blobs.toLocalIterator(prefetchPartitions=True):
-        with pa.ipc.open_stream(row["ipc"]) as reader:
-            for batch in reader:
-                builders[row["strategy"]].add_arrow(batch.column(0))
+    # A partition reaches the driver JVM as one task result; with 128 MB splits of small files
+    # that was 660 MB of blobs at 10^8 items, and two of them (prefetch) ran it out of heap.
+    with scoped_conf(rw.sparkSession, "spark.sql.files.maxPartitionBytes", TRIE_SPLIT_BYTES):
+        for row in blobs.toLocalIterator(prefetchPartitions=True):
+            with pa.ipc.open_stream(row["ipc"]) as reader:
+                for batch in reader:
+                    builders[row["strategy"]].add_arrow(batch.column(0))
     return {name: b.build() for name, b in builders.items()}
+
+
+# Input split of the trie export: ~5M SIDs of Parquet, ~70 MB of compressed blobs per result.
+TRIE_SPLIT_BYTES = str(32 * 2**20)
+
+
+@contextmanager
+def scoped_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a session conf for the plans made inside the block, then restore it."""
+    old = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if old is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, old)
