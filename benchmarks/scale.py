@@ -1,7 +1,8 @@
 """One large run of the SID stages (issue #12, item 4): synthesize → train_codebooks (on a
 sample) → encode_items → hourglass_stats → rewrite_sids, by default on 10^8 synthetic items.
 
-Per stage it records wall time, rows/s per core, peak JVM and Python-worker RSS (/proc), spill
+Per stage it records wall time, rows/s per core, peak JVM and Python-worker RSS (/proc), the
+driver process's own peak (the trie export builds there), spill
 and the largest task's peak execution memory (event log), and the size on disk of the table it
 wrote; then the cluster size for 10^8 and 10^9 items from the measured per-core rates. The
 defaults keep 10^8 rows on a small disk: D = 32 (float32 embeddings, about 13 GB of Parquet),
@@ -21,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 from pathlib import Path
 
@@ -109,6 +111,9 @@ def main() -> None:
         tables = [table] if isinstance(table, str) else table
         row = {"stage": name, "seconds": round(end - start, 1), "rows": rows,
                "rows_per_s_per_core": round(rows / (end - start) / cores), **memory,
+               # the trie export builds in this process; a high-water mark over the run so far
+               "driver_python_peak_mb": round(
+                   resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                "table": "+".join(tables),
                "table_mb": round(sum(dir_mb(f"{root}/{t}") for t in tables), 1)}
         out["stages"].append(row)
@@ -166,6 +171,7 @@ def sizing(stage_rows: list[dict]) -> list[dict]:
 
 def report(out: dict) -> None:
     cols = ["stage", "seconds", "rows", "rows_per_s_per_core", "peak_jvm_mb", "peak_worker_mb",
+            "driver_python_peak_mb",
             "memory_spill_mb", "disk_spill_mb", "peak_task_execution_mb", "table", "table_mb"]
     print("  ".join(cols))
     for r in out["stages"]:
