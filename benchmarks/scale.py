@@ -1,15 +1,14 @@
 """One large run of the SID stages (issue #12, item 4): synthesize → train_codebooks (on a
 sample) → encode_items → hourglass_stats → rewrite_sids, by default on 10^8 synthetic items.
 
-Per stage it records wall time, rows/s per core, peak JVM and Python-worker RSS (/proc), the
-driver process's own peak (the trie export builds there), spill
-and the largest task's peak execution memory (event log), and the size on disk of the table it
-wrote; then the cluster size for 10^8 and 10^9 items from the measured per-core rates. The
-defaults keep 10^8 rows on a small disk: D = 32 (float32 embeddings, about 13 GB of Parquet),
-L = 3, M = 256, Zstandard Parquet, 400 input partitions (about 250k rows each, so a Python worker
-holds one Arrow batch at a time and the JVM never a partition). rewrite_sids writes one strategy
-(`topk(16)`) and exports its trie; the interactions for popularity are not generated (collision
-suffixes then order by item_id alone).
+Per stage it records wall time, rows/s per core, peak JVM and Python-worker RSS (/proc), the driver
+process's own peak (the trie export builds there), spill and the largest task's peak execution
+memory (event log), and the size on disk of the table it wrote; then the cluster size for 10^8 and
+10^9 items from the measured per-core rates. The defaults keep 10^8 rows on a small disk: D = 32
+(float32 embeddings, about 13 GB of Parquet), L = 3, M = 256, Zstandard Parquet, 400 input
+partitions (about 250k rows each, so a Python worker holds one Arrow batch at a time and the JVM
+never a partition). rewrite_sids writes one strategy (`topk(16)`) and exports its trie; the
+interactions for popularity are not generated (collision suffixes then order by item_id alone).
 
     .venv/bin/python benchmarks/scale.py                       # 10^8 items: hours on 2 cores
     .venv/bin/python benchmarks/scale.py --items 1000000       # the same path, minutes

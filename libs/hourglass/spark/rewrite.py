@@ -8,8 +8,6 @@ export streams the SIDs to the driver, as Arrow IPC blobs, partition by partitio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,9 +16,10 @@ from hourglass.rewrite.strategies import TOP_LAYER, Strategy
 from hourglass.rewrite.trie import SidTrie, SidTrieBuilder
 from hourglass.sid_tokens import layer_letter
 from hourglass.spark.quarantine import quarantine_rows
+from hourglass.spark.session import scoped_conf
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame
 
 STAGE = "rewrite_sids"
 ITEM_SIDS_COLUMNS = ("item_id", "codes", "residual_norms", "codebook_id")
@@ -264,17 +263,3 @@ def build_tries(rw: DataFrame, names: list[str]) -> dict[str, SidTrie]:
 
 # Input split of the trie export: ~5M SIDs of Parquet, ~70 MB of compressed blobs per result.
 TRIE_SPLIT_BYTES = str(32 * 2**20)
-
-
-@contextmanager
-def scoped_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """Set a session conf for the plans made inside the block, then restore it."""
-    old = spark.conf.get(key, None)
-    spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        if old is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, old)

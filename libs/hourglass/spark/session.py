@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +55,20 @@ def persist_catalog(df: DataFrame) -> DataFrame:
         raise ConfigError(f"Spark conf '{CATALOG_CACHE_LEVEL}': '{name}' is not a storage level "
                           "(e.g. DISK_ONLY, MEMORY_AND_DISK)")
     return df.persist(level)
+
+
+@contextmanager
+def scoped_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a session conf for the plans made inside the block, then restore it."""
+    old = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if old is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, old)
 
 
 def maven_delta_jars(delta_version: str | None = None, repo: Path | None = None) -> list[Path]:
