@@ -295,3 +295,43 @@ def test_spark_distributor_trains_two_ranks(spark, world, tmp_path):
     assert keys[0] | keys[1] == set(_table_keys(spark, world, result))
     assert result["valid_loss_end"] < result["valid_loss_start"]
     assert (Path(cfg.run_dir()) / "final" / "model.safetensors").is_file()
+
+
+def brute_force_recall(spark, world, model_dir: str, result: dict, k: int) -> float:
+    """Valid Recall@k of a saved model by scoring every catalog SID (plus `</s>`) with one plain
+    forward each: no beam, no trie, no cache, independent of the trainer's probe."""
+    from hourglass.evaluation.lm import load_finetuned, sequence_logprob
+
+    model, tok, _ = load_finetuned(model_dir)
+    ids = tok.convert_tokens_to_ids
+    bos, sep, eos = ids("<s>"), ids("<sep>"), ids(EOS)
+    sids = {f"i{i}": [*ids(_sid(i)), eos] for i in range(N_ITEMS)}
+    valid = (read_table(spark, f"{world['root']}/sft_examples", result["sft_version"]).df
+             .where("strategy = 'none' AND split = 'valid'").collect())
+    hits = 0
+    for r in valid:
+        prompt = [bos, *ids(list(r.prompt_tokens)), sep]
+        scores = {item: sequence_logprob(model, prompt, s) for item, s in sids.items()}
+        top = sorted(scores, key=lambda item: -scores[item])[:k]
+        hits += r.target_item_id in top
+    return hits / len(valid)
+
+
+def test_checkpoint_selected_by_valid_recall(spark, world, tmp_path):
+    """select_by valid_recall on 2 ranks: Recall@k is logged at every check, the exported model
+    is the step with the best figure (the first of equals), and that figure is the model's own
+    Recall@k over every valid user, recomputed by brute force from the exported folder."""
+    cfg = _train_cfg(world, tmp_path, "selected", select_by="valid_recall", eval_every=30,
+                     recall_k=3, recall_beam=N_ITEMS, save_every=0)
+    result = run_training(cfg, launcher="deepspeed", num_procs=2)
+    run_dir = Path(cfg.run_dir())
+    logged = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    recalls = {x["step"]: x["valid_recall@3"] for x in logged if "valid_recall@3" in x}
+    assert list(recalls) == [30, 60, STEPS]
+    best = max(recalls.values())
+    assert result["selected_step"] == min(s for s, v in recalls.items() if v == best)
+    assert result["valid_recall"] == best and result["stopped_step"] == STEPS
+    meta = json.loads((run_dir / "final" / "hourglass_sft.json").read_text())
+    assert meta["selected_step"] == result["selected_step"]
+    assert brute_force_recall(spark, world, str(run_dir / "final"), result, 3) == \
+        pytest.approx(best)

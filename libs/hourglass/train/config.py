@@ -45,6 +45,13 @@ class TrainConfig(StageConfig):
         eval_every: steps between validation losses; 0: at the end only
         eval_at_start: compute the validation loss before the first step
         max_valid_examples: validation rows used for the validation loss
+        select_by: last (export the last step) or valid_recall (check Recall@recall_k on
+            validation users every eval_every steps and export the best-scoring step)
+        recall_k: k of the validation Recall@k that selects the checkpoint
+        recall_beam: beams of the validation beam search (>= recall_k)
+        recall_users: validation users scored per check, over all ranks
+        patience: with valid_recall, stop after this many checks without a better figure;
+            0: train all max_steps
         save_every: steps between checkpoints; 0: at the end only
         keep_checkpoints: checkpoints kept in the run folder
         resume: continue from the run folder's latest checkpoint (or skip a finished run)
@@ -74,6 +81,11 @@ class TrainConfig(StageConfig):
     eval_every: int = 0
     eval_at_start: bool = True
     max_valid_examples: int = 2000
+    select_by: str = "last"
+    recall_k: int = 10
+    recall_beam: int = 20
+    recall_users: int = 1000
+    patience: int = 0
     save_every: int = 0
     keep_checkpoints: int = 2
     resume: bool = True
@@ -161,6 +173,18 @@ class TrainConfig(StageConfig):
         require(self.max_seq_len >= 8, "max_seq_len", "must be >= 8")
         for key in ("eval_every", "save_every", "max_valid_examples", "torch_threads"):
             require(getattr(self, key) >= 0, key, "must be >= 0 (0 = off / automatic)")
+        require(self.select_by in ("last", "valid_recall"), "select_by",
+                "must be last or valid_recall")
+        if self.select_by == "valid_recall":
+            require(self.eval_every >= 1, "eval_every",
+                    "must be >= 1 with select_by valid_recall: it is how often Recall is checked")
+            require(self.recall_k >= 1 and self.recall_users >= 1, "recall_k",
+                    "recall_k and recall_users must be >= 1")
+            require(self.recall_beam >= self.recall_k, "recall_beam",
+                    f"must be >= recall_k ({self.recall_k}): a beam returns that many SIDs")
+        require(self.patience >= 0, "patience", "must be >= 0 (0 = no early stopping)")
+        require(self.patience == 0 or self.select_by == "valid_recall", "patience",
+                "needs select_by valid_recall (it counts checks without a better Recall)")
         require(self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda")
         require(not self.model or Path(self.model).exists(), "model",
                 f"no local model folder {self.model!r} (hub downloads are off; give a path)")

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from hourglass.config import ConfigError
 from hourglass.logs import log
 from hourglass.sft.tokenizer import TokenIds, sid_vocabulary
 from hourglass.tracking import Run, tracked_run
@@ -43,6 +44,7 @@ from hourglass.train.runs import (
     finished_result,
     plan_run,
 )
+from hourglass.train.selection import Best, RecallProbe, recall_probe
 
 MODEL_ARTIFACT = "model"  # the exported model in the fine-tune's MLflow run
 
@@ -69,6 +71,9 @@ class TrainResult:
     skipped: bool = False  # this exact run had finished before: nothing was trained
     mlflow_run_id: str = ""  # rank 0's tracked run, and its logged model
     mlflow_model_uri: str = ""
+    stopped_step: int | None = None  # the last step trained (< steps when stopped early)
+    selected_step: int | None = None  # select_by valid_recall: the step exported
+    valid_recall: float | None = None  # its validation Recall@recall_k
 
     @classmethod
     def from_record(cls, data: dict[str, Any], **changes: Any) -> TrainResult:
@@ -247,8 +252,8 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
 
     from hourglass.train.model import load_tokenizer_and_model
 
-    _, sid_rows = read_strategy_columns(cfg.table_uri(cfg.sids_table), strategy, ["tokens"],
-                                        pins["sids_version"])
+    _, sid_rows = read_strategy_columns(cfg.table_uri(cfg.sids_table), strategy,
+                                        ["item_id", "tokens"], pins["sids_version"])
     tokenizer, model = load_tokenizer_and_model(cfg, sid_vocabulary(sid_rows["tokens"]))
     ids = TokenIds(tokenizer)
     shard = read_shard(cfg.table_uri(cfg.sft_table), strategy, rank, world, pins["sft_version"])
@@ -269,6 +274,9 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
         log.warning("%d prompt/target tokens are not in the SID vocabulary of sids_version %s",
                     ids.unknown, pins["sids_version"])
 
+    if cfg.select_by == "valid_recall" and settings.zero_stage == 3:
+        raise ConfigError("select_by valid_recall decodes with each rank's whole model: use a "
+                          "ZeRO stage 0-2 config (stage 3 partitions the parameters)")
     engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
                                            config=ds_dict)
     start = 0
@@ -282,10 +290,16 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
     micro, accum, pad = settings.micro_batch, settings.grad_accum, ids.special.pad
     v_start = (valid_loss(engine, enc_valid, enc_train, pad, micro, device)
                if cfg.eval_at_start and start == 0 else None)
+    probe = (recall_probe(cfg, engine.module, tokenizer, sid_rows, valid_rows, world, device)
+             if cfg.select_by == "valid_recall" else None)
+    best = Best.load(run_dir) if start > 0 and probe is not None else Best()
     result = _loop(cfg, engine, enc_train, enc_valid, start, micro, accum, pad, device, rank,
-                   world, run_dir, settings.zero_stage, track)
+                   world, run_dir, track, probe, best)
+    if probe is not None and best.state is not None:
+        engine.module.load_state_dict(best.state)  # training is over: export the chosen step
     v_end = valid_loss(engine, enc_valid, enc_train, pad, micro, device)
-    meta = {**pins, "steps": cfg.max_steps, "world_size": world, "valid_loss": v_end}
+    meta = {**pins, "steps": cfg.max_steps, "world_size": world, "valid_loss": v_end,
+            "selected_step": best.step, f"valid_recall@{cfg.recall_k}": best.recall}
     export_model(engine, tokenizer, run_dir / FINAL_DIR, settings.zero_stage, rank, meta)
     track.metrics({"valid_loss_start": v_start, "valid_loss": v_end}, cfg.max_steps)
     track.artifacts(run_dir / FINAL_DIR, MODEL_ARTIFACT)
@@ -296,7 +310,9 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
                       model_dir=str(run_dir / FINAL_DIR), sft_version=plan.sft_version,
                       sids_version=plan.sids_version, codebook_id=plan.codebook_id,
                       scheduler_run_id=plan.scheduler_run_id, mlflow_run_id=track.run_id,
-                      mlflow_model_uri=track.artifact_uri(MODEL_ARTIFACT))
+                      mlflow_model_uri=track.artifact_uri(MODEL_ARTIFACT),
+                      stopped_step=int(result["stopped_step"]), selected_step=best.step,
+                      valid_recall=best.recall)
     if rank == 0:
         (run_dir / RESULT_FILE).write_text(json.dumps(asdict(out), indent=1))
         log.info("trained %s: %s", strategy, out)
@@ -305,11 +321,14 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
 
 def _loop(cfg: TrainConfig, engine: Any, enc_train: Any, enc_valid: Any, start: int,
           micro: int, accum: int, pad: int, device: str, rank: int, world: int, run_dir: Path,
-          zero_stage: int, track: Run) -> dict[str, float]:
-    """Steps `start`..`max_steps`; returns the last window's loss and the throughput."""
+          track: Run, probe: RecallProbe | None, best: Best) -> dict[str, float]:
+    """Steps `start`..`max_steps` (fewer when `probe`'s Recall stops improving for `patience`
+    checks); returns the last window's loss, the last step and the throughput. Every
+    `eval_every` steps and at the end, `probe` scores the model and `best` keeps the best."""
     from tqdm import tqdm
 
     seed = cfg.seed * 1000 + rank
+    last = start
     win_loss = win_tok = 0.0
     tokens_all, last_loss = 0.0, float("nan")
     t0 = time.perf_counter()
@@ -330,29 +349,42 @@ def _loop(cfg: TrainConfig, engine: Any, enc_train: Any, enc_valid: Any, start: 
                 tokens_all += real_tokens(batch)
             done = step + 1
             bar.update(1)
+            rec: dict[str, float] = {}
             if done % cfg.log_every == 0 or done == cfg.max_steps:
                 s_loss, s_tok, s_all = _reduce([win_loss, win_tok, tokens_all])
-                now = time.perf_counter()
                 last_loss = s_loss / max(s_tok, 1)
-                rec = {"step": done, "train_loss": last_loss, "lr": engine.get_lr()[0],
-                       "tokens_per_s": s_all / max(now - t0, 1e-9)}
+                rec = {"train_loss": last_loss, "lr": engine.get_lr()[0],
+                       "tokens_per_s": s_all / max(time.perf_counter() - t0, 1e-9)}
+                win_loss = win_tok = 0.0
                 if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.max_steps:
                     rec["valid_loss"] = valid_loss(engine, enc_valid, enc_train, pad, micro,
                                                    device)
-                if metrics:
-                    track.metrics({k: v for k, v in rec.items() if k != "step"}, done)
-                    metrics.write(json.dumps(rec) + "\n")
-                    metrics.flush()
-                    bar.set_postfix(loss=f"{last_loss:.3f}")
-                    log.info("step %d/%d %s", done, cfg.max_steps, json.dumps(rec))
-                win_loss = win_tok = 0.0
-            if (cfg.save_every and done % cfg.save_every == 0) or done == cfg.max_steps:
+            stop = False
+            if probe is not None and (done % cfg.eval_every == 0 or done == cfg.max_steps):
+                hits, users = _reduce([probe.hits(), len(probe)])
+                recall = hits / max(users, 1)
+                rec[f"valid_recall@{cfg.recall_k}"] = recall
+                stop = best.offer(done, recall, engine.module, run_dir, rank, cfg.patience)
+            if rec and metrics:
+                track.metrics(rec, done)
+                metrics.write(json.dumps({"step": done, **rec}) + "\n")
+                metrics.flush()
+                bar.set_postfix(loss=f"{last_loss:.3f}")
+                log.info("step %d/%d %s", done, cfg.max_steps, json.dumps(rec))
+            last = done
+            if (cfg.save_every and done % cfg.save_every == 0) or done == cfg.max_steps or stop:
                 _save(engine, run_dir / CHECKPOINTS_DIR, done, cfg.keep_checkpoints, rank)
+            if stop:
+                if rank == 0:
+                    log.info("%s: no better valid Recall@%d in %d checks: stopped at step %d "
+                             "(best %.4f at step %s)", cfg.strategy_name, cfg.recall_k,
+                             cfg.patience, done, best.recall, best.step)
+                break
     finally:
         bar.close()
         if metrics:
             metrics.close()
     seconds = time.perf_counter() - t0
     total_tokens = _reduce([tokens_all])[0]
-    return {"loss": last_loss, "tokens": total_tokens, "seconds": seconds,
+    return {"loss": last_loss, "tokens": total_tokens, "seconds": seconds, "stopped_step": last,
             "tokens_per_s": total_tokens / max(seconds, 1e-9)}

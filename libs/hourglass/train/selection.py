@@ -1,0 +1,115 @@
+"""Checkpoint selection by validation Recall@k: what the model is for, not its loss.
+
+The validation loss keeps falling while retrieval has already peaked (and on a few thousand
+users, a model trained several epochs overfits the items it saw most): the checkpoint worth
+keeping is the one that ranks held-out items best. `RecallProbe` scores a fixed slice of this
+rank's `valid` rows with the same trie-constrained beam search and catalog the evaluation uses
+(`hourglass.evaluation.ranking`), so the figure it selects on is the evaluation's own metric on
+the validation split. Items sharing a SID are ordered by item_id here (the trainer has no
+interaction counts); the evaluation orders them by popularity, so for collision-heavy strategies
+the two can differ slightly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hourglass.evaluation.ranking import Catalog, Ranker
+
+if TYPE_CHECKING:
+    from hourglass.train.config import TrainConfig
+
+
+class RecallProbe:
+    """Hits@k and users of this rank's first `users` valid rows, for a model being trained."""
+
+    def __init__(self, model: Any, tokenizer: Any, item_ids: Sequence[str],
+                 item_tokens: Sequence[Sequence[str]], valid_rows: dict[str, list], k: int,
+                 beam: int, users: int, max_seq_len: int, device: str = "cpu",
+                 batch_users: int = 64) -> None:
+        catalog = Catalog.build(item_ids, item_tokens)
+        longest = max((len(t) for t in item_tokens), default=0)
+        self.ranker = Ranker(model, tokenizer, catalog, beam, max_seq_len - (longest + 1),
+                             device)
+        self.model = model
+        self.prompts = valid_rows["prompt_tokens"][:users]
+        self.targets = valid_rows["target_item_id"][:users]
+        self.k = k
+        self.batch_users = batch_users
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def hits(self) -> int:
+        """Targets found among the top k items; the model is in eval mode meanwhile."""
+        import numpy as np
+
+        was_training = self.model.training
+        self.model.eval()
+        found = 0
+        try:
+            for lo in range(0, len(self.targets), self.batch_users):
+                hi = lo + self.batch_users
+                ranked = self.ranker.rank(self.prompts[lo:hi], self.targets[lo:hi], self.k)
+                found += int(np.count_nonzero(ranked.ranks > 0))
+        finally:
+            self.model.train(was_training)
+        return found
+
+
+BEST_FILE = "best_state.pt"  # in the run folder: the best step's weights, for a resumed run
+PROBE_SEED = 0  # the validation users are the same for every seed and recipe
+
+
+@dataclass
+class Best:
+    """The best validation Recall so far, its step and weights (a CPU copy on every rank)."""
+
+    step: int | None = None
+    recall: float | None = None
+    state: dict[str, Any] | None = None
+    stale: int = 0  # checks since the last improvement
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Best:
+        """What an interrupted run had kept (its count of stale checks restarts at 0)."""
+        import torch
+
+        f = run_dir / BEST_FILE
+        if not f.exists():
+            return cls()
+        rec = torch.load(f, map_location="cpu", weights_only=True)
+        return cls(step=int(rec["step"]), recall=float(rec["recall"]), state=rec["state"])
+
+    def offer(self, step: int, recall: float, model: Any, run_dir: Path, rank: int,
+              patience: int) -> bool:
+        """Keep `model`'s weights when `recall` beats the best (ties keep the earlier step);
+        True when `patience` checks in a row did not."""
+        import torch
+
+        if self.recall is not None and recall <= self.recall:
+            self.stale += 1
+            return patience > 0 and self.stale >= patience
+        self.step, self.recall, self.stale = step, recall, 0
+        self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        if rank == 0:
+            tmp = run_dir / (BEST_FILE + ".tmp")
+            torch.save({"step": step, "recall": recall, "state": self.state}, tmp)
+            tmp.replace(run_dir / BEST_FILE)
+        return False
+
+
+def recall_probe(cfg: TrainConfig, model: Any, tokenizer: Any, sid_rows: dict[str, list],
+                 valid_rows: dict[str, list], world: int, device: str) -> RecallProbe:
+    """This rank's probe: a seeded sample of its valid rows, `recall_users` over all ranks."""
+    import numpy as np
+
+    per_rank = -(-cfg.recall_users // world)
+    n = len(valid_rows["target_item_id"])
+    pick = np.sort(np.random.default_rng(PROBE_SEED).permutation(n)[:per_rank])
+    rows = {k: [v[i] for i in pick] for k, v in valid_rows.items()}
+    return RecallProbe(model, tokenizer, sid_rows["item_id"], sid_rows["tokens"], rows,
+                       cfg.recall_k, cfg.recall_beam, per_rank, cfg.max_seq_len, device)
