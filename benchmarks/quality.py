@@ -53,8 +53,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="training wall minutes per strategy and seed on this host's CPU cores")
     p.add_argument("--max-steps", type=int, default=0,
                    help="fine-tune steps per strategy; 0 = derived from --cpu-minutes by a probe")
+    p.add_argument("--checks", type=int, default=5,
+                   help="validation Recall checks per fine-tune when the recipe selects its "
+                        "checkpoint by them (select_by: valid_recall)")
     p.add_argument("--probe-steps", type=int, default=30,
                    help="steps of the probe fine-tune that measures seconds per step")
+    p.add_argument("--beam", type=int, default=20,
+                   help="beams of the evaluation's constrained (and free) beam search")
+    p.add_argument("--recall-ks", nargs="+", type=int, default=[1, 5, 10, 20],
+                   help="k of Recall@k (TIGER reports 5 and 10); at most --beam")
+    p.add_argument("--ndcg-ks", nargs="+", type=int, default=[5, 10, 20], help="k of NDCG@k")
     p.add_argument("--users", type=int, default=0,
                    help="test users evaluated (the evaluate stage's seeded sample); 0 = all")
     p.add_argument("--sasrec-hidden", type=int, default=64, help="SASRec embedding width")
@@ -115,13 +123,20 @@ def recipe_steps(args: argparse.Namespace, dataset: str, output_root: str
 
 def ablation_config(ablation: dict, output_root: str, args: argparse.Namespace, seed: int,
                     max_steps: int) -> Any:
+    """The recipe's ablation at this budget; with checkpoint selection by validation Recall
+    (`select_by: valid_recall`) it checks `--checks` times over the run."""
     from hourglass.stages.ablation import AblationConfig
 
+    train = {**ablation.get("train", {}), "max_steps": max_steps, "seed": seed}
+    if train.get("select_by") == "valid_recall":
+        train["eval_every"] = -(-max_steps // args.checks)  # the last check is the last step
+        train["log_every"] = min(train.get("log_every", 20), train["eval_every"])
     return AblationConfig.from_dict({
         **ablation, "output_root": output_root, "run_id": f"quality_seed{seed}",
-        "strategies": list(args.strategies), "build_sft": False,
-        "train": {**ablation.get("train", {}), "max_steps": max_steps, "seed": seed},
-        "evaluate": {**ablation.get("evaluate", {}), "max_users": args.users}})
+        "strategies": list(args.strategies), "build_sft": False, "train": train,
+        "evaluate": {**ablation.get("evaluate", {}), "max_users": args.users,
+                     "beam_size": args.beam, "recall_ks": args.recall_ks,
+                     "ndcg_ks": args.ndcg_ks}})
 
 
 def probe_seconds_per_step(cfg: Any, steps: int, folder: Path) -> float:
@@ -131,7 +146,8 @@ def probe_seconds_per_step(cfg: Any, steps: int, folder: Path) -> float:
 
     shutil.rmtree(folder, ignore_errors=True)
     tcfg = dataclasses.replace(cfg.train_config(cfg.names()[0]), max_steps=steps,
-                               output_dir=str(folder), eval_at_start=False, resume=False)
+                               output_dir=str(folder), eval_at_start=False, resume=False,
+                               select_by="last", eval_every=0, patience=0)
     res = run_training(tcfg, cfg.launcher, cfg.num_procs)
     return float(res["seconds"]) / max(1, int(res["steps"]))
 
@@ -195,7 +211,9 @@ def run_sasrec(inputs: dict[str, Any], args: argparse.Namespace, seed: int
     return rows, {**info, "config": dataclasses.asdict(cfg)}
 
 
-def run_dataset(spark: Any, args: argparse.Namespace, dataset: str) -> dict[str, Any]:
+def run_dataset(spark: Any, args: argparse.Namespace, dataset: str,
+                save: Any = None) -> dict[str, Any]:
+    """One dataset's Table 2; `save(partial)` is called after every seed with what is done."""
     from hourglass.baselines.summary import (
         aggregate,
         invalid_mean_std_table,
@@ -236,6 +254,10 @@ def run_dataset(spark: Any, args: argparse.Namespace, dataset: str) -> dict[str,
         times[f"sasrec_seed{seed}_s"] = round(time.perf_counter() - t0, 1)
         per_seed.append([*eval_rows(spark, cfg), *rows])
         training[seed] = {**res.training, SASREC: info}
+        if save is not None:
+            save({"partial": True, "seconds_per_step": sps, "max_steps": max_steps,
+                  "per_seed_rows": dict(zip(args.seeds, per_seed, strict=False)),
+                  "training": training, "timings_s": times})
     agg = aggregate(per_seed)
     methods = [*base.names(), SASREC, POPULARITY]
     ks = (inputs["recall_ks"], inputs["ndcg_ks"])
@@ -260,15 +282,16 @@ def run_dataset(spark: Any, args: argparse.Namespace, dataset: str) -> dict[str,
             "training": training, "timings_s": times}
 
 
-def write_json(args: argparse.Namespace, results: dict, wall: float) -> None:
-    """The record so far: rewritten after every dataset, so a long run that dies keeps what
-    it finished."""
-    record = {"args": vars(args), "host": {"cpus": os.cpu_count(),
-                                            "machine": platform.machine(),
-                                            "python": platform.python_version()},
-              "wall_s": wall, "datasets": results}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(record, indent=1, default=str))
+def write_json(args: argparse.Namespace, dataset: str, result: dict, wall: float) -> None:
+    """Record one dataset's figures (rewritten after every seed, so a long run that dies keeps
+    what it finished); datasets run earlier into the same file, by other invocations, stay."""
+    path = Path(args.json)
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record.setdefault("datasets", {})[dataset] = {**result, "args": vars(args), "wall_s": wall}
+    record["host"] = {"cpus": os.cpu_count(), "machine": platform.machine(),
+                      "python": platform.python_version()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, default=str))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -279,11 +302,12 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     start = time.perf_counter()
     spark = get_spark("hourglass-quality")
-    results: dict[str, Any] = {}
     try:
         for dataset in args.datasets:
-            results[dataset] = run_dataset(spark, args, dataset)
-            write_json(args, results, round(time.perf_counter() - start, 1))
+            def save(result: dict, name: str = dataset) -> None:
+                write_json(args, name, result, round(time.perf_counter() - start, 1))
+
+            save(run_dataset(spark, args, dataset, save))
     finally:
         spark.stop()
     print(f"wall time {time.perf_counter() - start:.0f} s; figures in {args.json}")
