@@ -184,9 +184,9 @@ def _ablation(spark: SparkSession, cfg: AblationConfig, track: Run) -> AblationR
             res = run_with_distributor(tcfg, cfg.num_procs, cfg.use_gpu)
         else:
             res = run_training(tcfg, cfg.launcher, cfg.num_procs)
-        training[name] = {k: res[k] for k in ("train_loss", "valid_loss_start",
-                                              "valid_loss_end", "steps", "tokens_per_s",
-                                              "seconds", "world_size")}
+        training[name] = {k: res.get(k) for k in (
+            "train_loss", "valid_loss_start", "valid_loss_end", "steps", "tokens_per_s",
+            "seconds", "world_size", "stopped_step", "selected_step", "valid_recall")}
     ecfg = dataclasses.replace(cfg.eval_config(), sft_version=sft_version,
                                sids_version=sids_version)
     out = evaluate.run(spark, ecfg, replace_run=True, parent=track)
@@ -201,9 +201,11 @@ def _ablation(spark: SparkSession, cfg: AblationConfig, track: Run) -> AblationR
     if inv:
         print(f"Invalid SIDs among the top-k of free beam search (paper Fig. 5)\n{inv}\n")
     for name, t in training.items():
+        chosen = ("" if t["selected_step"] is None else
+                  f", kept step {t['selected_step']} (valid Recall {t['valid_recall']:.4f})")
         print(f"train {name}: {t['steps']} steps, loss {t['train_loss']:.4f}, "
               f"valid {t['valid_loss_start']} → {t['valid_loss_end']}, "
-              f"{t['tokens_per_s']:.0f} tokens/s, {t['seconds']:.1f} s")
+              f"{t['tokens_per_s']:.0f} tokens/s, {t['seconds']:.1f} s{chosen}")
     return AblationResult(run_id=cfg.run_id, strategies=names, sft_version=sft_version,
                           training=training, eval_version=out.output_version,
                           table=table, invalid=inv)
