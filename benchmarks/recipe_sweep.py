@@ -46,6 +46,7 @@ POINTS: dict[str, dict[str, dict]] = {
     "fields-all": {"sids": {"fields": ["title", "brand", "categories"]}},
     "m256": {"sids": {"codebook_size": 256}},
     "history20": {"sids": {"history": 20}, "train": {"max_seq_len": 128}},
+    "all-items": {"train": {"loss_on": "all_items"}},
 }
 
 

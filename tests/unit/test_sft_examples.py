@@ -66,3 +66,19 @@ def test_frame_example_masks_prompt_and_truncates_at_item_boundary():
     assert frame_prompt(prompt, bos, sep, max_prompt_len=4) == [bos, 14, sep]
     with pytest.raises(ValueError):
         frame_example(prompt, [20, 21], bos, sep, eos, max_len=4)
+
+
+def test_history_labels_teach_every_item_after_the_first():
+    bos, sep, eos = 2, 4, 3
+    prompt = [10, 11, sep, 12, 13, sep, 14]  # three items: (10 11) (12 13) (14)
+    x, y = frame_example(prompt, [20, 21], bos, sep, eos, label_history=True)
+    assert x == [bos, *prompt, sep, 20, 21, eos]
+    # <s> 10 11 <sep> | 12 13 <sep> 14 <sep> | 20 21 </s>
+    assert y == [-100, -100, -100, -100, 12, 13, -100, 14, -100, 20, 21, eos]
+    # truncated to (12 13) (14): 12 13 is now the first item and carries no loss
+    x, y = frame_example(prompt, [20, 21], bos, sep, eos, max_len=11, label_history=True)
+    assert x == [bos, 12, 13, sep, 14, sep, 20, 21, eos]
+    assert y == [-100, -100, -100, -100, 14, -100, 20, 21, eos]
+    # one item of history: only the target
+    _, y = frame_example([10, 11], [20], bos, sep, eos, label_history=True)
+    assert y == [-100] * 4 + [20, eos]

@@ -48,12 +48,28 @@ def frame_prompt(prompt_ids: Sequence[int], bos_id: int, sep_id: int,
     return [bos_id, *ids, sep_id]
 
 
+def history_labels(prompt: Sequence[int], sep_id: int) -> list[int]:
+    """Labels of a framed prompt `<s> item <sep> item … <sep>` that train on its history too:
+    the SID tokens of every item after the first (each predicted from the items before it, as
+    the target is); `<s>`, the first item and every `<sep>` carry no loss."""
+    labels, items_seen = [], 0
+    for i, t in enumerate(prompt):
+        if i == 0 or t == sep_id:
+            items_seen += t == sep_id
+            labels.append(-100)
+        else:
+            labels.append(t if items_seen >= 1 else -100)
+    return labels
+
+
 def frame_example(prompt_ids: Sequence[int], target_ids: Sequence[int], bos_id: int,
-                  sep_id: int, eos_id: int, max_len: int | None = None
-                  ) -> tuple[list[int], list[int]]:
+                  sep_id: int, eos_id: int, max_len: int | None = None,
+                  label_history: bool = False) -> tuple[list[int], list[int]]:
     """(input_ids, labels) of one training example; labels are -100 outside the target.
 
     Loss on the target only (paper eq. 4): the history is context, not something to predict.
+    `label_history` also puts loss on the history items after the first (`history_labels`):
+    one forward then teaches every next-item step of the window, as SASRec's loss does.
     """
     target = [*target_ids, eos_id]
     budget = None if max_len is None else max_len - len(target)
@@ -61,4 +77,5 @@ def frame_example(prompt_ids: Sequence[int], target_ids: Sequence[int], bos_id: 
         raise ValueError(f"max_len {max_len} leaves no room for a prompt before {len(target)} "
                          "target tokens")
     prompt = frame_prompt(prompt_ids, bos_id, sep_id, budget)
-    return prompt + target, [-100] * len(prompt) + target
+    head = history_labels(prompt, sep_id) if label_history else [-100] * len(prompt)
+    return prompt + target, head + target

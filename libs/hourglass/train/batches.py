@@ -23,12 +23,15 @@ class EncodedExamples:
         return len(self.inputs)
 
 
-def encode_examples(rows: dict[str, list], ids: TokenIds, max_len: int) -> EncodedExamples:
-    """Frame every row as `<s> prompt <sep> target </s>` within `max_len` tokens."""
+def encode_examples(rows: dict[str, list], ids: TokenIds, max_len: int,
+                    label_history: bool = False) -> EncodedExamples:
+    """Frame every row as `<s> prompt <sep> target </s>` within `max_len` tokens (loss on the
+    history items too with `label_history`)."""
     sp = ids.special
     inputs, labels = [], []
     for prompt, target in zip(rows["prompt_tokens"], rows["target_tokens"], strict=True):
-        x, y = frame_example(ids.ids(prompt), ids.ids(target), sp.bos, sp.sep, sp.eos, max_len)
+        x, y = frame_example(ids.ids(prompt), ids.ids(target), sp.bos, sp.sep, sp.eos, max_len,
+                             label_history)
         inputs.append(x)
         labels.append(y)
     return EncodedExamples(inputs, labels)

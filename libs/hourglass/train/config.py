@@ -39,6 +39,8 @@ class TrainConfig(StageConfig):
         num_heads: attention heads of the from-scratch model (divides hidden_size)
         intermediate_size: feed-forward size of the from-scratch model
         max_seq_len: tokens per example (prompt + target SID + </s>)
+        loss_on: target (the target SID only, paper eq. 4) or all_items (also every history
+            item after the first, each from the items before it; validation loss stays target)
         deepspeed_config: DeepSpeed JSON (batch, optimizer, ZeRO stage): a path or a packaged name
         max_steps: optimizer steps to train
         log_every: steps between logged loss / learning rate / tokens per second
@@ -75,6 +77,7 @@ class TrainConfig(StageConfig):
     num_heads: int = 4
     intermediate_size: int = 256
     max_seq_len: int = 256
+    loss_on: str = "target"
     deepspeed_config: str = DEFAULT_DS_CONFIG
     max_steps: int = 200
     log_every: int = 20
@@ -173,6 +176,8 @@ class TrainConfig(StageConfig):
         require(self.max_seq_len >= 8, "max_seq_len", "must be >= 8")
         for key in ("eval_every", "save_every", "max_valid_examples", "torch_threads"):
             require(getattr(self, key) >= 0, key, "must be >= 0 (0 = off / automatic)")
+        require(self.loss_on in ("target", "all_items"), "loss_on",
+                "must be target or all_items")
         require(self.select_by in ("last", "valid_recall"), "select_by",
                 "must be last or valid_recall")
         if self.select_by == "valid_recall":

@@ -257,7 +257,8 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
     tokenizer, model = load_tokenizer_and_model(cfg, sid_vocabulary(sid_rows["tokens"]))
     ids = TokenIds(tokenizer)
     shard = read_shard(cfg.table_uri(cfg.sft_table), strategy, rank, world, pins["sft_version"])
-    enc_train = encode_examples(shard.where_split("train"), ids, cfg.max_seq_len)
+    enc_train = encode_examples(shard.where_split("train"), ids, cfg.max_seq_len,
+                                label_history=cfg.loss_on == "all_items")
     valid_rows = shard.where_split("valid")
     cap = -(-cfg.max_valid_examples // world)
     enc_valid = encode_examples({k: v[:cap] for k, v in valid_rows.items()}, ids, cfg.max_seq_len)
