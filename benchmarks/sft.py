@@ -139,7 +139,7 @@ def bench_decoding(device: str, users: int, beams: list[int], batch_users: int,
     """Best of `repeats` runs per (beam, mode), the two modes alternating batch by batch: on a
     shared machine the best run is the least disturbed, and alternating exposes both modes to
     the same background load."""
-    from hourglass.evaluation.ranking import Catalog, Ranker
+    from hourglass.decode.ranking import Catalog, Ranker
     from hourglass.sft.format import join_history
 
     items, tokens = catalog()

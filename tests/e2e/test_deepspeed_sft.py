@@ -195,8 +195,8 @@ def free_decoder_invalid_shares(spark, world, model_dir: str, ks) -> dict[int, f
     """On the driver, outside Spark and the trie: the share of the unconstrained beam's top-k
     hypotheses per test user that are not one of the catalog's SIDs (a plain set), averaged
     over users (a batch size other than the job's may flip near-tied beams: `abs` above)."""
+    from hourglass.decode.ranking import Catalog, Ranker
     from hourglass.evaluation.lm import load_finetuned
-    from hourglass.evaluation.ranking import Catalog, Ranker
 
     model, tok, _ = load_finetuned(model_dir)
     sids = {tuple(_sid(i)) for i in range(N_ITEMS)}
@@ -302,7 +302,8 @@ def test_spark_distributor_trains_two_ranks(spark, world, tmp_path):
 def brute_force_recall(spark, world, model_dir: str, result: dict, k: int) -> float:
     """Valid Recall@k of a saved model by scoring every catalog SID (plus `</s>`) with one plain
     forward each: no beam, no trie, no cache, independent of the trainer's probe."""
-    from hourglass.evaluation.lm import load_finetuned, sequence_logprob
+    from hourglass.decode.stepper import sequence_logprob
+    from hourglass.evaluation.lm import load_finetuned
 
     model, tok, _ = load_finetuned(model_dir)
     ids = tok.convert_tokens_to_ids

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hourglass.evaluation.beam import beam_search
-from hourglass.evaluation.constraint import TrieConstraint
+from hourglass.decode.beam import beam_search
+from hourglass.decode.constraint import TrieConstraint
 from hourglass.rewrite.trie import SidTrie
 from hourglass.sid_tokens import token
 
@@ -144,7 +144,7 @@ def test_cached_llama_scores_equal_full_forward():
     """Left padding, position ids and cache re-ordering reproduce uncached log-probs."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from hourglass.evaluation.lm import CausalLMStepper, sequence_logprob
+    from hourglass.decode.stepper import CausalLMStepper, sequence_logprob
 
     sids = [("<a_0>", "<b_1>"), ("<a_0>", "<b_2>"), ("<a_1>",), ("<a_2>", "<b_0>", "<c_1>")]
     trie, model_ids, cons, V = _setup(sids)

@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pytest
 
+from hourglass.decode.ranking import Catalog
 from hourglass.evaluation.metrics import (
     metric_rows,
     ndcg_at,
     popularity_order,
     recall_at,
 )
-from hourglass.evaluation.ranking import Catalog
 from hourglass.evaluation.table import invalid_table, results_table
 
 
@@ -44,8 +44,8 @@ def test_catalog_orders_items_sharing_a_sid_by_popularity():
 
 
 def test_ranker_expands_shared_sids_and_skips_unfinished(monkeypatch):
-    from hourglass.evaluation.beam import BeamOutput
-    from hourglass.evaluation.ranking import Ranker
+    from hourglass.decode.beam import BeamOutput
+    from hourglass.decode.ranking import Ranker
     from hourglass.sft.tokenizer import build_sid_tokenizer
 
     cat = Catalog.build(["x", "y", "z"], [["<a_1>"], ["<a_1>"], ["<a_2>"]], {"y": 3, "x": 1})

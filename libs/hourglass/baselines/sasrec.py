@@ -12,7 +12,7 @@ Why each choice, so figures stand next to the generative model's:
   original paper's one sampled negative: it is the stronger and the now usual variant.
 - Ranking: every catalog item is scored; the target's 1-based rank breaks ties by catalog row
   (a stable argsort of −scores). Items already in the history are NOT removed, as the SID
-  evaluation (`evaluation.ranking`) and the popularity baseline do not remove them.
+  evaluation (`decode.ranking`) and the popularity baseline do not remove them.
 - Budget and selection: training stops at `max_epochs`, after `max_seconds` of wall time, or
   after `patience` validations without a better validation Recall@10; the returned model is the
   checkpoint with the best validation Recall@10, NDCG@10 breaking ties (Recall@10 saturates on

@@ -27,8 +27,8 @@ def _ranker(model_dir: str, catalog_bc: Any, beam: int, max_prompt_len: int,
     if key not in _RANKERS:
         import torch
 
+        from hourglass.decode.ranking import Catalog, Ranker
         from hourglass.evaluation.lm import load_finetuned
-        from hourglass.evaluation.ranking import Catalog, Ranker
 
         torch.set_num_threads(max(1, threads))
         model, tok, _ = load_finetuned(model_dir)

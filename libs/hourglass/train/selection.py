@@ -4,7 +4,7 @@ The validation loss keeps falling while retrieval has already peaked (and on a f
 users, a model trained several epochs overfits the items it saw most): the checkpoint worth
 keeping is the one that ranks held-out items best. `RecallProbe` scores a fixed slice of this
 rank's `valid` rows with the same trie-constrained beam search and catalog the evaluation uses
-(`hourglass.evaluation.ranking`), so the figure it selects on is the evaluation's own metric on
+(`hourglass.decode.ranking`), so the figure it selects on is the evaluation's own metric on
 the validation split. Items sharing a SID are ordered by item_id here (the trainer has no
 interaction counts); the evaluation orders them by popularity, so for collision-heavy strategies
 the two can differ slightly.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hourglass.evaluation.ranking import Catalog, Ranker
+from hourglass.decode.ranking import Catalog, Ranker
 
 if TYPE_CHECKING:
     from hourglass.train.config import TrainConfig

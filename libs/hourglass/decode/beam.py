@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hourglass.evaluation.constraint import TrieConstraint
+from hourglass.decode.constraint import TrieConstraint
 
 
 class StepModel(Protocol):

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from hourglass.evaluation.beam import BeamOutput, beam_search
-from hourglass.evaluation.constraint import TrieConstraint
-from hourglass.evaluation.lm import CausalLMStepper
+from hourglass.decode.beam import BeamOutput, beam_search
+from hourglass.decode.constraint import TrieConstraint
+from hourglass.decode.stepper import CausalLMStepper
 from hourglass.rewrite.trie import SidTrie
 from hourglass.sft.format import frame_prompt
 from hourglass.sft.tokenizer import TokenIds
