@@ -174,7 +174,7 @@ def beam_recalls(spark: Any, root: str, model_dir: str, args: argparse.Namespace
     for beam in args.beams:
         t0 = time.perf_counter()
         probe = RecallProbe(model, tok, sids["item_id"], sids["tokens"], valid, 10, beam,
-                            len(valid["target_item_id"]), model.config.max_position_embeddings)
+                            model.config.max_position_embeddings)
         out[beam] = {"recall@10": probe.hits() / len(probe), "users": len(probe),
                      "seconds": round(time.perf_counter() - t0, 1)}
         print(f"  beam {beam}: valid Recall@10 {out[beam]['recall@10']:.4f} on {len(probe)} "

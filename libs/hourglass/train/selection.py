@@ -24,19 +24,19 @@ if TYPE_CHECKING:
 
 
 class RecallProbe:
-    """Hits@k and users of this rank's first `users` valid rows, for a model being trained."""
+    """Hits@k over the given valid rows, for a model being trained."""
 
     def __init__(self, model: Any, tokenizer: Any, item_ids: Sequence[str],
                  item_tokens: Sequence[Sequence[str]], valid_rows: dict[str, list], k: int,
-                 beam: int, users: int, max_seq_len: int, device: str = "cpu",
+                 beam: int, max_seq_len: int, device: str = "cpu",
                  batch_users: int = 64) -> None:
         catalog = Catalog.build(item_ids, item_tokens)
         longest = max((len(t) for t in item_tokens), default=0)
         self.ranker = Ranker(model, tokenizer, catalog, beam, max_seq_len - (longest + 1),
                              device)
         self.model = model
-        self.prompts = valid_rows["prompt_tokens"][:users]
-        self.targets = valid_rows["target_item_id"][:users]
+        self.prompts = valid_rows["prompt_tokens"]
+        self.targets = valid_rows["target_item_id"]
         self.k = k
         self.batch_users = batch_users
 
@@ -112,4 +112,4 @@ def recall_probe(cfg: TrainConfig, model: Any, tokenizer: Any, sid_rows: dict[st
     pick = np.sort(np.random.default_rng(PROBE_SEED).permutation(n)[:per_rank])
     rows = {k: [v[i] for i in pick] for k, v in valid_rows.items()}
     return RecallProbe(model, tokenizer, sid_rows["item_id"], sid_rows["tokens"], rows,
-                       cfg.recall_k, cfg.recall_beam, per_rank, cfg.max_seq_len, device)
+                       cfg.recall_k, cfg.recall_beam, cfg.max_seq_len, device)
