@@ -162,21 +162,28 @@ def eval_rows(spark: Any, cfg: Any) -> list[tuple]:
 
 
 def sasrec_inputs(spark: Any, cfg: Any) -> dict[str, Any]:
-    """The `none` windows of sft_examples, the catalog, the test users the ablation evaluates
-    and each item's layer-2 head/tail tag: everything SASRec needs, read once per dataset."""
+    """Every leave-one-out window of the `none` SIDs, the catalog, the test users the ablation
+    evaluates and each item's layer-2 head/tail tag: everything SASRec needs, once per dataset.
+
+    SASRec's loss is on a window's target only, so it gets every train window (train_stride 1)
+    even where the recipe's sft_examples keep one in `train_stride` for a loss on every item:
+    both models are taught every train position."""
     from pyspark.sql import functions as F
 
+    from hourglass.spark.sft import build_examples
     from hourglass.spark.tables import read_table
     from hourglass.stages.evaluate import sample_users
 
     scfg, ecfg = cfg.sft_config(), cfg.eval_config()
     sft = read_table(spark, scfg.ref(scfg.output_table)).df.where(F.col("strategy") == "none")
+    sids_none = read_table(spark, scfg.ref(scfg.sids_table)).df.where(F.col("strategy") == "none")
+    every = build_examples(read_table(spark, scfg.ref(scfg.interactions_table)).df, sids_none,
+                           "none", scfg.history_max_items, scfg.min_interactions).examples
     windows = [(r["user_id"], r["split"], tuple(r["history"]), r["target_item_id"])
-               for r in sft.select("user_id", "split", "history", "target_item_id").collect()]
+               for r in every.select("user_id", "split", "history", "target_item_id").collect()]
     test = sample_users(sft.where(F.col("split") == "test"), ecfg.max_users, ecfg.seed)
     test_users = {r["user_id"] for r in test.select("user_id").collect()}
-    items = [r["item_id"] for r in read_table(spark, scfg.ref(scfg.sids_table)).df
-             .where(F.col("strategy") == "none").select("item_id").collect()]
+    items = [r["item_id"] for r in sids_none.select("item_id").collect()]
     seg = read_table(spark, ecfg.ref(ecfg.segments_table)).df.where(
         (F.col("layer") == ecfg.segment_layer) & (F.col("run_id") == ecfg.segments_run_id))
     segments = {r["item_id"]: r["segment"] for r in seg.select("item_id", "segment").collect()}

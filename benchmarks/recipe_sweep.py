@@ -27,8 +27,9 @@ import quality  # benchmarks/quality.py, beside this script: the same SID stages
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# SID side: embed fields, codebook size, history items (each distinct tuple gets its tables).
-BASE_SIDS = {"fields": ["title"], "codebook_size": 64, "history": 10}
+# SID side: embed fields, codebook size, history items, train window stride (each distinct
+# tuple gets its tables).
+BASE_SIDS = {"fields": ["title"], "codebook_size": 64, "history": 10, "stride": 1}
 # Training side: TrainConfig keys and DeepSpeed JSON values (lr, warm-up, micro batch).
 BASE_TRAIN = {"hidden_size": 128, "num_layers": 2, "num_heads": 4, "intermediate_size": 256,
               "max_seq_len": 64}
@@ -47,6 +48,8 @@ POINTS: dict[str, dict[str, dict]] = {
     "m256": {"sids": {"codebook_size": 256}},
     "history20": {"sids": {"history": 20}, "train": {"max_seq_len": 128}},
     "all-items": {"train": {"loss_on": "all_items"}},
+    # one window in ten (= history): each train item taught once per epoch, not up to ten times
+    "stride10": {"sids": {"stride": 10}, "train": {"loss_on": "all_items"}},
 }
 
 
@@ -89,7 +92,8 @@ def sid_tables(spark: Any, args: argparse.Namespace, sids: dict) -> str:
     from hourglass.stages.pipeline import PipelineConfig
     from hourglass.stages.pipeline import run as run_pipeline
 
-    key = f"{'+'.join(sids['fields'])}_m{sids['codebook_size']}_h{sids['history']}"
+    key = f"{'+'.join(sids['fields'])}_m{sids['codebook_size']}_h{sids['history']}" + (
+        f"_s{sids['stride']}" if sids["stride"] != 1 else "")
     root = Path(args.output) / args.dataset / "tables" / key
     done = root / "_sft_built"
     if done.exists():
@@ -107,7 +111,7 @@ def sid_tables(spark: Any, args: argparse.Namespace, sids: dict) -> str:
     run_pipeline(spark, PipelineConfig.from_dict({"output_root": str(root), "steps": steps}))
     build_sft_data.run(spark, build_sft_data.BuildSftDataConfig.from_dict({
         "output_root": str(root), "strategies": [args.strategy],
-        "history_max_items": sids["history"]}))
+        "history_max_items": sids["history"], "train_stride": sids["stride"]}))
     done.write_text("ok")
     return str(root)
 

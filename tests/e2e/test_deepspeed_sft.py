@@ -62,22 +62,28 @@ def world(spark, tmp_path_factory):
     return {"root": root, "rows": rows, "sft": result}
 
 
-def test_sft_examples_match_the_reference(spark, world):
-    res = world["sft"]
+def _reference_and_table(spark, world, table: str, strategy: str, tok, stride: int = 1):
+    """(want, got): the plain-Python examples of every user and the rows of `table`."""
     by_user: dict[str, list] = {}
     for user, item, ts in world["rows"]:
         if item != "nosid":
             by_user.setdefault(user, []).append((ts, item))
-    table = read_table(spark, f"{world['root']}/sft_examples").df
+    sids = {f"i{i}": tok(i) for i in range(N_ITEMS)}
+    want = sorted((e.user_id, e.split, e.history, e.target_item_id, e.prompt_tokens,
+                   e.target_tokens) for u, ev in by_user.items()
+                  for e in user_examples(u, ev, sids, 4, train_stride=stride))
+    df = read_table(spark, f"{world['root']}/{table}").df
+    got = sorted((r.user_id, r.split, tuple(r.history), r.target_item_id,
+                  tuple(r.prompt_tokens), tuple(r.target_tokens))
+                 for r in df.where(f"strategy = '{strategy}'").collect())
+    return want, got
+
+
+def test_sft_examples_match_the_reference(spark, world):
+    res = world["sft"]
     for strategy, tok in (("none", _sid), ("drop_layer_2",
                                            lambda i: [f"<a_{i // 6}>", f"<d_{i % 6}>"])):
-        sids = {f"i{i}": tok(i) for i in range(N_ITEMS)}
-        want = sorted((e.user_id, e.split, e.history, e.target_item_id, e.prompt_tokens,
-                       e.target_tokens) for u, ev in by_user.items()
-                      for e in user_examples(u, ev, sids, 4))
-        got = sorted((r.user_id, r.split, tuple(r.history), r.target_item_id,
-                      tuple(r.prompt_tokens), tuple(r.target_tokens))
-                     for r in table.where(f"strategy = '{strategy}'").collect())
+        want, got = _reference_and_table(spark, world, "sft_examples", strategy, tok)
         assert got == want
         c = next(s for s in res.strategies if s.strategy == strategy)
         assert (c.users_kept, c.users_too_short, c.test, c.valid) == (N_USERS, 1, N_USERS, N_USERS)
@@ -85,6 +91,21 @@ def test_sft_examples_match_the_reference(spark, world):
             f"item has no SID for strategy '{strategy}'": 1,
             "user has 2 usable interactions, fewer than 3": 2}
         assert c.interactions_in == len(world["rows"])
+
+
+def test_train_stride_matches_the_reference_and_counts_dropped_targets(spark, world):
+    res = build_sft_data.run(spark, build_sft_data.BuildSftDataConfig.from_dict({
+        "output_root": world["root"], "strategies": ["none"], "history_max_items": 4,
+        "train_stride": 4, "output_table": "sft_strided", "quarantine_table": "q_strided"}))
+    want, got = _reference_and_table(spark, world, "sft_strided", "none", _sid, stride=4)
+    assert got == want
+    every = next(s for s in world["sft"].strategies if s.strategy == "none")
+    (c,) = res.strategies
+    # walks of 5-8 items: 2-5 train positions each, 1-2 windows kept at stride 4
+    assert 0 < c.train < every.train and c.train + c.history_only == every.train
+    assert c.train == sum(1 for w in want if w[1] == "train")
+    assert (c.valid, c.test, c.quarantined) == (every.valid, every.test, every.quarantined)
+    assert c.interactions_in == len(world["rows"])
 
 
 def _train_cfg(world, tmp: Path, name: str, **overrides) -> TrainConfig:

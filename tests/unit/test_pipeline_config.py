@@ -27,6 +27,10 @@ def test_demo_config_validates_every_step():
     ([{"stage": "encode_items", "no_such_key": 1}], [], "step 'encode_items'"),
     ([{"stage": "encode_items"}], ["report"], "only"),
     (["encode_items"], [], "config key 'steps'"),
+    ([{"stage": "ablation", "run_id": "r", "sft": {"history_max_items": 4, "train_stride": 5},
+       "train": {"loss_on": "all_items"}}], [], r"train_stride.*\[1, history_max_items\]"),
+    ([{"stage": "ablation", "run_id": "r", "sft": {"history_max_items": 4, "train_stride": 4}}],
+     [], "train_stride.*loss_on all_items"),
 ])
 def test_bad_steps_are_named(steps, only, needle):
     with pytest.raises(ConfigError, match=needle):

@@ -52,6 +52,36 @@ def test_windows_properties(n, cap, min_n):
     assert split_of(n - 1, n) == "test" and split_of(n - 2, n) == "valid"
 
 
+def test_train_stride_keeps_every_stride_th_window_back_from_the_last_by_hand():
+    items = [f"x{i}" for i in range(9)]  # train targets x1..x6, valid x7, test x8
+    sids = {x: [f"<a_{i}>"] for i, x in enumerate(items)}
+    got = user_examples("u", list(enumerate(items)), sids, history_max_items=3, train_stride=3)
+    assert [(e.split, e.history, e.target_item_id) for e in got] == [
+        ("train", ("x0", "x1", "x2"), "x3"), ("train", ("x3", "x4", "x5"), "x6"),
+        ("valid", ("x4", "x5", "x6"), "x7"), ("test", ("x5", "x6", "x7"), "x8")]
+    with pytest.raises(ValueError, match="train_stride"):
+        user_examples("u", list(enumerate(items)), sids, history_max_items=3, train_stride=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(3, 40), cap=st.integers(1, 8), data=st.data())
+def test_train_stride_windows_cover_every_train_item(n, cap, data):
+    stride = data.draw(st.integers(1, cap))
+    items = [f"x{i}" for i in range(n)]
+    sids = {x: [f"<a_{i}>"] for i, x in enumerate(items)}
+    every = user_examples("u", list(enumerate(items)), sids, cap)
+    got = user_examples("u", list(enumerate(items)), sids, cap, train_stride=stride)
+    assert [e for e in every if e.split != "train"] == [e for e in got if e.split != "train"]
+    train = [e for e in got if e.split == "train"]
+    assert set(train) <= set(every)
+    assert len(train) == ((n - 4) // stride + 1 if n >= 4 else 0)
+    # positions a loss on every history item teaches: all but each window's first item
+    taught = [items.index(x) for e in train for x in (*e.history[1:], e.target_item_id)]
+    assert set(taught) == set(range(1, n - 2))
+    if stride == cap:
+        assert sorted(taught) == list(range(1, n - 2))  # each exactly once
+
+
 def test_frame_example_masks_prompt_and_truncates_at_item_boundary():
     bos, sep, eos = 2, 4, 3
     prompt = [10, 11, sep, 12, 13, sep, 14]  # three items: (10 11) (12 13) (14)

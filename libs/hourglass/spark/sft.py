@@ -3,7 +3,8 @@
 The same definition as `hourglass.sft.examples.user_examples`, as column expressions: one
 sorted array per user, `posexplode`, and `slice`/`transform` for the capped history, so nothing
 per user reaches the driver and no Python UDF runs. Every interaction ends in exactly one place:
-the target of one example, the first (history-only) item of a kept user, or quarantine.
+the target of one example, the first (history-only) item of a kept user, the target of a train
+window dropped by `train_stride` (history only too), or quarantine.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def quarantine_stage(strategy: str) -> str:
 
 @dataclass(frozen=True)
 class SftFrames:
-    """Lazy outputs of one strategy: example rows, quarantine rows, first-item count frame."""
+    """Lazy outputs of one strategy: example rows, quarantine rows, and the kept users with
+    their interaction count `n` and their train positions left without a window by the stride
+    (`history_only`)."""
 
     examples: DataFrame
     quarantine: DataFrame
@@ -49,7 +52,8 @@ def check_unique_sids(sids: DataFrame, strategy: str) -> None:
 
 
 def build_examples(interactions: DataFrame, sids: DataFrame, strategy: str,
-                   history_max_items: int, min_interactions: int = MIN_INTERACTIONS) -> SftFrames:
+                   history_max_items: int, min_interactions: int = MIN_INTERACTIONS,
+                   train_stride: int = 1) -> SftFrames:
     """Examples and quarantine rows of `strategy`; `sids` holds that strategy's rows only."""
     from pyspark.sql import functions as F
 
@@ -89,7 +93,10 @@ def build_examples(interactions: DataFrame, sids: DataFrame, strategy: str,
     split = (F.when(F.col("pos") == F.col("n") - 1, F.lit("test"))
              .when(F.col("pos") == F.col("n") - 2, F.lit("valid"))
              .otherwise(F.lit("train")))
-    examples = exploded.where(F.col("pos") >= 1).select(
+    # keeps_train_window: valid and test always, train every train_stride-th back from the last
+    kept_window = (F.col("pos") >= F.col("n") - 2) | (
+        (F.col("n") - 3 - F.col("pos")) % F.lit(train_stride) == 0)
+    examples = exploded.where((F.col("pos") >= 1) & kept_window).select(
         "user_id",
         split.alias("split"),
         F.transform(hist, lambda x: x["item_id"]).alias("history"),
@@ -98,4 +105,7 @@ def build_examples(interactions: DataFrame, sids: DataFrame, strategy: str,
         F.col("ev.tokens").alias("target_tokens"),
         F.lit(strategy).alias("strategy"),
     )
-    return SftFrames(examples=examples, quarantine=quarantine, kept_users=kept.select("user_id"))
+    positions = F.greatest(F.col("n") - 3, F.lit(0))  # train positions 1 .. n-3
+    windows = F.when(F.col("n") >= 4, F.floor((F.col("n") - 4) / train_stride) + 1).otherwise(0)
+    return SftFrames(examples=examples, quarantine=quarantine, kept_users=kept.select(
+        "user_id", "n", (positions - windows).cast("long").alias("history_only")))

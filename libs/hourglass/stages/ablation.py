@@ -106,9 +106,12 @@ class AblationConfig(StageConfig):
         for section, keys in _OWNED.items():
             clash = sorted(set(getattr(self, section)) & set(keys))
             require(not clash, section, f"must not set {clash}: the ablation sets them")
-        self.sft_config()
-        self.train_config(self.names()[0])
+        stride = self.sft_config().train_stride
+        loss_on = self.train_config(self.names()[0]).loss_on
         self.eval_config()
+        require(stride == 1 or loss_on == "all_items", "sft.train_stride",
+                f"{stride} leaves most train targets in histories only; their items are "
+                f"taught only with train.loss_on all_items (got {loss_on!r})")
 
 
 def _sub(cls: type, section: str, data: dict[str, Any]) -> Any:

@@ -29,6 +29,9 @@ class BuildSftDataConfig(StageConfig):
     Keys:
         strategies: SID strategies to build examples for
         history_max_items: most recent items kept in a prompt's history
+        train_stride: keep every train_stride-th train window, back from the last (1: all);
+            at history_max_items each train item sits in one kept window, for sft_train's
+            loss_on all_items (the dropped windows' targets are counted as history_only)
         min_interactions: fewest interactions a user needs (one test, one valid, one history item)
         interactions_table: input table of interactions
         interactions_version: Delta version of interactions to read; empty: the latest
@@ -39,6 +42,7 @@ class BuildSftDataConfig(StageConfig):
 
     strategies: list[str] = dataclasses.field(default_factory=lambda: ["none"])
     history_max_items: int = 20
+    train_stride: int = 1
     min_interactions: int = MIN_INTERACTIONS
     interactions_table: str = "interactions"
     interactions_version: int | None = None
@@ -57,6 +61,8 @@ class BuildSftDataConfig(StageConfig):
         names = self.strategy_names()
         require(len(set(names)) == len(names), "strategies", f"duplicates in {names}")
         require(self.history_max_items >= 1, "history_max_items", "must be >= 1")
+        require(1 <= self.train_stride <= self.history_max_items, "train_stride",
+                "must be in [1, history_max_items] (a larger stride skips items entirely)")
         require(self.min_interactions >= MIN_INTERACTIONS, "min_interactions",
                 f"must be >= {MIN_INTERACTIONS} (one test, one valid, one history item)")
         for key in ("interactions_table", "sids_table", "output_table"):
@@ -65,7 +71,8 @@ class BuildSftDataConfig(StageConfig):
 
 @dataclasses.dataclass(frozen=True)
 class SftStrategyCounts:
-    """Row accounting of one strategy: interactions_in = examples + first_items + quarantined."""
+    """Row accounting of one strategy: interactions_in = examples + first_items + history_only
+    + quarantined (history_only: targets of train windows dropped by train_stride)."""
 
     strategy: str
     interactions_in: int
@@ -76,12 +83,14 @@ class SftStrategyCounts:
     valid: int
     test: int
     first_items: int
+    history_only: int
     quarantined: int
     quarantine_reasons: dict[str, int]
 
     def check(self) -> None:
         examples = self.train + self.valid + self.test
-        if self.interactions_in != examples + self.first_items + self.quarantined:
+        if self.interactions_in != (examples + self.first_items + self.history_only
+                                    + self.quarantined):
             raise RuntimeError(f"sft rows do not reconcile: {self}")
         if self.users_in < self.users_kept or self.valid != self.users_kept or (
                 self.test != self.users_kept):
@@ -119,7 +128,7 @@ def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
         slice_df = sids.df.where(F.col("strategy") == name)
         check_unique_sids(slice_df, name)
         frames.append(build_examples(inter_df, slice_df, name, cfg.history_max_items,
-                                     cfg.min_interactions))
+                                     cfg.min_interactions, cfg.train_stride))
     examples = frames[0].examples
     quarantine = frames[0].quarantine
     for f in frames[1:]:
@@ -146,15 +155,19 @@ def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
     for name, frame in zip(names, frames, strict=True):
         stage = quarantine_stage(name)
         reasons = {r["reason"]: r["count"] for r in q_rows if r["stage"] == stage}
-        kept = frame.kept_users.count()
+        kept_row = frame.kept_users.agg(F.count("*").alias("users"),
+                                        F.sum("history_only").alias("history_only")).first()
+        kept = kept_row["users"]
         c = SftStrategyCounts(
             strategy=name, interactions_in=n_in, users_in=users_in, users_kept=kept,
             users_too_short=users_in - kept,
             train=by_split.get((name, "train"), 0), valid=by_split.get((name, "valid"), 0),
             test=by_split.get((name, "test"), 0), first_items=kept,
+            history_only=kept_row["history_only"] or 0,
             quarantined=sum(reasons.values()), quarantine_reasons=reasons)
-        log.info("build_sft_data %s: %d users kept, %d too short to split; train %d, valid %d, "
-                 "test %d; quarantined %d", name, c.users_kept, c.users_too_short, c.train,
+        log.info("build_sft_data %s: %d users kept, %d too short to split; train %d (stride %d, "
+                 "%d targets left as history only), valid %d, test %d; quarantined %d", name,
+                 c.users_kept, c.users_too_short, c.train, cfg.train_stride, c.history_only,
                  c.valid, c.test, c.quarantined)
         for reason, n in sorted(reasons.items()):
             log.info("quarantined %s: %s × %d", stage, reason, n)
