@@ -79,10 +79,14 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 class Run:
-    """One MLflow run, or nothing at all when `client` is None (tracking off)."""
+    """One MLflow run, or nothing at all when `client` is None (tracking off). `inherited`
+    tags (the job and code version) are copied onto its child runs, so a search by job finds
+    the per-strategy children too."""
 
-    def __init__(self, client: Any = None, run_id: str = "", experiment_id: str = "") -> None:
+    def __init__(self, client: Any = None, run_id: str = "", experiment_id: str = "",
+                 inherited: Mapping[str, Any] | None = None) -> None:
         self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
+        self.inherited = dict(inherited or {})
 
     @property
     def active(self) -> bool:
@@ -139,7 +143,8 @@ class Run:
         if not self.active:
             return Run()
         return _create(self.client, self.experiment_id, name,
-                       {**(tags or {}), "mlflow.parentRunId": self.run_id})
+                       {**self.inherited, **(tags or {}), "mlflow.parentRunId": self.run_id},
+                       self.inherited)
 
     @contextlib.contextmanager
     def nested(self, name: str, tags: Mapping[str, Any] | None = None) -> Iterator[Run]:
@@ -175,10 +180,11 @@ class Run:
         return str(version.version)
 
 
-def _create(client: Any, experiment_id: str, name: str, tags: Mapping[str, Any]) -> Run:
+def _create(client: Any, experiment_id: str, name: str, tags: Mapping[str, Any],
+            inherited: Mapping[str, Any]) -> Run:
     run = client.create_run(experiment_id, run_name=name,
                             tags={k: str(v) for k, v in tags.items() if v not in (None, "")})
-    return Run(client, run.info.run_id, experiment_id)
+    return Run(client, run.info.run_id, experiment_id, inherited)
 
 
 def _experiment(client: Any, uri: str, root: str) -> str:
@@ -229,8 +235,9 @@ def tracked_run(enabled: bool, root: str, name: str, job: str,
     if uri.startswith("sqlite:"):
         local_store(root).mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    run = _create(client, _experiment(client, uri, root), name, {
-        "hourglass.job": job, "hourglass.code_version": code_version(), **(tags or {})})
+    inherited = {"hourglass.job": job, "hourglass.code_version": code_version()}
+    run = _create(client, _experiment(client, uri, root), name, {**inherited, **(tags or {})},
+                  inherited)
     log.info("%s: MLflow run %s at %s", job, run.run_id, uri)
     try:
         yield run

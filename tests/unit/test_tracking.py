@@ -78,6 +78,9 @@ def test_a_run_reads_back_with_mlflow_client(no_env, tmp_path):
     assert got.data.tags["hourglass.code_version"].startswith("0.")
     kid = client.get_run(child.run_id)
     assert kid.data.tags["mlflow.parentRunId"] == run.run_id
+    assert kid.data.tags["hourglass.job"] == "evaluate"  # a search by job finds the children
+    assert kid.data.tags["hourglass.code_version"] == got.data.tags["hourglass.code_version"]
+    assert kid.data.tags["hourglass.strategy"] == "topk_16"
     assert kid.data.metrics == {"all/recall_at_10": 0.25}
     assert client.get_run(failed.run_id).info.status == "FAILED"
     artifacts = got.info.artifact_uri
