@@ -73,7 +73,7 @@ def test_scheduler_run_id_names_the_folder_and_keeps_its_inputs(tmp_path):
     _write_sids(tmp_path, "cb2")  # a retry of the same scheduled run after new SIDs landed
     again = plan_run(cfg)
     assert (again.sids_version, again.codebook_id) == (0, "cb1")  # resumes on its own data
-    with pytest.raises(RuntimeError, match="sids_version=0"):
+    with pytest.raises(ConfigError, match="sids_version=0"):  # exit status 2: fix the config
         plan_run(_cfg(tmp_path, scheduler_run_id=run_id, sids_version=1))
     with pytest.raises(ConfigError, match="scheduler_run_id"):
         _cfg(tmp_path, scheduler_run_id="..")

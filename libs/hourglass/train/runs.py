@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hourglass.errors import InputError, MissingInputError
+from hourglass.errors import ConfigError, InputError, MissingInputError
 from hourglass.logs import log
 
 if TYPE_CHECKING:
@@ -101,8 +101,9 @@ def plan_run(cfg: TrainConfig) -> RunPlan:
     sids_v = cfg.sids_version if cfg.sids_version is not None else old.get("sids_version")
     for name, given in (("sft_version", sft_v), ("sids_version", sids_v)):
         if old.get(name) is not None and given != old[name]:
-            raise RuntimeError(f"{fixed} was trained on {name}={old[name]}; resuming it with "
-                               f"{given} would mix data: use a fresh output_dir")
+            raise ConfigError(f"{fixed} was trained on {name}={old[name]}; resuming it with "
+                              f"{given} would mix data: use a fresh output_dir (or drop "
+                              f"{name} to resume on its own data)")
     sft_v = _latest_version(sft_uri) if sft_v is None else int(sft_v)
     sids_v = _latest_version(sids_uri) if sids_v is None else int(sids_v)
     codebook = old.get("codebook_id")
