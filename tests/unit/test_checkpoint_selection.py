@@ -3,11 +3,12 @@ restart."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from hourglass.config import ConfigError
 from hourglass.train.config import TrainConfig
-from hourglass.train.selection import BEST_FILE, Best
+from hourglass.train.selection import BEST_FILE, Best, probe_rows
 
 
 def test_best_keeps_the_first_top_step_and_stops_after_patience(tmp_path):
@@ -48,3 +49,17 @@ def test_without_patience_it_never_stops_and_other_ranks_write_nothing(tmp_path)
 def test_selection_keys_are_checked(tmp_path, keys, bad):
     with pytest.raises(ConfigError, match=bad):
         TrainConfig.from_dict({"output_root": str(tmp_path), **keys})
+
+
+def test_probe_samples_the_same_users_whatever_the_row_order():
+    rng = np.random.default_rng(5)
+    users = [f"u{i:03d}" for i in range(200)]
+    rows = {"user_id": users, "target_item_id": [f"t{u}" for u in users]}
+    picked = probe_rows(rows, 30)
+    assert len(picked["user_id"]) == 30 and len(set(picked["user_id"])) == 30
+    assert [f"t{u}" for u in picked["user_id"]] == picked["target_item_id"]  # rows stay whole
+    for _ in range(3):
+        perm = rng.permutation(200)
+        shuffled = {k: [v[i] for i in perm] for k, v in rows.items()}
+        assert set(probe_rows(shuffled, 30)["user_id"]) == set(picked["user_id"])
+    assert set(probe_rows(rows, 500)["user_id"]) == set(users)  # fewer rows than asked: all

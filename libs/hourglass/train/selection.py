@@ -105,11 +105,16 @@ class Best:
 def recall_probe(cfg: TrainConfig, model: Any, tokenizer: Any, sid_rows: dict[str, list],
                  valid_rows: dict[str, list], world: int, device: str) -> RecallProbe:
     """This rank's probe: a seeded sample of its valid rows, `recall_users` over all ranks."""
-    import numpy as np
-
-    per_rank = -(-cfg.recall_users // world)
-    n = len(valid_rows["target_item_id"])
-    pick = np.sort(np.random.default_rng(PROBE_SEED).permutation(n)[:per_rank])
-    rows = {k: [v[i] for i in pick] for k, v in valid_rows.items()}
+    rows = probe_rows(valid_rows, -(-cfg.recall_users // world))
     return RecallProbe(model, tokenizer, sid_rows["item_id"], sid_rows["tokens"], rows,
                        cfg.recall_k, cfg.recall_beam, cfg.max_seq_len, device)
+
+
+def probe_rows(valid_rows: dict[str, list], users: int) -> dict[str, list]:
+    """A seeded sample of `users` valid rows, drawn over the rows ordered by user_id: the
+    same users whatever the files' row order, so runs on rebuilt tables compare on one sample."""
+    import numpy as np
+
+    order = np.argsort(np.asarray(valid_rows["user_id"], dtype=object), kind="stable")
+    pick = np.sort(order[np.random.default_rng(PROBE_SEED).permutation(len(order))[:users]])
+    return {k: [v[i] for i in pick] for k, v in valid_rows.items()}
