@@ -5,7 +5,8 @@ budget on this host, with checkpoint selection on validation Recall@10 (`select_
 valid_recall`), and records the best validation figure, its step, seconds per step and the
 epochs trained. Nothing here reads the test split: the recipe `quality.py` reports on test is
 chosen from these figures. A point changes either the SID side (item text fields, codebook size,
-history length: its own tables, built once by the recipe's SID stages) or the training side
+history length: its own tables, built once by the recipe's SID stages; the train window
+stride: one more SFT table beside the full one) or the training side
 (model shape, learning rate, warm-up, batch): see POINTS. The last point's model is also decoded
 at several beam sizes (validation Recall@10 against beam).
 
@@ -92,11 +93,11 @@ def sid_tables(spark: Any, args: argparse.Namespace, sids: dict) -> str:
     from hourglass.stages.pipeline import PipelineConfig
     from hourglass.stages.pipeline import run as run_pipeline
 
-    key = f"{'+'.join(sids['fields'])}_m{sids['codebook_size']}_h{sids['history']}" + (
-        f"_s{sids['stride']}" if sids["stride"] != 1 else "")
+    key = f"{'+'.join(sids['fields'])}_m{sids['codebook_size']}_h{sids['history']}"
     root = Path(args.output) / args.dataset / "tables" / key
     done = root / "_sft_built"
     if done.exists():
+        strided_sft(spark, str(root), args, sids)
         return str(root)
     qargs = argparse.Namespace(recipe=args.recipe, data_root=args.data_root,
                                strategies=[args.strategy])
@@ -111,9 +112,28 @@ def sid_tables(spark: Any, args: argparse.Namespace, sids: dict) -> str:
     run_pipeline(spark, PipelineConfig.from_dict({"output_root": str(root), "steps": steps}))
     build_sft_data.run(spark, build_sft_data.BuildSftDataConfig.from_dict({
         "output_root": str(root), "strategies": [args.strategy],
-        "history_max_items": sids["history"], "train_stride": sids["stride"]}))
+        "history_max_items": sids["history"]}))
     done.write_text("ok")
+    strided_sft(spark, str(root), args, sids)
     return str(root)
+
+
+def sft_table(sids: dict) -> str:
+    """The point's SFT table: every window, or one in `stride` (same SIDs, same valid rows)."""
+    return "sft_examples" if sids["stride"] == 1 else f"sft_examples_s{sids['stride']}"
+
+
+def strided_sft(spark: Any, root: str, args: argparse.Namespace, sids: dict) -> None:
+    """Build the point's strided SFT table beside the full one, once."""
+    from hourglass.stages import build_sft_data
+
+    done = Path(root) / f"_{sft_table(sids)}_built"
+    if sids["stride"] == 1 or done.exists():
+        return
+    build_sft_data.run(spark, build_sft_data.BuildSftDataConfig.from_dict({
+        "output_root": root, "strategies": [args.strategy], "history_max_items": sids["history"],
+        "train_stride": sids["stride"], "output_table": sft_table(sids)}))
+    done.write_text("ok")
 
 
 def ds_file(folder: Path, ds: dict, steps: int) -> str:
@@ -143,6 +163,7 @@ def train_point(root: str, folder: Path, point: dict, args: argparse.Namespace,
         "max_steps": max_steps, "log_every": max(1, max_steps // 20),
         "eval_every": -(-max_steps // checks), "select_by": "valid_recall",
         "recall_users": args.recall_users, "recall_beam": 20, "eval_at_start": False,
+        "sft_table": sft_table(point["sids"]),
         "resume": False, "progress": False, "seed": args.seed, **extra})
     return run_training(cfg, "deepspeed", 1)
 
@@ -156,10 +177,10 @@ def seconds_per_step(root: str, folder: Path, point: dict, args: argparse.Namesp
     return float(res["seconds"]) / max(1, int(res["steps"]))
 
 
-def train_windows(root: str, args: argparse.Namespace) -> int:
+def train_windows(root: str, args: argparse.Namespace, sids: dict) -> int:
     from hourglass.train.data import read_shard
 
-    shard = read_shard(f"{root}/sft_examples", args.strategy, 0, 1, columns=("split",))
+    shard = read_shard(f"{root}/{sft_table(sids)}", args.strategy, 0, 1, columns=("split",))
     return sum(1 for s in shard.columns["split"] if s == "train")
 
 
@@ -221,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
             record["points"][label] = {
                 "settings": point, "seconds_per_step": round(sps, 4), "max_steps": steps,
                 "best_valid_recall@10": res["valid_recall"], "selected_step": res["selected_step"],
-                "epochs": round(steps * point["ds"]["batch"] / train_windows(root, args), 2),
+                "epochs": round(steps * point["ds"]["batch"]
+                                / train_windows(root, args, point["sids"]), 2),
                 "curve": curve, "train_seconds": round(res["seconds"], 1),
                 "valid_loss_end": res["valid_loss_end"], "recall_users": args.recall_users,
                 "wall_s": round(time.perf_counter() - t0, 1)}
