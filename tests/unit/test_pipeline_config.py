@@ -68,6 +68,20 @@ def test_cluster_config_validates_in_the_production_shape():
             "report"} <= set(steps)
 
 
+def test_cluster_ablation_takes_the_demo_recipe():
+    """The recipe chosen on the CPU (loss on every item, one train window per history length,
+    checkpoint by validation Recall) must not drift between the demo and the production file."""
+    recipes = []
+    for name in ("demo.yaml", "cluster.yaml"):
+        cfg = PipelineConfig.from_args(["--config", str(ROOT / "configs" / name)])
+        abl = next(cfg.step_config(s) for s in cfg.steps if s["stage"] == "ablation")
+        sft = abl.sft_config()
+        assert sft.train_stride == sft.history_max_items > 1, name
+        train = abl.train_config("none")
+        recipes.append((train.loss_on, train.select_by))
+    assert recipes[0] == recipes[1] == ("all_items", "valid_recall")
+
+
 @pytest.mark.parametrize(("name", "steps", "ds"), [("demo.yaml", 600, "zero2_cpu_fp32.json"),
                                                     ("cluster.yaml", 20000, "zero2_gpu_bf16.json")])
 def test_sft_train_takes_a_pipeline_files_ablation_budget(name, steps, ds):
