@@ -1,12 +1,14 @@
-"""Table-scale encoding: `item_embeddings` rows → SIDs inside `mapInPandas`, in one pass.
+"""Table-scale encoding: `item_embeddings` rows → SIDs inside `mapInArrow`, in one read.
 
 The artifact is broadcast once; each Python worker builds its `ArtifactEncoder` once (a
 module-level cache keyed by codebook_id survives across tasks because Spark reuses workers) and
 then encodes one Arrow batch at a time, so worker memory is bounded by the batch size
 (`spark.sql.execution.arrow.maxRecordsPerBatch`), never by the table. Validation is complete in
-Spark SQL (codegen'd array functions, no Python): every row gets its reason (null when valid),
-only valid rows reach the kernel, and the kernel never rejects one. So `item_sids` and the
-quarantine are two independent projections of the same scored rows, and nothing needs caching.
+Spark SQL (codegen'd array functions, no Python): every row gets its reason (null when valid)
+and a bad row's embedding is nulled before the transfer, so the kernel sees valid rows only and
+never rejects one. Every row, good or bad, comes out of the pass as a narrow row (codes, norms,
+reason, payload; no embedding): `item_sids` and the quarantine are two filters of that output,
+so the embeddings are read and validated once, however many rows are bad.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from hourglass.errors import InputError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
     from pyspark import Broadcast
     from pyspark.sql import Column, DataFrame
 
@@ -68,7 +70,8 @@ def invalid_reason(dim: int) -> Column:
 
 
 def score_rows(df: DataFrame, dim: int) -> DataFrame:
-    """item_id, embedding, `_reason` (null when encodable) and `_payload` (JSON, bad rows only).
+    """item_id, embedding (null on a bad row: only valid rows cross to Python), `_reason`
+    (null when encodable) and `_payload` (the row as JSON, bad rows only).
 
     Two projections, so the reason is computed once per row (Spark does not merge projections
     that would duplicate an expensive expression).
@@ -78,8 +81,9 @@ def score_rows(df: DataFrame, dim: int) -> DataFrame:
     cols = [c for c in ("item_id", "model", "embedding") if c in df.columns]
     scored = df.select(*cols, invalid_reason(dim).alias("_reason"))
     payload = F.to_json(F.struct(*[F.col(c) for c in cols]))
-    return scored.select("item_id", "embedding", "_reason",
-                         F.when(F.col("_reason").isNotNull(), payload).alias("_payload"))
+    ok = F.col("_reason").isNull()
+    return scored.select("item_id", F.when(ok, F.col("embedding")).alias("embedding"), "_reason",
+                         F.when(~ok, payload).alias("_payload"))
 
 
 def table_dim(df: DataFrame, sample_rows: int = 10_000) -> int | None:
@@ -137,81 +141,87 @@ def _blas_threads(threads: int | None):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def stack_rows(values: pd.Series, dim: int) -> np.ndarray:
-    """Series of length-D float arrays (what Arrow gives pandas for ARRAY<FLOAT>) → (n, D).
+def embedding_matrix(values: pa.Array, dim: int) -> np.ndarray:
+    """Arrow LIST<FLOAT> rows (all valid, D values each) → `(n, D)` float32.
 
-    pyarrow hands pandas each row as a view into one flat buffer; when the first and last rows
-    show that layout, the matrix is that buffer (no copy, no per-row work). Otherwise (other
-    producers, several chunks) the rows are concatenated. The fast path trusts that every row
-    has D values, which `invalid_reason` guarantees for every row that reaches the encoder.
+    `flatten` honours the array's offset and slicing; for the float32 child Arrow hands
+    Spark's batches in, `to_numpy` is a view of its buffer (no per-row work, no copy).
     """
     n = len(values)
     if n == 0:
         return np.empty((0, dim), dtype=np.float32)
-    rows = values.to_numpy()
-    first, last, base = rows[0], rows[-1], getattr(rows[0], "base", None)
-    if (isinstance(base, np.ndarray) and getattr(last, "base", None) is base
-            and base.dtype == np.float32 and base.flags.c_contiguous
-            and first.dtype == np.float32 and len(first) == len(last) == dim):
-        flat = base.reshape(-1)
-        start, rem = divmod(first.ctypes.data - flat.ctypes.data, 4)
-        span_ok = last.ctypes.data - first.ctypes.data == (n - 1) * dim * 4
-        if rem == 0 and span_ok and start >= 0 and start + n * dim <= flat.size:
-            return flat[start : start + n * dim].reshape(n, dim)
-    flat = np.concatenate(rows).astype(np.float32, copy=False)
+    flat = values.flatten().to_numpy(zero_copy_only=False)
     if flat.size != n * dim:
         raise ValueError(f"rows of unequal length reached the encoder (expected {dim} each)")
-    return flat.reshape(n, dim)
+    return flat.astype(np.float32, copy=False).reshape(n, dim)
 
 
-def udf_schema(num_layers: int) -> str:
-    """Scalar columns out of Python (c0.., n0..): Arrow converts them without per-row work,
-    where ARRAY columns cost several µs a row in pyspark's pandas→Arrow path. Spark SQL packs
-    them into the ARRAY columns of the contract afterwards."""
+def pass_schema(num_layers: int) -> str:
+    """Columns out of Python: scalar codes and norms (c0.., n0..; null on a bad row), which
+    Arrow moves without per-row work, and the row's reason and payload passed through. Spark
+    SQL packs codes and norms into the ARRAY columns of the contract afterwards."""
     codes = ", ".join(f"c{i} int" for i in range(num_layers))
     norms = ", ".join(f"n{i} float" for i in range(num_layers))
-    return f"item_id string, {codes}, {norms}"
+    return f"item_id string, {codes}, {norms}, _reason string, _payload string"
 
 
-def encode_batches(batches: Iterator[pd.DataFrame], bc: Broadcast, codebook_id: str,
+def encode_batch(batch: pa.RecordBatch, enc: ArtifactEncoder) -> pa.RecordBatch:
+    """One Arrow batch of scored rows → the same rows with codes and norms (null if bad)."""
+    import pyarrow as pa
+
+    reason = batch.column("_reason")
+    ok = reason.is_null()
+    good = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
+    all_ok = reason.null_count == batch.num_rows  # the usual batch: no copy of the embeddings
+    X = embedding_matrix(batch.column("embedding") if all_ok
+                         else batch.column("embedding").filter(ok), enc.dim)
+    if not np.isfinite(X).all():  # cheap next to the GEMM; guards the SQL contract
+        ids = batch.column("item_id") if all_ok else batch.column("item_id").filter(ok)
+        bad = ids[int(np.flatnonzero(~np.isfinite(X).all(1))[0])].as_py()
+        raise RuntimeError(f"item {bad!r} reached the encoder with a non-finite value: "
+                           "invalid_reason must have rejected it")
+    out = enc.encode(X)
+    layers = out.codes.shape[1]
+    codes = np.zeros((len(good), layers), np.int32)
+    norms = np.zeros((len(good), layers), np.float32)
+    codes[good], norms[good] = out.codes, out.residual_norms
+    nulls = None if all_ok else ~good
+    cols = [batch.column("item_id")]
+    cols += [pa.array(codes[:, i], mask=nulls) for i in range(layers)]
+    cols += [pa.array(norms[:, i], mask=nulls) for i in range(layers)]
+    cols += [batch.column("_reason"), batch.column("_payload")]
+    names = ["item_id", *(f"c{i}" for i in range(layers)), *(f"n{i}" for i in range(layers)),
+             "_reason", "_payload"]
+    return pa.RecordBatch.from_arrays(cols, names=names)
+
+
+def encode_batches(batches: Iterator[pa.RecordBatch], bc: Broadcast, codebook_id: str,
                    device: str = "cpu", chunk_rows: int | None = None,
-                   threads: int | None = None) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: one Arrow batch of valid rows in, its codes and norms out."""
-    import pandas as pd
-
+                   threads: int | None = None) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: the worker's encoder, BLAS limited to the task's cores, per batch."""
     enc = _worker_encoder(bc, codebook_id, device, chunk_rows)
     with _blas_threads(threads):
-        for pdf in batches:
-            X = stack_rows(pdf["embedding"], enc.dim)
-            if not np.isfinite(X).all():  # cheap next to the GEMM; guards the SQL contract
-                bad = pdf["item_id"].iloc[int(np.flatnonzero(~np.isfinite(X).all(1))[0])]
-                raise RuntimeError(f"item {bad!r} reached the encoder with a non-finite value: "
-                                   "invalid_reason must have rejected it")
-            out = enc.encode(X)
-            cols = {"item_id": pdf["item_id"].to_numpy()}
-            cols.update({f"c{i}": out.codes[:, i] for i in range(out.codes.shape[1])})
-            cols.update({f"n{i}": out.residual_norms[:, i] for i in range(out.codes.shape[1])})
-            yield pd.DataFrame(cols)
+        for batch in batches:
+            yield encode_batch(batch, enc)
 
 
 def encode_rows(scored: DataFrame, bc: Broadcast, codebook_id: str, num_layers: int,
                 device: str = "cpu", chunk_rows: int | None = None,
                 threads: int | None = None) -> DataFrame:
-    """The mapInPandas pass over the valid rows of `score_rows` output: codes and norms."""
-    from pyspark.sql import functions as F
+    """The mapInArrow pass over every row of `score_rows` output: codes and norms of the
+    valid rows, reason and payload of the bad ones."""
 
-    def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         return encode_batches(batches, bc, codebook_id, device, chunk_rows, threads)
 
-    valid = scored.where(F.col("_reason").isNull()).select("item_id", "embedding")
-    return valid.mapInPandas(fn, schema=udf_schema(num_layers))
+    return scored.mapInArrow(fn, schema=pass_schema(num_layers))
 
 
 def sids_frame(encoded: DataFrame, codebook_id: str, num_layers: int) -> DataFrame:
-    """The `item_sids` contract from the encoded pass: arrays packed in SQL."""
+    """The `item_sids` contract from the pass: its valid rows, arrays packed in SQL."""
     from pyspark.sql import functions as F
 
-    return encoded.select(
+    return encoded.where(F.col("_reason").isNull()).select(
         "item_id",
         F.array(*[F.col(f"c{i}") for i in range(num_layers)]).alias("codes"),
         F.array(*[F.col(f"n{i}") for i in range(num_layers)]).alias("residual_norms"),
@@ -219,11 +229,10 @@ def sids_frame(encoded: DataFrame, codebook_id: str, num_layers: int) -> DataFra
     )
 
 
-def quarantine_frame(scored: DataFrame) -> DataFrame:
-    """The `quarantine` contract from `score_rows` output: bad rows with reason and payload,
-    in SQL alone (no Python worker, no kernel)."""
+def quarantine_frame(encoded: DataFrame) -> DataFrame:
+    """The `quarantine` contract from the pass: its bad rows with reason and payload."""
     from pyspark.sql import functions as F
 
-    return scored.where(F.col("_reason").isNotNull()).select(
+    return encoded.where(F.col("_reason").isNotNull()).select(
         "item_id", F.lit(STAGE).alias("stage"), F.col("_reason").alias("reason"),
         F.col("_payload").alias("payload"))

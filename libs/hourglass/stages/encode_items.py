@@ -1,11 +1,12 @@
 """Stage `encode_items`: `item_embeddings` + codebook artifact → `item_sids` and quarantine.
 
 The artifact is loaded (hash verified) and its D compared with the table's before anything is
-written. Validation is complete in SQL, so the kernel pass reads only valid rows and writes
-`item_sids` in one commit, with nothing cached. Its commit metrics say how many rows it wrote;
-the input count comes from the Delta log's statistics where the table has them. Only when the
-two differ is the table scanned again, in SQL alone, for the bad rows and their reasons; either
-way this stage's quarantine slice is replaced in one commit (emptied when there are none), and
+written. Validation is complete in SQL; one pass reads the embeddings once, encodes the valid
+rows and carries the bad ones' reasons, and its narrow output (no embedding) is persisted while
+`item_sids` is written in one commit. The commit's metrics say how many rows it wrote; the input
+count comes from the Delta log's statistics where the table has them. Only when the two differ
+are the bad rows read, from that persisted output, not from the embeddings; either way this
+stage's quarantine slice is replaced in one commit (emptied when there are none), and
 `input = encoded + quarantined` is checked from the counts of the commits.
 """
 
@@ -27,6 +28,7 @@ from hourglass.spark.encode import (
 )
 from hourglass.spark.progress import names_its_jobs, next_step
 from hourglass.spark.quarantine import write_quarantine
+from hourglass.spark.session import persist_catalog
 from hourglass.spark.tables import lineage, read_table, write_table
 from hourglass.table_refs import table_ref
 
@@ -101,22 +103,24 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
     record = lineage("encode_items", cfg.config_hash(), {src.ref: src.version},
                      codebook_id=art.codebook_id)
     bc = spark.sparkContext.broadcast(art)
-    scored = score_rows(src.df, art.dim)
     sids_ref, q_ref = cfg.ref(cfg.sids_table), cfg.ref(cfg.quarantine_table)
+    # the pass's narrow output (no embedding), kept for the quarantine's bad rows
+    encoded = persist_catalog(encode_rows(score_rows(src.df, art.dim), bc, art.codebook_id, L,
+                                          cfg.device, cfg.chunk_rows or None,
+                                          cfg.blas_threads or None))
     try:
         next_step(spark, STAGE, f"encode to {L}-token SIDs and write {sids_ref}")
-        encoded = encode_rows(scored, bc, art.codebook_id, L, cfg.device,
-                              cfg.chunk_rows or None, cfg.blas_threads or None)
         sids_commit = write_table(sids_frame(encoded, art.codebook_id, L), sids_ref, record)
+        next_step(spark, STAGE, f"count {src.ref} v{src.version}")
+        rows_in = src.df.count()  # answered from the Delta log's file statistics when present
+        bad = quarantine_frame(encoded)
+        if rows_in == sids_commit.rows:  # no bad row: empty the slice without reading them
+            bad = bad.where(F.lit(False))
+        next_step(spark, STAGE, f"quarantine {rows_in - sids_commit.rows} bad rows in {q_ref}")
+        q_commit = write_quarantine(bad, q_ref, STAGE, record)
     finally:
+        encoded.unpersist()
         bc.unpersist()
-    next_step(spark, STAGE, f"count {src.ref} v{src.version}")
-    rows_in = src.df.count()  # answered from the Delta log's file statistics when present
-    bad = quarantine_frame(scored)
-    if rows_in == sids_commit.rows:  # no bad row: empty the slice without scanning
-        bad = bad.where(F.lit(False))
-    next_step(spark, STAGE, f"quarantine {rows_in - sids_commit.rows} bad rows in {q_ref}")
-    q_commit = write_quarantine(bad, q_ref, STAGE, record)
     reasons: dict[str, int] = {}
     if q_commit.rows:
         q = read_table(spark, q_ref, q_commit.version).df.where(F.col("stage") == STAGE)
