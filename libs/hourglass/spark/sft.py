@@ -4,7 +4,9 @@ The same definition as `hourglass.sft.examples.user_examples`, as column express
 sorted array per user, `posexplode`, and `slice`/`transform` for the capped history, so nothing
 per user reaches the driver and no Python UDF runs. Every interaction ends in exactly one place:
 the target of one example, the first (history-only) item of a kept user, the target of a train
-window dropped by `train_stride` (history only too), or quarantine.
+window dropped by `train_stride` (history only too), or quarantine. Interactions are joined to
+the SIDs and grouped by user once per strategy; examples, quarantine and counts all derive from
+that one per-user frame.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from hourglass.sft.format import SEP
 from hourglass.spark.quarantine import quarantine_rows
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 SFT_COLUMNS = ("user_id", "split", "history", "target_item_id", "prompt_tokens", "target_tokens",
                "strategy")
@@ -32,56 +34,72 @@ def quarantine_stage(strategy: str) -> str:
 
 @dataclass(frozen=True)
 class SftFrames:
-    """Lazy outputs of one strategy: example rows, quarantine rows, and the kept users with
-    their interaction count `n` and their train positions left without a window by the stride
-    (`history_only`)."""
+    """Lazy outputs of one strategy, all derived from `users` (one row per user with its
+    sorted usable events `seq`, their count `n` and its refused events `refused`): example
+    rows, quarantine rows, and the kept users with their train positions left without a
+    window by the stride (`history_only`). The caller persists `users` so the join and the
+    per-user aggregation run once for all three."""
 
+    users: DataFrame
     examples: DataFrame
     quarantine: DataFrame
     kept_users: DataFrame
 
 
-def check_unique_sids(sids: DataFrame, strategy: str) -> None:
-    """A strategy must give each item one SID; duplicates mean a broken rewrite upstream."""
+def check_unique_sids(sids: DataFrame, strategies: list[str]) -> None:
+    """Each strategy must give each item one SID; duplicates mean a broken rewrite upstream.
+    One aggregation checks every strategy named."""
     from pyspark.sql import functions as F
 
-    dup = sids.groupBy("item_id").count().where(F.col("count") > 1).limit(3).collect()
+    dup = (sids.where(F.col("strategy").isin(strategies))
+           .groupBy("strategy", "item_id").count().where(F.col("count") > 1).limit(3).collect())
     if dup:
-        raise ValueError(f"item_sids_rw has several rows per item for strategy {strategy!r}, "
-                         f"e.g. {[r['item_id'] for r in dup]}")
+        raise ValueError(f"item_sids_rw has several rows per item for strategy "
+                         f"{dup[0]['strategy']!r}, e.g. {[r['item_id'] for r in dup]}")
 
 
 def build_examples(interactions: DataFrame, sids: DataFrame, strategy: str,
                    history_max_items: int, min_interactions: int = MIN_INTERACTIONS,
                    train_stride: int = 1) -> SftFrames:
-    """Examples and quarantine rows of `strategy`; `sids` holds that strategy's rows only."""
+    """Examples and quarantine rows of `strategy`; `sids` holds that strategy's rows only.
+
+    One join and one aggregation per user carry every interaction: a usable event goes to the
+    user's `seq`, a refused one (no ts, no SID) to `refused` with its reason, so the quarantine
+    needs neither a second join nor a join back to the interactions; rows without a user_id are
+    refused before the join.
+    """
     from pyspark.sql import functions as F
 
     stage = quarantine_stage(strategy)
-    known = sids.select("item_id", F.col("tokens").alias("_tokens"))
-    df = interactions.select("user_id", "item_id", "ts").join(known, "item_id", "left")
-    no_sid = F.col("_tokens").isNull() | (F.size("_tokens") == 0)
-    reason = (
-        F.when(F.col("user_id").isNull(), F.lit("missing user_id"))
-        .when(F.col("ts").isNull(), F.lit("missing ts"))
-        .when(no_sid, F.lit(f"item has no SID for strategy '{strategy}'"))
-    )
-    df = df.withColumn("_reason", reason)
-    bad = df.where(F.col("_reason").isNotNull())
-    ok = df.where(F.col("_reason").isNull())
-
-    events = F.struct("ts", "item_id", F.col("_tokens").alias("tokens"))
-    users = (ok.groupBy("user_id")
-             .agg(F.array_sort(F.collect_list(events)).alias("seq"))
-             .withColumn("n", F.size("seq")))
-    too_short = F.col("n") < min_interactions
-    short_users = users.where(too_short).select("user_id", "n")
-    short_rows = (ok.join(short_users, "user_id", "inner")
-                  .withColumn("_reason", F.concat(
-                      F.lit("user has "), F.col("n").cast("string"),
-                      F.lit(f" usable interactions, fewer than {min_interactions}"))))
     payload = ["user_id", "item_id", "ts"]
-    quarantine = (quarantine_rows(bad, stage, payload_cols=payload)
+    known = sids.select("item_id", F.col("tokens").alias("_tokens"))
+    inter = interactions.select(*payload)
+    no_user = (inter.where(F.col("user_id").isNull())
+               .withColumn("_reason", F.lit("missing user_id")))
+    df = inter.where(F.col("user_id").isNotNull()).join(known, "item_id", "left")
+    no_sid = F.col("_tokens").isNull() | (F.size("_tokens") == 0)
+    reason = (F.when(F.col("ts").isNull(), F.lit("missing ts"))
+              .when(no_sid, F.lit(f"item has no SID for strategy '{strategy}'")))
+    event = F.struct("ts", "item_id", F.col("_tokens").alias("tokens"), reason.alias("reason"))
+    users = (df.groupBy("user_id").agg(F.collect_list(event).alias("_events"))
+             .select("user_id",
+                     F.array_sort(F.transform(
+                         F.filter("_events", lambda e: e["reason"].isNull()),
+                         lambda e: F.struct(e["ts"].alias("ts"), e["item_id"].alias("item_id"),
+                                            e["tokens"].alias("tokens")))).alias("seq"),
+                     F.filter("_events", lambda e: e["reason"].isNotNull()).alias("refused"))
+             .withColumn("n", F.size("seq")))
+
+    too_short = F.col("n") < min_interactions
+    refused = users.select("user_id", F.explode("refused").alias("e")).select(
+        "user_id", "e.item_id", "e.ts", F.col("e.reason").alias("_reason"))
+    short_rows = users.where(too_short).select(
+        "user_id", "n", F.explode("seq").alias("e")).select(
+        "user_id", "e.item_id", "e.ts", F.concat(
+            F.lit("user has "), F.col("n").cast("string"),
+            F.lit(f" usable interactions, fewer than {min_interactions}")).alias("_reason"))
+    quarantine = (quarantine_rows(no_user, stage, payload_cols=payload)
+                  .unionByName(quarantine_rows(refused, stage, payload_cols=payload))
                   .unionByName(quarantine_rows(short_rows, stage, payload_cols=payload)))
 
     kept = users.where(~too_short)
@@ -105,7 +123,14 @@ def build_examples(interactions: DataFrame, sids: DataFrame, strategy: str,
         F.col("ev.tokens").alias("target_tokens"),
         F.lit(strategy).alias("strategy"),
     )
+    return SftFrames(users=users, examples=examples, quarantine=quarantine, kept_users=kept.select(
+        "user_id", "n", history_only(train_stride).alias("history_only")))
+
+
+def history_only(train_stride: int) -> Column:
+    """Of a kept user's `n` events, the train positions whose window the stride dropped."""
+    from pyspark.sql import functions as F
+
     positions = F.greatest(F.col("n") - 3, F.lit(0))  # train positions 1 .. n-3
     windows = F.when(F.col("n") >= 4, F.floor((F.col("n") - 4) / train_stride) + 1).otherwise(0)
-    return SftFrames(examples=examples, quarantine=quarantine, kept_users=kept.select(
-        "user_id", "n", (positions - windows).cast("long").alias("history_only")))
+    return (positions - windows).cast("long")

@@ -15,8 +15,16 @@ from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.sft.examples import MIN_INTERACTIONS
 from hourglass.spark.quarantine import write_quarantine
-from hourglass.spark.sft import SFT_COLUMNS, build_examples, check_unique_sids, quarantine_stage
-from hourglass.spark.tables import lineage, read_table, write_slice
+from hourglass.spark.session import persist_catalog
+from hourglass.spark.sft import (
+    SFT_COLUMNS,
+    SftFrames,
+    build_examples,
+    check_unique_sids,
+    history_only,
+    quarantine_stage,
+)
+from hourglass.spark.tables import TableRead, lineage, read_table, write_slice
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -72,7 +80,8 @@ class BuildSftDataConfig(StageConfig):
 @dataclasses.dataclass(frozen=True)
 class SftStrategyCounts:
     """Row accounting of one strategy: interactions_in = examples + first_items + history_only
-    + quarantined (history_only: targets of train windows dropped by train_stride)."""
+    + quarantined (history_only: targets of train windows dropped by train_stride); users_in
+    counts the distinct non-null user_ids (rows without one are quarantined)."""
 
     strategy: str
     interactions_in: int
@@ -111,7 +120,6 @@ class SftDataResult:
 
 def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
     """Write the named strategies' slices of `sft_examples` and quarantine; reconcile counts."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     inter = read_table(spark, cfg.ref(cfg.interactions_table), cfg.interactions_version)
@@ -122,19 +130,35 @@ def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
     if missing:
         raise ValueError(f"{sids.ref}@v{sids.version} has no rows for strategies {missing}; "
                          f"it holds {sorted(present)}")
-    inter_df = inter.df.persist(StorageLevel.MEMORY_AND_DISK)
-    frames = []
-    for name in names:
-        slice_df = sids.df.where(F.col("strategy") == name)
-        check_unique_sids(slice_df, name)
-        frames.append(build_examples(inter_df, slice_df, name, cfg.history_max_items,
-                                     cfg.min_interactions, cfg.train_stride))
+    check_unique_sids(sids.df, names)
+    frames = [build_examples(inter.df, sids.df.where(F.col("strategy") == name), name,
+                             cfg.history_max_items, cfg.min_interactions, cfg.train_stride)
+              for name in names]
+    for f in frames:  # the join and the per-user aggregation, once for all outputs
+        persist_catalog(f.users)
+    try:
+        counts = _write_and_count(spark, cfg, inter, sids, names, frames)
+    finally:
+        for f in frames:
+            f.users.unpersist()
+    result = SftDataResult(output_version=counts[0], interactions_version=inter.version,
+                           sids_version=sids.version, strategies=counts[1])
+    result.check()
+    return result
+
+
+def _write_and_count(spark: SparkSession, cfg: BuildSftDataConfig, inter: TableRead,
+                     sids: TableRead, names: list[str], frames: list[SftFrames]
+                     ) -> tuple[int, list[SftStrategyCounts]]:
+    """One commit for the examples, one for the quarantine, then the counts of each strategy
+    from what was written and from the persisted per-user frames."""
+    from pyspark.sql import functions as F
+
     examples = frames[0].examples
     quarantine = frames[0].quarantine
     for f in frames[1:]:
         examples = examples.unionByName(f.examples)
         quarantine = quarantine.unionByName(f.quarantine)
-
     record = lineage("build_sft_data", cfg.config_hash(),
                      {inter.ref: inter.version, sids.ref: sids.version}, strategies=names)
     out_ref = cfg.ref(cfg.output_table)
@@ -149,21 +173,21 @@ def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
                 for r in written.groupBy("strategy", "split").count().collect()}
     q_rows = (read_table(spark, q_ref).df.where(F.col("stage").isin(stages))
               .groupBy("stage", "reason").count().collect())
-    n_in = inter_df.count()
-    users_in = inter_df.select("user_id").distinct().count()
+    n_in = inter.df.count()  # answered from the Delta log's file statistics when present
     counts = []
     for name, frame in zip(names, frames, strict=True):
         stage = quarantine_stage(name)
         reasons = {r["reason"]: r["count"] for r in q_rows if r["stage"] == stage}
-        kept_row = frame.kept_users.agg(F.count("*").alias("users"),
-                                        F.sum("history_only").alias("history_only")).first()
-        kept = kept_row["users"]
+        kept = F.col("n") >= cfg.min_interactions
+        row = frame.users.agg(
+            F.count("*").alias("users"), F.count(F.when(kept, 1)).alias("kept"),
+            F.sum(F.when(kept, history_only(cfg.train_stride))).alias("history_only")).first()
         c = SftStrategyCounts(
-            strategy=name, interactions_in=n_in, users_in=users_in, users_kept=kept,
-            users_too_short=users_in - kept,
+            strategy=name, interactions_in=n_in, users_in=row["users"], users_kept=row["kept"],
+            users_too_short=row["users"] - row["kept"],
             train=by_split.get((name, "train"), 0), valid=by_split.get((name, "valid"), 0),
-            test=by_split.get((name, "test"), 0), first_items=kept,
-            history_only=kept_row["history_only"] or 0,
+            test=by_split.get((name, "test"), 0), first_items=row["kept"],
+            history_only=row["history_only"] or 0,
             quarantined=sum(reasons.values()), quarantine_reasons=reasons)
         log.info("build_sft_data %s: %d users kept, %d too short to split; train %d (stride %d, "
                  "%d targets left as history only), valid %d, test %d; quarantined %d", name,
@@ -172,8 +196,4 @@ def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
         for reason, n in sorted(reasons.items()):
             log.info("quarantined %s: %s × %d", stage, reason, n)
         counts.append(c)
-    inter_df.unpersist()
-    result = SftDataResult(output_version=version, interactions_version=inter.version,
-                           sids_version=sids.version, strategies=counts)
-    result.check()
-    return result
+    return version, counts
