@@ -32,11 +32,15 @@ SFT = ["none", "topk(16)"]
 
 def write_inputs(spark, root: str, n: int, args) -> dict:
     from hourglass.spark.synthetic_tables import synthetic_interactions, synthetic_item_sids
-    from hourglass.spark.tables import lineage, write_table
+    from hourglass.spark.tables import lineage, read_table, table_exists, write_table
+
+    users = max(1, int(n * args.users_per_item))
+    if args.reuse and table_exists(spark, f"{root}/interactions"):  # kept by an earlier --keep
+        return {"items": read_table(spark, f"{root}/item_sids").df.count(), "users": users,
+                "interactions": read_table(spark, f"{root}/interactions").df.count()}
 
     record = lineage("benchmarks/rewrite_sft.py", "", {})
     sids = write_table(synthetic_item_sids(spark, n, args.M), f"{root}/item_sids", record)
-    users = max(1, int(n * args.users_per_item))
     inter = write_table(synthetic_interactions(spark, n, users, mean_length=args.mean_length),
                         f"{root}/interactions", record)
     return {"items": sids.rows, "users": users, "interactions": inter.rows}
@@ -62,20 +66,26 @@ def run_size(spark, root: str, n: int, args, windows: dict, tag: str) -> list[di
                                             codebook_size=args.M)
     sft_cfg = build_sft_data.BuildSftDataConfig(output_root=root, strategies=SFT,
                                                 history_max_items=args.history)
-    rw = timed_stage(spark, f"rewrite_sids@{tag}", lambda: rewrite_sids.run(spark, rw_cfg),
-                     windows, cores, n)
+    out = []
+    if "rewrite_sids" in args.stages:
+        rw = timed_stage(spark, f"rewrite_sids@{tag}", lambda: rewrite_sids.run(spark, rw_cfg),
+                         windows, cores, n)
+        r = rw.pop("result")
+        rw.update(rows_written=len(REWRITE) * r.items_valid,
+                  distinct_sids={o.strategy: o.distinct_sids for o in r.outcomes},
+                  table_mb=dir_mb(f"{root}/item_sids_rw"))
+        out.append(rw)
+    if "build_sft_data" not in args.stages:
+        return out
     sft = timed_stage(spark, f"build_sft_data@{tag}",
                       lambda: build_sft_data.run(spark, sft_cfg), windows, cores, n)
-    r, s = rw.pop("result"), sft.pop("result")
-    rw.update(rows_written=len(REWRITE) * r.items_valid,
-              distinct_sids={o.strategy: o.distinct_sids for o in r.outcomes},
-              table_mb=dir_mb(f"{root}/item_sids_rw"))
+    s = sft.pop("result")
     examples = sum(c.train + c.valid + c.test for c in s.strategies)
     sft.update(rows_written=examples, interactions=s.strategies[0].interactions_in,
                us_per_interaction_per_core=round(
                    1e6 * sft["seconds"] * cores / s.strategies[0].interactions_in, 2),
                table_mb=dir_mb(f"{root}/sft_examples"))
-    return [rw, sft]
+    return [*out, sft]
 
 
 def main() -> None:
@@ -90,8 +100,14 @@ def main() -> None:
                          "each size; 0 keeps the session's (4 in local mode)")
     ap.add_argument("--work_dir", default="/tmp/hourglass-bench-rewrite-sft")
     ap.add_argument("--keep", action="store_true", help="keep the tables")
+    ap.add_argument("--stages", default="rewrite_sids,build_sft_data",
+                    help="stages to time; build_sft_data alone needs item_sids_rw kept in "
+                         "--work_dir by an earlier --keep run (with --reuse)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep inputs an earlier --keep run left in --work_dir")
     ap.add_argument("--out", default=str(RESULTS / "rewrite_sft.json"))
     args = ap.parse_args()
+    args.stages = args.stages.split(",")
     from hourglass.spark.session import get_spark
 
     work = Path(args.work_dir)
