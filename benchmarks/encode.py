@@ -358,9 +358,9 @@ def spark_section(args, books: dict, sample_rows: int, summary: dict) -> None:
     floor_encode(spark, warm, arts[args.spark_m], "warmup_floor")
     for n in sizes:
         root = f"{work}/n{n}"
-        for M in books:
+        for M in (m for m in books if m in args.spark_ms):
             with_floor = n in args.floor_sizes
-            if not with_floor and args.spark_m != M and args.compare_rows != n:
+            if not with_floor and args.spark_m != M and n not in args.compare_rows:
                 continue
             if with_floor:
                 f = floor_encode(spark, root, arts[M], f"item_sids_m{M}_floor")
@@ -373,12 +373,12 @@ def spark_section(args, books: dict, sample_rows: int, summary: dict) -> None:
                     "ratio": r["seconds"] / f["seconds"], "job_worker_mb": r["peak_worker_mb"],
                     "floor_worker_mb": f["peak_worker_mb"]})
                 print(f"floor M={M} n={n}: {f}", flush=True)
-            if n == args.compare_rows:
+            if n in args.compare_rows:
                 alone = kernel_alone(books[M], n)
                 summary["spark_vs_kernel"].append({
                     "M": M, "rows": n, "spark_items_per_s": r["items_per_s"],
                     "kernel_alone_items_per_s": alone, "ratio": r["items_per_s"] / alone})
-        if n == args.compare_rows:
+        if n == args.overhead_rows:
             summary["spark_overhead"] = {"M": args.spark_m, "rows": n, **spark_overhead(
                 spark, root, load_artifact(arts[args.spark_m]))}
     spark.stop()
@@ -397,7 +397,10 @@ def kernel_alone(C: np.ndarray, n: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000,10000000", help="Spark table sizes")
-    ap.add_argument("--compare_rows", type=int, default=1_000_000, help="size for c) vs kernel")
+    ap.add_argument("--compare_rows", default="1000000", help="sizes for c) vs kernel alone")
+    ap.add_argument("--spark_ms", default="256,4096", help="codebook sizes of the Spark runs")
+    ap.add_argument("--overhead_rows", type=int, default=1_000_000,
+                    help="size for c) where the time goes (M = --spark_m; 0: skip)")
     ap.add_argument("--floor_sizes", default="1000000,10000000", help="sizes for c) vs floor")
     ap.add_argument("--spark_m", type=int, default=256, help="M of the d) size sweep")
     ap.add_argument("--kernel_rows", default="200000,20000", help="rows for a)/b), per M")
@@ -409,10 +412,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "encode.json"))
     args = ap.parse_args()
     if args.quick:
-        args.sizes, args.compare_rows, args.kernel_rows = "20000,100000", 100_000, "50000,5000"
-        args.floor_sizes = "100000"
+        args.sizes, args.compare_rows, args.kernel_rows = "20000,100000", "100000", "50000,5000"
+        args.floor_sizes, args.overhead_rows = "100000", 100_000
     args.sizes = [int(x) for x in args.sizes.split(",")]
-    args.floor_sizes = [int(x) for x in args.floor_sizes.split(",")]
+    args.floor_sizes = [int(x) for x in args.floor_sizes.split(",") if x]
+    args.compare_rows = [int(x) for x in args.compare_rows.split(",") if x]
+    args.spark_ms = [int(x) for x in args.spark_ms.split(",")]
     summary: dict = {
         "env": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg(),
                 "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
