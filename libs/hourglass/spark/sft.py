@@ -34,16 +34,14 @@ def quarantine_stage(strategy: str) -> str:
 
 @dataclass(frozen=True)
 class SftFrames:
-    """Lazy outputs of one strategy, all derived from `users` (one row per user with its
+    """Lazy outputs of one strategy, both derived from `users` (one row per user with its
     sorted usable events `seq`, their count `n` and its refused events `refused`): example
-    rows, quarantine rows, and the kept users with their train positions left without a
-    window by the stride (`history_only`). The caller persists `users` so the join and the
-    per-user aggregation run once for all three."""
+    rows and quarantine rows. The caller persists `users` so the join and the per-user
+    aggregation run once for the examples, the quarantine and the counts (`history_only`)."""
 
     users: DataFrame
     examples: DataFrame
     quarantine: DataFrame
-    kept_users: DataFrame
 
 
 def check_unique_sids(sids: DataFrame, strategies: list[str]) -> None:
@@ -123,8 +121,7 @@ def build_examples(interactions: DataFrame, sids: DataFrame, strategy: str,
         F.col("ev.tokens").alias("target_tokens"),
         F.lit(strategy).alias("strategy"),
     )
-    return SftFrames(users=users, examples=examples, quarantine=quarantine, kept_users=kept.select(
-        "user_id", "n", history_only(train_stride).alias("history_only")))
+    return SftFrames(users=users, examples=examples, quarantine=quarantine)
 
 
 def history_only(train_stride: int) -> Column:

@@ -137,12 +137,12 @@ def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
     for f in frames:  # the join and the per-user aggregation, once for all outputs
         persist_catalog(f.users)
     try:
-        counts = _write_and_count(spark, cfg, inter, sids, names, frames)
+        version, counts = _write_and_count(spark, cfg, inter, sids, names, frames)
     finally:
         for f in frames:
             f.users.unpersist()
-    result = SftDataResult(output_version=counts[0], interactions_version=inter.version,
-                           sids_version=sids.version, strategies=counts[1])
+    result = SftDataResult(output_version=version, interactions_version=inter.version,
+                           sids_version=sids.version, strategies=counts)
     result.check()
     return result
 
