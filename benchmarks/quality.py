@@ -108,7 +108,7 @@ def recipe_steps(args: argparse.Namespace, dataset: str, output_root: str
         if stage == "ablation":
             ablation = dict(step)
         elif stage == "hourglass_stats" and step.get("input_table", "item_sids") == "item_sids":
-            steps.append(dict(step))  # the original SIDs' stats: item_segments for head/tail
+            steps.append(dict(step))  # the original SIDs' stats: head/tail tags
         elif stage in SID_STAGES:
             step = dict(step)
             if stage == "ingest":
@@ -172,6 +172,7 @@ def sasrec_inputs(spark: Any, cfg: Any) -> dict[str, Any]:
     both models are taught every train position."""
     from pyspark.sql import functions as F
 
+    from hourglass.spark.segments import segment_tags
     from hourglass.spark.sft import build_examples
     from hourglass.spark.tables import read_table
     from hourglass.stages.evaluate import sample_users
@@ -186,9 +187,9 @@ def sasrec_inputs(spark: Any, cfg: Any) -> dict[str, Any]:
     test = sample_users(sft.where(F.col("split") == "test"), ecfg.max_users, ecfg.seed)
     test_users = {r["user_id"] for r in test.select("user_id").collect()}
     items = [r["item_id"] for r in sids_none.select("item_id").collect()]
-    seg = read_table(spark, ecfg.ref(ecfg.segments_table)).df.where(
-        (F.col("layer") == ecfg.segment_layer) & (F.col("run_id") == ecfg.segments_run_id))
-    segments = {r["item_id"]: r["segment"] for r in seg.select("item_id", "segment").collect()}
+    seg = segment_tags(spark, ecfg.ref(ecfg.summary_table), ecfg.ref(ecfg.layer_stats_table),
+                       ecfg.segments_run_id, ecfg.segment_layer).frame
+    segments = {r["item_id"]: r["segment"] for r in seg.collect()}
     return {"windows": windows, "test_users": test_users, "items": items, "segments": segments,
             "max_len": scfg.history_max_items, "recall_ks": ecfg.recall_ks,
             "ndcg_ks": ecfg.ndcg_ks}

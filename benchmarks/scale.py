@@ -67,7 +67,7 @@ def stages(args, root: str):
             ("rewrite_sids", "item_sids_rw", rewrite)]
 
 
-STATS_TABLES = ["sid_layer_stats", "sid_summary", "sid_flow", "item_segments"]
+STATS_TABLES = ["sid_layer_stats", "sid_summary", "sid_flow"]
 
 
 def main() -> None:

@@ -33,7 +33,6 @@ TABLES = {
     "sid_layer_stats": ["run_id", "layer", "token"],
     "sid_summary": ["run_id", "layer"],
     "sid_flow": ["run_id", "src_layer", "src_token", "dst_layer", "dst_token"],
-    "item_segments": ["run_id", "layer", "item_id"],
     "item_sids_rw": ["strategy", "item_id"],
     "rewrite_summary": ["strategy", "metric"],
     "sft_examples": ["strategy", "user_id", "split", "target_item_id", "history"],
@@ -82,6 +81,10 @@ def test_sid_stages_on_the_cluster_equal_local(standalone_cluster, onnx_model, o
     assert cluster_cb == local_cb, "the cluster and local[2] runs trained different codebooks"
     for table, keys in TABLES.items():
         got, want = read_delta(cluster_root / table), read_delta(wheel_sid_run.root / table)
+        if "input_table" in want:  # the SID table each stats run measured, under its own root
+            got["input_table"] = got["input_table"].str.replace(str(cluster_root), "<root>")
+            want["input_table"] = want["input_table"].str.replace(str(wheel_sid_run.root),
+                                                                  "<root>")
         assert len(want) > 0 or table == "quarantine", table
         assert_frames_equal(got, want, keys, table, atol=1e-5 if table in (
             "item_embeddings", "item_sids", "sid_summary") else 0.0)

@@ -16,7 +16,7 @@ from hourglass.resources import deepspeed_config_file
 from hourglass.sft.examples import user_examples
 from hourglass.sft.format import EOS
 from hourglass.spark.tables import read_table, write_table
-from hourglass.stages import build_sft_data, evaluate
+from hourglass.stages import build_sft_data, evaluate, hourglass_stats
 from hourglass.train.config import TrainConfig
 from hourglass.train.launch import run_training
 
@@ -52,11 +52,12 @@ def world(spark, tmp_path_factory):
              for i in range(N_ITEMS)]
     sids_df = spark.createDataFrame(
         sids, "item_id string, tokens array<string>, strategy string, source_codebook_id string")
-    segs = spark.createDataFrame(
-        [("stats1", f"i{i}", 2, i % 6, "head" if i % 6 < 2 else "tail") for i in range(N_ITEMS)],
-        "run_id string, item_id string, layer int, token int, segment string")
-    for name, df in (("interactions", inter), ("item_sids_rw", sids_df), ("item_segments", segs)):
+    for name, df in (("interactions", inter), ("item_sids_rw", sids_df)):
         write_table(df, f"{root}/{name}", {"job": "test"})
+    # the stats run whose layer-2 token tags split the evaluation into head and tail
+    hourglass_stats.run(spark, hourglass_stats.HourglassStatsConfig(
+        output_root=root, run_id="stats1", input_table="item_sids_rw", strategy="none",
+        num_layers=2, num_codes=6, tracking=False))
     result = build_sft_data.run(spark, build_sft_data.BuildSftDataConfig.from_dict(
         {"output_root": root, "strategies": ["none", "drop_layer(2)"], "history_max_items": 4}))
     return {"root": root, "rows": rows, "sft": result}

@@ -54,7 +54,7 @@ def test_runs_share_tables_and_rerun_replaces(spark, tables):
     root, codes = tables
     orig = HourglassStatsConfig(output_root=root, run_id="orig")
     res = run(spark, orig)
-    assert (res.rows_in, res.items, res.quarantined, res.segments) == (404, 400, 4, 400)
+    assert (res.rows_in, res.items, res.quarantined) == (404, 400, 4)
     assert (res.num_layers, res.num_codes, res.m_source) == (3, 8, "inferred")
     q = read_table(spark, f"{root}/quarantine").df.where("stage = 'hourglass_stats_orig'")
     assert sorted(r["reason"] for r in q.collect()) == [
@@ -67,8 +67,7 @@ def test_runs_share_tables_and_rerun_replaces(spark, tables):
     drop = HourglassStatsConfig(output_root=root, run_id="drop2", input_table="item_sids_rw",
                                 strategy="drop_layer_2", num_layers=3, num_codes=8)
     res2 = run(spark, drop)
-    assert (res2.input_kind, res2.items, res2.segments, res2.quarantined) == (
-        "rewritten", 400, 0, 0)
+    assert (res2.input_kind, res2.items, res2.quarantined) == ("rewritten", 400, 0)
     summary = read_table(spark, f"{root}/sid_summary").df.toPandas().set_index(["run_id", "layer"])
     assert summary.loc[("drop2", 2), "n_tokens"] == 0
     assert summary.loc[("drop2", 2), "distinct_prefixes"] == len({(a, c) for a, _, c in codes})
@@ -76,7 +75,7 @@ def test_runs_share_tables_and_rerun_replaces(spark, tables):
     assert summary.loc[("drop2", 1), "strategy"] == "drop_layer_2"
 
     before = {t: counts_by_run(spark, f"{root}/{t}") for t in
-              ("sid_summary", "sid_layer_stats", "sid_flow", "item_segments")}
+              ("sid_summary", "sid_layer_stats", "sid_flow")}
     assert run(spark, orig).items == 400  # the same inputs again: replaced, not appended
     after = {t: counts_by_run(spark, f"{root}/{t}") for t in before}
     assert after == before and before["sid_summary"] == {"orig": 3, "drop2": 3}
@@ -107,6 +106,45 @@ def _check_mlflow_runs(root: str, summary) -> None:
     (report,) = client.search_runs([exp], "tags.`hourglass.job` = 'report'")
     assert "report/index.html" in {a.path for a in client.list_artifacts(
         report.info.run_id, "report")}
+
+
+def test_scanned_plan_equals_row_plan(spark, tables):
+    """Without the twins the same rows take the two-scan plan: its tables equal the row plan's
+    (run `orig`, which quarantined the twins) column for column; items get their segment from
+    the token tags and the SID table version each run names."""
+    from pandas.testing import assert_frame_equal
+
+    from hourglass.spark.segments import segment_tags
+    from hourglass.spark.stats_io import read_runs
+    from hourglass.spark.tables import latest_version, read_table, write_table
+    from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
+
+    root, codes = tables
+    src = read_table(spark, f"{root}/item_sids").df
+    write_table(src.where("item_id != 'twin'"), f"{root}/item_sids_once", {"job": "test"})
+    run(spark, HourglassStatsConfig(output_root=root, run_id="orig"))
+    res = run(spark, HourglassStatsConfig(output_root=root, run_id="once",
+                                          input_table="item_sids_once"))
+    assert (res.rows_in, res.items, res.quarantined) == (402, 400, 2)
+    keys = {"sid_summary": ["layer"], "sid_layer_stats": ["layer", "rank"],
+            "sid_flow": ["src_layer", "src_token", "dst_layer", "dst_token"]}
+    for table, by in keys.items():
+        got = {r: read_runs(spark, f"{root}/{table}", [r]).drop(columns="run_id")
+               .sort_values(by, ignore_index=True) for r in ("orig", "once")}
+        if table == "sid_summary":
+            assert got["once"]["input_table"].eq(f"{root}/item_sids_once").all()
+            assert got["once"]["input_version"].eq(
+                latest_version(spark, f"{root}/item_sids_once")).all()
+            got = {r: f.drop(columns=["input_table", "input_version"]) for r, f in got.items()}
+        assert_frame_equal(got["once"], got["orig"], obj=table)
+    stats = read_runs(spark, f"{root}/sid_layer_stats", ["once"])
+    head = set(stats[(stats["layer"] == 2) & (stats["segment"] == "head")]["token"])
+    tags = {r["item_id"]: r["segment"] for r in segment_tags(
+        spark, f"{root}/sid_summary", f"{root}/sid_layer_stats", "once", 2).frame.collect()}
+    assert tags == {f"i{i}": "head" if codes[i][1] in head else "tail" for i in range(N)}
+    # the row plan's run tags the same items; the twins (quarantined) get no segment
+    assert segment_tags(spark, f"{root}/sid_summary", f"{root}/sid_layer_stats", "orig",
+                        2).frame.count() == N
 
 
 def test_bad_configs_fail_before_writing(spark, tables):

@@ -44,17 +44,21 @@ def topk_rewrite(codes: np.ndarray, k: int) -> list[list[str]]:
 
 
 def spark_tables(frames) -> dict[str, pd.DataFrame]:
-    seg = frames.segments.toPandas().sort_values("item_id", ignore_index=True)
     return {"sid_layer_stats": frames.layer_stats, "sid_summary": frames.summary,
-            "sid_flow": frames.flow, "item_segments": seg}
+            "sid_flow": frames.flow}
 
 
 def assert_tables_equal(got: dict, want: dict) -> None:
-    for name in want:
+    for name in got:
         g, w = got[name].reset_index(drop=True), want[name].reset_index(drop=True)
-        if name == "item_segments":
-            w = w.sort_values("item_id", ignore_index=True)
         assert_frame_equal(g, w, check_dtype=False, check_exact=False, rtol=1e-9, obj=name)
+
+
+def fixed_rows(ids, codes, norms) -> list[tuple]:
+    return [(ids[i], codes[i].tolist(), norms[i].tolist(), "cb") for i in range(len(ids))]
+
+
+FIXED_DDL = "item_id STRING, codes ARRAY<INT>, residual_norms ARRAY<FLOAT>, codebook_id STRING"
 
 
 def test_fixed_length_matches_reference(spark, rng):
@@ -63,9 +67,7 @@ def test_fixed_length_matches_reference(spark, rng):
 
     codes, norms = hourglass_codes(rng)
     ids = [f"item{i:05d}" for i in range(N)]
-    df = spark.createDataFrame(
-        [(ids[i], codes[i].tolist(), norms[i].tolist(), "cb") for i in range(N)],
-        "item_id STRING, codes ARRAY<INT>, residual_norms ARRAY<FLOAT>, codebook_id STRING")
+    df = spark.createDataFrame(fixed_rows(ids, codes, norms), FIXED_DDL)
     valid = fixed_frame(df, L, M).where("_reason IS NULL")
     info = RunInfo("orig", "fixed", L, M, "config", codebook_id="cb")
     frames = compute_stats(valid, info, head_share=0.5, flow_top=5)
@@ -80,6 +82,69 @@ def test_fixed_length_matches_reference(spark, rng):
     assert summary.loc[2, "norm_entropy"] < min(summary.loc[1, "norm_entropy"],
                                                 summary.loc[3, "norm_entropy"])
     assert frames.flow["src_token"].eq(-1).any()  # M=16 > 5+1 drawn tokens: an "other" node
+
+
+def test_scanned_matches_reference(spark, rng, monkeypatch):
+    """The two-scan plan on several partitions and ranges, bad rows among the good, and a
+    collect limit small enough that every norm rank is refined bit range by bit range."""
+    from hourglass.spark import stats_scan
+    from hourglass.spark.stats import compute_scanned
+    from hourglass.spark.stats_input import fixed_frame
+
+    codes, norms = hourglass_codes(rng)
+    norms[: N // 20, 0] = np.float32(0.0)  # zeros (and their bit patterns) among the norms
+    ids = [f"item{i:05d}" for i in range(N)]
+    bad = [("short", [1, 2], [0.5, 0.2], "cb"), ("range", [1, M, 2], [0.5, 0.2, 0.1], "cb"),
+           (None, [1, 2, 3], [0.5, 0.2, 0.1], "cb"), ("nan", [1, 2, 3], [0.5, np.nan, 0.1], "cb")]
+    df = spark.createDataFrame(fixed_rows(ids, codes, norms) + bad, FIXED_DDL).repartition(3)
+    monkeypatch.setattr(stats_scan, "COLLECT_LIMIT", 40)
+    first = stats_scan.first_scan(fixed_frame(df, L, M, ("codebook_id",)), L, M, 4, "codebook_id")
+    try:
+        assert (first.rows_in, first.invalid, first.repeated_hashes, first.codebooks) == (
+            N + 4, 4, 0, 1)
+        info = RunInfo("orig", "fixed", L, M, "config", codebook_id="cb")
+        frames = compute_scanned(first, info, head_share=0.5, flow_top=5)
+    finally:
+        first.release()
+    want = reference_tables(ids, sids_from_codes(codes), norms, info, 0.5, 2, 5)
+    assert_tables_equal(spark_tables(frames), want)
+    summary = frames.summary.set_index("layer")
+    for layer in (1, 2, 3):  # exact: bit-equal to numpy on the float64 values
+        x = norms[:, layer - 1].astype(np.float64)
+        assert summary.loc[layer, "norm_p05"] == np.quantile(x, 0.05)
+        assert summary.loc[layer, "norm_p50"] == np.quantile(x, 0.5)
+    assert set(frames.layer_stats["segment"]) == {"head", "tail"}
+
+
+def test_scan_sees_repeated_ids(spark, rng):
+    """A repeated id stops the two-scan plan (the row plan quarantines the copies)."""
+    from hourglass.spark import stats_scan
+    from hourglass.spark.stats_input import fixed_frame
+
+    codes, norms = hourglass_codes(rng, 200)
+    ids = [f"i{i}" for i in range(200)]
+    ids[7] = ids[3]
+    df = spark.createDataFrame(fixed_rows(ids, codes, norms), FIXED_DDL).repartition(2)
+    first = stats_scan.first_scan(fixed_frame(df, L, M, ("codebook_id",)), L, M, 2, "codebook_id")
+    first.release()
+    assert (first.rows_in, first.invalid, first.repeated_hashes) == (200, 0, 1)
+
+
+def test_pack_round_trip_and_merge():
+    from hourglass.spark.stats_scan import merge_blocks, pack, unpack
+
+    a = {"sum_x": np.arange(6).reshape(2, 3), "keys_h": np.array([1, 5]),
+         "counts_h": np.array([2, 1]), "min_v": np.array([0.5]), "first_o": np.array([7]),
+         "sum_empty": np.zeros(0)}
+    b = {"sum_x": np.ones((2, 3), np.int64), "keys_h": np.array([5, 9]),
+         "counts_h": np.array([4, 1]), "min_v": np.array([0.25]), "first_o": np.array([8]),
+         "sum_empty": np.zeros(0)}
+    got = unpack(pack(a))
+    assert all(np.array_equal(got[k], a[k]) and got[k].dtype == a[k].dtype for k in a)
+    m = merge_blocks([unpack(pack(a)), unpack(pack(b))])
+    assert m["sum_x"].tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert (m["keys_h"].tolist(), m["counts_h"].tolist()) == ([1, 5, 9], [2, 5, 1])
+    assert (m["min_v"].tolist(), m["first_o"].tolist()) == ([0.25], [7])
 
 
 def test_rewritten_matches_reference(spark, rng):

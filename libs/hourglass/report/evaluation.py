@@ -85,7 +85,7 @@ def evaluation_section(eval_results: pd.DataFrame,
     if any(c == "sub" for c in classes):
         parts += ["<h3>Head and tail layer-2 tokens (paper Table 1)</h3>",
                   "<p class='note'>Test users split by the layer-2 token of their target item "
-                  "(<code>item_segments</code>).</p>",
+                  "(its token's <code>segment</code> in <code>sid_layer_stats</code>).</p>",
                   table(header, body1, row_classes=classes)]
     inv = ev[(ev["metric"] == "invalid_ratio") & (ev["subset"] == "all")]
     if len(inv):

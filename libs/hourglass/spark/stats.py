@@ -2,8 +2,8 @@
 
 Input: the valid rows of `spark_input` (item_id, keys, norms). What comes to the driver: one row
 per used (layer, token), histograms of fan-outs, collision sizes and SID lengths, and the
-residual-norm histograms of `spark_quantiles`. The item table itself stays distributed; the
-per-item head/tail tags are returned as a DataFrame for the caller to write.
+residual-norm histograms of `spark_quantiles`. This row plan serves every input; fixed-length
+SIDs whose ids do not repeat take `stats_scan`'s two scans instead (`compute_scanned`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from hourglass.spark.stats_packed import (
     packed_sids,
 )
 from hourglass.spark.stats_quantiles import exact_order_stats
+from hourglass.spark.stats_scan import FirstScan, second_scan
 from hourglass.stats.paths import CollisionStats, DepthStats, collision_stats, depth_stats
 from hourglass.stats.quantiles import (
     FINE_BINS,
@@ -29,12 +30,11 @@ from hourglass.stats.quantiles import (
     linear_quantiles,
     needed_ranks,
 )
-from hourglass.stats.schema import OTHER_TOKEN, SEGMENTS, names
+from hourglass.stats.schema import OTHER_TOKEN
 from hourglass.stats.summary import (
     AGG_COLUMNS,
     NormStats,
     RunInfo,
-    head_set,
     layer_stats_frame,
     summary_frame,
     top_tokens,
@@ -46,12 +46,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class StatsFrames:
-    """Small tables as pandas (written by the caller) and the per-item tags as a DataFrame."""
+    """The run's small tables as pandas, written by the caller."""
 
     layer_stats: pd.DataFrame
     summary: pd.DataFrame
     flow: pd.DataFrame
-    segments: DataFrame
     n_items: int
 
 
@@ -166,30 +165,8 @@ def flow_edges(sids: DataFrame, drawn: dict[int, list[int]], run_id: str) -> pd.
                            ignore_index=True)
 
 
-def segments_frame(valid: DataFrame, head: list[int], layer: int, run_id: str,
-                   fixed: bool = False) -> DataFrame:
-    """(run_id, item_id, layer, token, segment) for every item with a token on `layer`.
-
-    In fixed-length SIDs the layer is the position, read directly; rewritten SIDs are searched
-    for the layer's tag (a lambda, evaluated outside generated code).
-    """
-    from pyspark.sql import functions as F
-
-    if fixed:
-        token = key_code(F.try_element_at("keys", F.lit(layer)))
-    else:
-        on_layer = F.filter("keys", lambda k: key_layer(k) == layer)
-        token = key_code(F.try_element_at(on_layer, F.lit(1)))
-    return (valid.select("item_id", token.alias("token")).where(F.col("token").isNotNull())
-            .select(F.lit(run_id).alias("run_id"), "item_id", F.lit(layer).alias("layer"),
-                    "token",
-                    F.when(F.col("token").isin(head), F.lit("head"))
-                    .otherwise(F.lit("tail")).alias("segment"))
-            .select(*names(SEGMENTS)))
-
-
 def compute_stats(valid: DataFrame, info: RunInfo, head_share: float = 0.5,
-                  segment_layer: int = 2, flow_top: int = 20) -> StatsFrames:
+                  flow_top: int = 20) -> StatsFrames:
     """Every statistic of one run; `valid` holds only rows that passed validation."""
     from pyspark.sql import functions as F
 
@@ -211,10 +188,19 @@ def compute_stats(valid: DataFrame, info: RunInfo, head_share: float = 0.5,
                 else flow_edges(sids, drawn, info.run_id))
     finally:
         sids.unpersist()
-    head = [int(t) for t in head_set(agg, segment_layer, head_share)]
     return StatsFrames(
-        layer_stats=layer_stats_frame(info.run_id, agg), summary=summary, flow=flow,
-        segments=segments_frame(valid, head, segment_layer, info.run_id,
-                                fixed=info.input_kind == "fixed"),
+        layer_stats=layer_stats_frame(info.run_id, agg, head_share), summary=summary, flow=flow,
         n_items=collisions.n_items,
+    )
+
+
+def compute_scanned(first: FirstScan, info: RunInfo, head_share: float = 0.5,
+                    flow_top: int = 20) -> StatsFrames:
+    """Every statistic of one fixed-length run from `stats_scan`'s first scan and its second."""
+    norms, flow = second_scan(first, info.num_layers, info.M, flow_top, info.run_id)
+    summary = summary_frame(info, first.agg, first.depths, first.collisions, norms, head_share,
+                            flow_top)
+    return StatsFrames(
+        layer_stats=layer_stats_frame(info.run_id, first.agg, head_share), summary=summary,
+        flow=flow, n_items=first.collisions.n_items,
     )

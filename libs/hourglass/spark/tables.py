@@ -11,9 +11,9 @@ recorded (`numOutputRows`) instead of scanning the table they just wrote.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import hourglass
 from hourglass.errors import TableNotFoundError
@@ -21,6 +21,8 @@ from hourglass.table_refs import is_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -103,12 +105,18 @@ def write_table(
     lineage_record: dict[str, Any],
     replace_where: str | None = None,
     partition_by: list[str] | None = None,
+    add_columns: bool = False,
 ) -> Commit:
-    """Overwrite `ref` (or the `replace_where` slice of it) in one commit; return that commit."""
+    """Overwrite `ref` (or the `replace_where` slice of it) in one commit; return that commit.
+
+    `add_columns`: a slice written with columns the table lacks adds them (Delta's
+    mergeSchema; older rows read null), for tables whose contract gained columns."""
     metadata = json.dumps(lineage_record, sort_keys=True, default=str)
     writer = df.write.format("delta").mode("overwrite").option("userMetadata", metadata)
     if replace_where:
         writer = writer.option("replaceWhere", replace_where)
+        if add_columns:
+            writer = writer.option("mergeSchema", "true")
     else:
         writer = writer.option("overwriteSchema", "true")
     if partition_by:
@@ -164,6 +172,7 @@ def write_slice(
     lineage_record: dict[str, Any],
     slice_: Mapping[str, str | Sequence[str]],
     partition_by: list[str] | None = None,
+    add_columns: bool = False,
 ) -> Commit:
     """Create `ref` from `df`, or replace only the rows of `slice_` (see `slice_predicate`) in
     one commit, so jobs sharing a table (stages in quarantine, runs in the statistics tables,
@@ -172,7 +181,7 @@ def write_slice(
     where = slice_predicate(slice_)
     exists = table_exists(df.sparkSession, ref)
     return write_table(df, ref, lineage_record, replace_where=where if exists else None,
-                       partition_by=partition_by)
+                       partition_by=partition_by, add_columns=add_columns)
 
 
 def commit_lineage(spark: SparkSession, ref: str, version: int | None = None) -> dict[str, Any]:
@@ -182,3 +191,29 @@ def commit_lineage(spark: SparkSession, ref: str, version: int | None = None) ->
     rows = hist.where(hist.version == wanted)
     meta = rows.select("userMetadata").collect()[0][0]
     return json.loads(meta) if meta else {}
+
+
+def run_concurrently(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Run independent Spark actions, such as commits to different tables, each from its own
+    thread (inheriting this thread's job group and description); their driver-side waits and
+    small jobs overlap. Every call finishes before the first failure is raised."""
+    from pyspark import InheritableThread
+
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException | None] = [None] * len(calls)
+
+    def target(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except BaseException as e:  # re-raised below, in the caller's thread
+            errors[i] = e
+
+    threads = [InheritableThread(target=target, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e in errors:
+        if e is not None:
+            raise e
+    return results

@@ -2,8 +2,9 @@
 
 For each strategy: constrained beam search ranks items for every held-out user, free beam search
 measures the share of invalid SIDs at each k, and both are split by the target's layer-2
-head/tail tag from `item_segments`. A popularity baseline (strategy `popularity`) is scored on
-the same users. One commit replaces the rows of (run_id, those strategies).
+head/tail tag (its token's tag in a stats run, `hourglass.spark.segments`). A popularity
+baseline (strategy `popularity`) is scored on the same users. One commit replaces the rows of
+(run_id, those strategies).
 
 Each strategy's model is the one trained on the SID table version evaluated (the latest, or
 `sids_version` by time travel; `scheduler_run_id` names the run of a scheduled pipeline), and its
@@ -60,10 +61,11 @@ class EvaluateConfig(StageConfig):
         sids_table: table of the SIDs decoded against (the version the model was trained on)
         sids_version: Delta version of the SID table; empty: the latest
         interactions_table: interactions that rank items for the popularity baseline
-        segments_table: table of the head/tail segment of each item (from hourglass_stats)
+        layer_stats_table: per-token statistics with each token's head/tail segment (from
+            hourglass_stats); empty: no head/tail split
         segments_run_id: stats run whose segments tag the targets; empty: the fixed-length run
         segment_layer: layer whose head/tail split the metrics are broken down by
-        summary_table: statistics summary, to find the fixed-length stats run
+        summary_table: statistics summary: the stats runs and the SID table each measured
         output_table: output table of the metrics
         scheduler_run_id: the scheduler's run id of the fine-tunes to score
         register_strategy: register this strategy's model in the MLflow model registry; empty: none
@@ -89,7 +91,7 @@ class EvaluateConfig(StageConfig):
     sids_table: str = "item_sids_rw"
     sids_version: int | None = None
     interactions_table: str = "interactions"
-    segments_table: str = "item_segments"
+    layer_stats_table: str = "sid_layer_stats"
     segments_run_id: str = ""
     segment_layer: int = 2
     summary_table: str = "sid_summary"
@@ -145,40 +147,33 @@ def _held_out(sft: DataFrame, strategy: str, split: str) -> DataFrame:
 
 
 def _segments(spark: SparkSession, cfg: EvaluateConfig) -> tuple[DataFrame | None, dict]:
-    """(item_id, segment) of the configured stats run, and its lineage entry."""
+    """(target_item_id, segment) of the configured stats run, and its lineage entries."""
     from pyspark.sql import functions as F
 
-    ref = cfg.ref(cfg.segments_table)
-    if not cfg.segments_table or not table_exists(spark, ref):
-        log.warning("evaluate: no %s table: metrics for subset 'all' only", ref)
+    from hourglass.spark.segments import segment_tags, stats_runs
+
+    summary_ref, stats_ref = cfg.ref(cfg.summary_table), cfg.ref(cfg.layer_stats_table)
+    runs = stats_runs(spark, summary_ref) if cfg.layer_stats_table else {}
+    if not runs or not table_exists(spark, stats_ref):
+        log.warning("evaluate: no statistics runs in %s: metrics for subset 'all' only",
+                    summary_ref)
         return None, {}
-    seg = read_table(spark, ref)
-    df = seg.df.where(F.col("layer") == cfg.segment_layer)
-    run_id = cfg.segments_run_id or _fixed_sid_run(spark, cfg, df)
-    out = df.where(F.col("run_id") == run_id).select(
-        F.col("item_id").alias("target_item_id"), "segment")
-    return out, {ref: seg.version, "segments_run_id": run_id}
+    run_id = cfg.segments_run_id or _fixed_sid_run(runs, summary_ref)
+    tags = segment_tags(spark, summary_ref, stats_ref, run_id, cfg.segment_layer)
+    out = tags.frame.select(F.col("item_id").alias("target_item_id"), "segment")
+    return out, {**tags.inputs, "segments_run_id": run_id}
 
 
-def _fixed_sid_run(spark: SparkSession, cfg: EvaluateConfig, segments: DataFrame) -> str:
+def _fixed_sid_run(runs: dict[str, str], summary_ref: str) -> str:
     """The stats run to tag targets with: the only one, else the only run over fixed-length
-    (unrewritten) SIDs per `sid_summary`: Table 1 splits by the original layer-2 token."""
-    from pyspark.sql import functions as F
-
-    runs = sorted(r["run_id"] for r in segments.select("run_id").distinct().collect())
+    (unrewritten) SIDs: Table 1 splits by the original layer-2 token."""
     if len(runs) == 1:
-        return runs[0]
-    fixed: list[str] = []
-    ref = cfg.ref(cfg.summary_table)
-    if table_exists(spark, ref):
-        summary = read_table(spark, ref).df
-        if "input_kind" in summary.columns:
-            fixed = sorted({r["run_id"] for r in summary.where(
-                (F.col("input_kind") == "fixed") & F.col("run_id").isin(runs))
-                .select("run_id").collect()})
+        return next(iter(runs))
+    fixed = sorted(r for r, kind in runs.items() if kind == "fixed")
     if len(fixed) != 1:
-        raise ValueError(f"item_segments holds runs {runs} ({len(fixed)} over fixed-length SIDs):"
-                         " set segments_run_id to the stats run of the original SIDs")
+        raise ValueError(f"{summary_ref} holds runs {sorted(runs)} ({len(fixed)} over "
+                         "fixed-length SIDs): set segments_run_id to the stats run of the "
+                         "original SIDs")
     return fixed[0]
 
 

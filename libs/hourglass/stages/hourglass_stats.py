@@ -1,8 +1,13 @@
 """Stage `hourglass_stats`: `item_sids` or `item_sids_rw` → the hourglass statistics tables.
 
-Writes `sid_layer_stats`, `sid_summary`, `sid_flow` and `item_segments` for one `run_id`
-(replacing only that run's rows, so the original SIDs and every rewrite share the tables) and
-quarantines bad rows in the slice `hourglass_stats_<run_id>`.
+Writes `sid_layer_stats` (each token tagged head or tail), `sid_summary` (naming the input table
+and version measured) and `sid_flow` for one `run_id` (replacing only that run's rows, so the
+original SIDs and every rewrite share the tables) and quarantines bad rows in the slice
+`hourglass_stats_<run_id>`. An item's head/tail segment is derived where it is needed
+(`hourglass.spark.segments`), not written per item.
+
+Fixed-length SIDs take `spark.stats_scan`'s two scans; rewritten SIDs, and fixed ones whose ids
+repeat, the row plan of `spark.stats` (which finds and quarantines the duplicates).
 
 L and M come, in this order, from `num_layers` / `num_codes`; from the manifest of the codebook
 artifact the table names (`codebook_id`, or `source_codebook_id` of rewritten SIDs) under
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from hourglass.config import ConfigError, StageConfig, require
@@ -47,14 +54,13 @@ class HourglassStatsConfig(StageConfig):
         num_layers: L; 0: from the codebook manifest, else inferred (fixed input only)
         num_codes: M; 0: from the codebook manifest, else inferred (fixed input only)
         head_share: share of items the head tokens cover (the rest are tail)
-        segment_layer: layer whose head/tail split tags items in item_segments
+        segment_layer: layer whose head-token count the result reports
         flow_top_tokens: most frequent tokens per layer kept in sid_flow (the flow figure's nodes)
         check_duplicates: quarantine items that appear more than once
         codebooks_root: where the codebook manifests are; empty: <output_root>/codebooks
         layer_stats_table: output table of per-token counts per layer
         summary_table: output table of the per-layer summary
         flow_table: output table of the prefix flow between layers
-        segments_table: output table of each item's head/tail segment
     """
 
     run_id: str = ""
@@ -71,7 +77,6 @@ class HourglassStatsConfig(StageConfig):
     layer_stats_table: str = "sid_layer_stats"
     summary_table: str = "sid_summary"
     flow_table: str = "sid_flow"
-    segments_table: str = "item_segments"
     tracking: bool = tracking_field()
 
     def validate(self) -> None:
@@ -109,7 +114,6 @@ class HourglassStatsResult:
     rows_in: int
     items: int
     quarantined: int
-    segments: int
     head_tokens: int
     layers: list[dict] = dataclasses.field(default_factory=list)
     middle_layer_collapsed: bool | None = None
@@ -150,12 +154,6 @@ def _select_input(spark: SparkSession, cfg: HourglassStatsConfig):
     return src, kind, df
 
 
-def _expected_segments(cfg: HourglassStatsConfig, summary) -> int:
-    """Rows item_segments must hold for this run: the items with a segment-layer token."""
-    row = summary[summary["layer"] == cfg.segment_layer]
-    return int(row["n_tokens"].iloc[0]) if len(row) else 0
-
-
 @names_its_jobs
 def run(spark: SparkSession, cfg: HourglassStatsConfig) -> HourglassStatsResult:
     """Compute and write one run's statistics; quarantine bad rows; reconcile the counts."""
@@ -178,22 +176,114 @@ def _log_summary(track: Run, summary, lineage_tags: dict) -> None:
 
 
 def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> HourglassStatsResult:
+    from hourglass.spark.stats_input import fixed_frame, infer_fixed_shape, rewritten_frame
+    from hourglass.spark.stats_packed import packable
+    from hourglass.spark.stats_prepare import first_value
+
+    src, kind, df = _select_input(spark, cfg)
+    id_col = "codebook_id" if kind == FIXED else "source_codebook_id"
+    book = first_value(df, id_col)
+    L, M, m_source = _shape(cfg, kind, book, lambda: infer_fixed_shape(df))
+    extra = (id_col,) if kind == FIXED else (id_col, "strategy")
+    framed = (fixed_frame if kind == FIXED else rewritten_frame)(df, L, M, extra)
+    shape = (src, kind, L, M, m_source, id_col, book)
+    done = None
+    if packable(kind, M, L):
+        done = _run_scanned(spark, cfg, shape, framed)
+    if done is None:
+        done = _run_rows(spark, cfg, shape, framed)
+    rows_in, quarantine, frames, info, record = done
+    next_step(spark, "hourglass_stats", f"write {frames.n_items} items' statistics of run "
+              f"{cfg.run_id}")
+    quarantined = _write_tables(spark, cfg, frames, record, quarantine)
+    summary = frames.summary
+    seg_row = summary[summary["layer"] == cfg.segment_layer]
+    result = HourglassStatsResult(
+        run_id=cfg.run_id, input_kind=kind, num_layers=L, num_codes=M, m_source=m_source,
+        rows_in=int(rows_in), items=frames.n_items, quarantined=quarantined,
+        head_tokens=int(seg_row["head_tokens"].iloc[0]) if len(seg_row) else 0,
+        layers=[{k: _round(r[k]) for k in RESULT_COLUMNS} for r in summary.to_dict("records")],
+        middle_layer_collapsed=middle_layer_collapsed(summary),
+    )
+    log.info("hourglass_stats %s: %d rows, %d items, %d quarantined", cfg.run_id,
+             result.rows_in, result.items, result.quarantined)
+    _log_summary(track, summary, {
+        "hourglass.input_table": src.ref, "hourglass.input_version": src.version,
+        "hourglass.input_kind": kind, "hourglass.strategy": info.strategy,
+        "hourglass.codebook_id": info.codebook_id})
+    result.check()
+    return result
+
+
+def _describe(cfg: HourglassStatsConfig, shape: tuple, ids: list[str], strategy: str | None):
+    """(RunInfo, lineage record) of this run."""
+    from hourglass.stats.summary import RunInfo
+
+    src, kind, L, M, m_source, _, _ = shape
+    if len(ids) > 1:
+        log.warning("%s mixes codebooks %s: token statistics across codebooks are not "
+                    "comparable", src.ref, ids)
+    info = RunInfo(run_id=cfg.run_id, input_kind=kind, num_layers=L, M=M, m_source=m_source,
+                   strategy=strategy, codebook_id=",".join(ids) or None, input_table=src.ref,
+                   input_version=src.version)
+    record = lineage("hourglass_stats", cfg.config_hash(), {src.ref: src.version},
+                     run_id=cfg.run_id, input_kind=kind, strategy=strategy,
+                     codebook_id=info.codebook_id, num_layers=L, num_codes=M,
+                     m_source=m_source)
+    return info, record
+
+
+def _quarantine(cfg: HourglassStatsConfig, kind: str, bad, record) -> int:
+    rows = quarantine_rows(bad, cfg.quarantine_stage, payload_cols=PAYLOAD[kind])
+    return write_quarantine(rows, cfg.ref(cfg.quarantine_table), cfg.quarantine_stage,
+                            record).rows
+
+
+def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: tuple, framed):
+    """Fixed-length packable SIDs: `spark.stats_scan`'s two scans. None when an id hash repeats
+    (the row plan then finds and quarantines the duplicates)."""
+    from pyspark.sql import functions as F
+
+    from hourglass.spark.stats import compute_scanned
+    from hourglass.spark.stats_scan import first_scan
+
+    src, kind, L, M, _, id_col, book = shape
+    ranges = max(spark.sparkContext.defaultParallelism, framed.rdd.getNumPartitions())
+    next_step(spark, "hourglass_stats", f"scan {src.ref} v{src.version} ({kind}, L={L}, M={M}, "
+              f"{ranges} ranges)")
+    first = first_scan(framed, L, M, ranges, id_col)
+    try:
+        if first.repeated_hashes and cfg.check_duplicates:
+            log.info("hourglass_stats %s: %d repeated id hashes: checking ids row by row",
+                     cfg.run_id, first.repeated_hashes)
+            return None
+        if first.codebooks > 1:  # by hash: one distinct hash is the one id `book` read
+            ids = sorted(r[0] for r in framed.select(id_col).where(F.col(id_col).isNotNull())
+                         .distinct().collect())
+        else:
+            ids = [book] if first.codebooks else []
+        info, record = _describe(cfg, shape, ids, None)
+        next_step(spark, "hourglass_stats", f"quarantine {first.invalid} bad rows of "
+                  f"{first.rows_in}")
+        bad = framed.where(F.col("_reason").isNotNull() if first.invalid else F.lit(False))
+        quarantine = partial(_quarantine, cfg, kind, bad, record)  # written with the tables
+        next_step(spark, "hourglass_stats", "flow edges, norm quantiles and histograms")
+        frames = compute_scanned(first, info, cfg.head_share, cfg.flow_top_tokens)
+    finally:
+        first.release()
+    return first.rows_in, quarantine, frames, info, record
+
+
+def _run_rows(spark: SparkSession, cfg: HourglassStatsConfig, shape: tuple, framed):
+    """The row plan (`spark.stats`): any input, duplicates quarantined."""
     from pyspark.sql import functions as F
 
     from hourglass.spark.session import persist_catalog
     from hourglass.spark.stats import compute_stats
-    from hourglass.spark.stats_input import fixed_frame, infer_fixed_shape, rewritten_frame
-    from hourglass.spark.stats_io import pandas_to_spark
     from hourglass.spark.stats_prepare import duplicate_ids, first_value, with_duplicates
-    from hourglass.spark.tables import write_slice
-    from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY
-    from hourglass.stats.summary import RunInfo
 
-    src, kind, df = _select_input(spark, cfg)
-    id_col = "codebook_id" if kind == FIXED else "source_codebook_id"
-    L, M, m_source = _shape(cfg, kind, first_value(df, id_col), lambda: infer_fixed_shape(df))
+    src, kind, L, M, _, id_col, _ = shape
     extra = (id_col,) if kind == FIXED else (id_col, "strategy")
-    framed = (fixed_frame if kind == FIXED else rewritten_frame)(df, L, M, extra)
     # the cache holds what the statistics read; quarantine payloads are re-read from the source
     cached = (framed.select("item_id", "keys", "norms", "_reason", *extra)
               .transform(persist_catalog))
@@ -205,63 +295,42 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
                            F.array_sort(F.collect_set(id_col))).first()
         rows_in, invalid, ids = int(first[0]), int(first[1]), list(first[2])
         next_step(spark, "hourglass_stats", f"quarantine bad rows and duplicates of {rows_in}")
-        if len(ids) > 1:
-            log.warning("%s mixes codebooks %s: token statistics across codebooks are not "
-                        "comparable", src.ref, ids)
         strategy = (cfg.strategy or first_value(cached, "strategy")) if kind == REWRITTEN else None
-        info = RunInfo(run_id=cfg.run_id, input_kind=kind, num_layers=L, M=M, m_source=m_source,
-                       strategy=strategy, codebook_id=",".join(ids) or None)
-        record = lineage("hourglass_stats", cfg.config_hash(), {src.ref: src.version},
-                         run_id=cfg.run_id, input_kind=kind, strategy=strategy,
-                         codebook_id=info.codebook_id, num_layers=L, num_codes=M,
-                         m_source=m_source)
+        info, record = _describe(cfg, shape, ids, strategy)
         dups = duplicate_ids(cached) if cfg.check_duplicates else None
         bad = with_duplicates(framed, dups).where(F.col("_reason").isNotNull())
         if not invalid and dups is None:  # nothing to quarantine: empty the slice, no scan
             bad = bad.where(F.lit(False))
-        quarantined = write_quarantine(
-            quarantine_rows(bad, cfg.quarantine_stage, payload_cols=PAYLOAD[kind]),
-            cfg.ref(cfg.quarantine_table), cfg.quarantine_stage, record).rows
+        quarantined = _quarantine(cfg, kind, bad, record)
+        quarantine = partial(int, quarantined)  # written: the cache is about to go
         valid = (with_duplicates(cached, dups).where(F.col("_reason").isNull())
                  .select("item_id", "keys", "norms"))
-        next_step(spark, "hourglass_stats", "token counts, summary, flow and segments per layer")
-        frames = compute_stats(valid, info, cfg.head_share, cfg.segment_layer,
-                               cfg.flow_top_tokens)
-        segments = write_slice(frames.segments, cfg.ref(cfg.segments_table), record,
-                               {"run_id": cfg.run_id}, partition_by=["run_id"]).rows
+        next_step(spark, "hourglass_stats", "token counts, summary and flow per layer")
+        frames = compute_stats(valid, info, cfg.head_share, cfg.flow_top_tokens)
     finally:
         cached.unpersist()
         if dups is not None:
             dups.unpersist()
-    next_step(spark, "hourglass_stats", f"write {frames.n_items} items' statistics of run "
-              f"{cfg.run_id}")
-    for pdf, table, cols in ((frames.layer_stats, cfg.layer_stats_table, LAYER_STATS),
-                             (frames.summary, cfg.summary_table, SUMMARY),
-                             (frames.flow, cfg.flow_table, FLOW)):
-        write_slice(pandas_to_spark(spark, pdf, cols), cfg.ref(table), record,
-                    {"run_id": cfg.run_id})
+    return rows_in, quarantine, frames, info, record
 
-    summary = frames.summary
-    expected = _expected_segments(cfg, summary)
-    if segments != expected:
-        raise RuntimeError(f"item_segments holds {segments} rows for run {cfg.run_id}, expected "
-                           f"{expected} (items with a layer-{cfg.segment_layer} token)")
-    seg_row = summary[summary["layer"] == cfg.segment_layer]
-    result = HourglassStatsResult(
-        run_id=cfg.run_id, input_kind=kind, num_layers=L, num_codes=M, m_source=m_source,
-        rows_in=int(rows_in), items=frames.n_items, quarantined=quarantined, segments=segments,
-        head_tokens=int(seg_row["head_tokens"].iloc[0]) if len(seg_row) else 0,
-        layers=[{k: _round(r[k]) for k in RESULT_COLUMNS} for r in summary.to_dict("records")],
-        middle_layer_collapsed=middle_layer_collapsed(summary),
-    )
-    log.info("hourglass_stats %s: %d rows, %d items, %d quarantined", cfg.run_id,
-             result.rows_in, result.items, result.quarantined)
-    _log_summary(track, summary, {
-        "hourglass.input_table": src.ref, "hourglass.input_version": src.version,
-        "hourglass.input_kind": kind, "hourglass.strategy": strategy,
-        "hourglass.codebook_id": info.codebook_id})
-    result.check()
-    return result
+
+def _write_tables(spark: SparkSession, cfg: HourglassStatsConfig, frames, record,
+                  quarantine: Callable[[], int]) -> int:
+    """This run's slices of the statistics tables and the quarantine, committed concurrently
+    (independent tables); the rows quarantined."""
+    from hourglass.spark.stats_io import pandas_to_spark
+    from hourglass.spark.tables import run_concurrently, write_slice
+    from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY
+
+    def write(pdf, table: str, cols) -> int:
+        return write_slice(pandas_to_spark(spark, pdf, cols), cfg.ref(table), record,
+                           {"run_id": cfg.run_id}, add_columns=True).rows
+
+    return run_concurrently([
+        quarantine,
+        partial(write, frames.layer_stats, cfg.layer_stats_table, LAYER_STATS),
+        partial(write, frames.summary, cfg.summary_table, SUMMARY),
+        partial(write, frames.flow, cfg.flow_table, FLOW)])[0]
 
 
 def _round(value):

@@ -64,7 +64,9 @@ def reference_tables(
     item_ids: Sequence[str], sids: list[Sid], norms: np.ndarray | None, info: RunInfo,
     head_share: float = 0.5, segment_layer: int = 2, flow_top: int = 20,
 ) -> dict[str, pd.DataFrame]:
-    """`sid_layer_stats`, `sid_summary`, `sid_flow` and `item_segments` of one run, in memory."""
+    """`sid_layer_stats`, `sid_summary`, `sid_flow` of one run, in memory, and `item_segments`:
+    the head/tail tag of every item with a token on `segment_layer` (what
+    `hourglass.spark.segments` derives from the tables)."""
     agg = reference_aggregates(sids, norms)
     depths, collisions = reference_path_stats([tuple(s) for s in sids], info.M)
     norm_stats = {}
@@ -92,7 +94,7 @@ def reference_tables(
             seg_rows.append((info.run_id, item_id, segment_layer, code,
                              "head" if code in head else "tail"))
     return {
-        "sid_layer_stats": layer_stats_frame(info.run_id, agg),
+        "sid_layer_stats": layer_stats_frame(info.run_id, agg, head_share),
         "sid_summary": summary,
         "sid_flow": flow,
         "item_segments": pd.DataFrame(seg_rows, columns=names(SEGMENTS)),

@@ -1,8 +1,11 @@
 """Column contracts of the statistics tables, as Spark DDL (kept pyspark-free for pure code).
 
-`sid_layer_stats`, `sid_summary` and `item_segments` extend the README's columns; `sid_flow` is
-the edge list of the layered flow picture. Every table carries `run_id`, so the original SIDs
-and each rewrite strategy share one table, each run replacing only its own rows.
+`sid_layer_stats` and `sid_summary` extend the README's columns; `sid_flow` is the edge list of
+the layered flow picture. An item's head/tail segment is not stored per item: it is its token's
+`segment` in `sid_layer_stats`, looked up in the run's input table (`input_table` at
+`input_version` in `sid_summary`) when needed (`hourglass.spark.segments`). Every table carries
+`run_id`, so the original SIDs and each rewrite strategy share one table, each run replacing
+only its own rows.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ LAYER_STATS = (
     ("share", "DOUBLE"), ("rank", "INT"),
     ("norm_mean", "DOUBLE"),        # mean residual norm after this layer, items on this token
     ("input_norm_mean", "DOUBLE"),  # mean residual norm entering this layer (layer >= 2)
+    ("segment", "STRING"),  # head: among the most frequent tokens covering head_share of items
 )
 
 SUMMARY = (
     ("run_id", "STRING"), ("layer", "INT"), ("input_kind", "STRING"), ("strategy", "STRING"),
     ("codebook_id", "STRING"), ("num_layers", "INT"), ("M", "INT"), ("m_source", "STRING"),
+    ("input_table", "STRING"), ("input_version", "BIGINT"),  # the SID table version measured
     ("n_items", "BIGINT"),
     # token distribution of this layer (the layer tag of rewritten SIDs)
     ("n_tokens", "BIGINT"), ("coverage", "DOUBLE"), ("used_tokens", "BIGINT"),
@@ -47,7 +52,7 @@ FLOW = (
     ("dst_token", "INT"), ("count", "BIGINT"),
 )
 
-SEGMENTS = (
+SEGMENTS = (  # the per-item tags `hourglass.spark.segments` derives (not a table)
     ("run_id", "STRING"), ("item_id", "STRING"), ("layer", "INT"), ("token", "INT"),
     ("segment", "STRING"),
 )

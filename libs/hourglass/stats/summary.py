@@ -33,6 +33,8 @@ class RunInfo:
     m_source: str
     strategy: str | None = None
     codebook_id: str | None = None
+    input_table: str | None = None
+    input_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,19 +77,23 @@ def head_set(agg: pd.DataFrame, layer: int, share: float) -> np.ndarray:
     return head_tokens(tokens, counts, share)
 
 
-def layer_stats_frame(run_id: str, agg: pd.DataFrame) -> pd.DataFrame:
-    """Rows of `sid_layer_stats`: each used token with its count, share and rank in its layer."""
+def layer_stats_frame(run_id: str, agg: pd.DataFrame, head_share: float = 0.5) -> pd.DataFrame:
+    """Rows of `sid_layer_stats`: each used token with its count, share and rank in its layer,
+    and its segment (head: among the most frequent tokens covering `head_share` of the layer)."""
     parts = []
     for layer in sorted(agg["layer"].unique()):
         rows = agg[agg["layer"] == layer]
         rows = rows.iloc[rank_order(rows["token"].to_numpy(), rows["count"].to_numpy())]
         count = rows["count"].to_numpy(np.int64)
+        tokens = rows["token"].to_numpy(np.int64)
+        head = head_tokens(tokens, count, head_share)
         parts.append(pd.DataFrame({
-            "run_id": run_id, "layer": int(layer), "token": rows["token"].to_numpy(np.int64),
+            "run_id": run_id, "layer": int(layer), "token": tokens,
             "count": count, "share": count / count.sum(),
             "rank": np.arange(1, len(rows) + 1),
             "norm_mean": rows["norm_sum"].to_numpy(np.float64) / count,
             "input_norm_mean": rows["input_norm_sum"].to_numpy(np.float64) / count,
+            "segment": np.where(np.isin(tokens, head), "head", "tail"),
         }))
     cols = names(LAYER_STATS)
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
@@ -112,7 +118,8 @@ def summary_frame(
             "run_id": info.run_id, "layer": layer, "input_kind": info.input_kind,
             "strategy": info.strategy, "codebook_id": info.codebook_id,
             "num_layers": info.num_layers, "M": layer_size(info, layer, agg),
-            "m_source": info.m_source, "n_items": n_items,
+            "m_source": info.m_source, "input_table": info.input_table,
+            "input_version": info.input_version, "n_items": n_items,
             "n_tokens": m.n_tokens, "coverage": m.n_tokens / n_items if n_items else math.nan,
             "used_tokens": m.used_tokens, "entropy": m.entropy, "norm_entropy": m.norm_entropy,
             "gini": m.gini, "std": m.std, "utilization": m.utilization,
