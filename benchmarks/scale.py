@@ -83,6 +83,8 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true",
                     help="continue a run that stopped: keep the stages --out already records "
                          "(their tables are in --work_dir) and run the rest")
+    ap.add_argument("--until", default="",
+                    help="stop after this stage (e.g. hourglass_stats); empty: run them all")
     ap.add_argument("--out", default=str(RESULTS / "scale.json"))
     args = ap.parse_args()
     from hourglass.spark.session import get_spark
@@ -118,6 +120,8 @@ def main() -> None:
         out["stages"].append(row)
         print(json.dumps(row), flush=True)
         write(out, args.out)  # a stage that fails later keeps what ran (--resume)
+        if name == args.until:
+            break
     spark.stop()
     spilled = spill(events, windows)
     for row in out["stages"]:

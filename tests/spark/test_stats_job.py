@@ -163,3 +163,23 @@ def test_bad_configs_fail_before_writing(spark, tables):
         run(spark, HourglassStatsConfig(output_root=root, run_id="noshape",
                                         input_table="item_sids_rw", strategy="none"))
     assert not table_exists(spark, f"{root}/nothing")
+
+
+def test_scanned_plan_on_empty_and_all_bad_tables(spark, tmp_path):
+    """No rows, or only bad ones: nothing to measure, every row quarantined, counts reconcile."""
+    from hourglass.spark.stats_io import read_runs
+    from hourglass.spark.tables import write_table
+    from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
+
+    root = str(tmp_path)
+    ddl = "item_id STRING, codes ARRAY<INT>, residual_norms ARRAY<FLOAT>, codebook_id STRING"
+    write_table(spark.createDataFrame([], ddl), f"{root}/empty", {"job": "test"})
+    write_table(spark.createDataFrame([("a", [1, 9, 2], [0.5, 0.2, 0.1], "cb"),
+                                       ("b", [1, 2], [0.5, 0.2], "cb")], ddl),
+                f"{root}/bad", {"job": "test"})
+    for table, rows in (("empty", 0), ("bad", 2)):
+        res = run(spark, HourglassStatsConfig(output_root=root, run_id=table, input_table=table,
+                                              num_layers=3, num_codes=8))
+        assert (res.rows_in, res.items, res.quarantined) == (rows, 0, rows)
+        summary = read_runs(spark, f"{root}/sid_summary", [table])
+        assert summary["n_tokens"].tolist() == [0, 0, 0]

@@ -13,10 +13,12 @@ the partition's distinct packed SIDs with item counts, split into R ranges of th
 ranges. Blocks are grouped by (kind, range) and each group merged in one Python call
 (`applyInArrow`): partials summed, a SID range's subtrees turned into fan-out and collision
 histograms, a hash range checked for repeats.
-scan 2 (codes and norms only): the equal-width norm histograms over [min, max], the flow edges
-among the drawn tokens, and the bit buckets holding each wanted norm rank resolved by
-`REFINE_BITS` more bits (or to the values, when the bucket is small); further norm-only passes
-only while a bucket is still too large.
+The map side also keeps the valid rows' codes and norms in compact chunks (`cols`: 2-byte codes
+when M ≤ 2^16, norms as stored), persisted with the blocks. scan 2 reads only those chunks: the
+equal-width norm histograms over [min, max], the flow edges among the drawn tokens, and the bit
+buckets holding each wanted norm rank resolved by `REFINE_BITS` more bits (or to the values,
+when the bucket is small); further passes over the chunks only while a bucket is still too
+large. The SID table itself is read once.
 
 A repeated id hash stops here: the caller runs the row plan, which quarantines duplicates (hash
 collisions included, as it compares the ids themselves).
@@ -116,11 +118,6 @@ def _ranges(sorted_keys: np.ndarray, starts: np.ndarray) -> list[tuple[int, int,
     keys."""
     cut = [*np.searchsorted(sorted_keys, starts).tolist(), sorted_keys.size]
     return [(r, a, b) for r, (a, b) in enumerate(zip(cut[:-1], cut[1:], strict=True)) if b > a]
-
-
-def _columns(batch: pa.RecordBatch, prefix: str, L: int, dtype) -> list[np.ndarray]:
-    return [batch.column(f"{prefix}{i}").to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-            for i in range(1, L + 1)]
 
 
 def _valid_matrix(batch: pa.RecordBatch, name: str, L: int) -> np.ndarray:
