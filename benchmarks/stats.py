@@ -152,11 +152,14 @@ def compare_reference(spark, root: str, run_id: str, ids, codes, norms, M: int) 
 
     from hourglass.spark.segments import segment_tags
     from hourglass.spark.stats_io import read_runs
+    from hourglass.spark.tables import latest_version
     from hourglass.stats.reference import reference_tables, sids_from_codes
     from hourglass.stats.summary import RunInfo
 
     start = time.perf_counter()
-    info = RunInfo(run_id, "fixed", 3, M, "config", codebook_id=run_id)
+    table = f"{root}/item_sids_{run_id}"
+    info = RunInfo(run_id, "fixed", 3, M, "config", codebook_id=run_id, input_table=table,
+                   input_version=latest_version(spark, table))
     want = reference_tables(ids, sids_from_codes(codes), norms, info)
     checked = {}
     for table, keys in (("sid_summary", ["layer"]), ("sid_layer_stats", ["layer", "rank"]),
