@@ -329,6 +329,7 @@ def scan_input(framed: DataFrame, id_col: str) -> DataFrame:
 
 def first_scan(framed: DataFrame, L: int, M: int, ranges: int, id_col: str) -> FirstScan:
     """Scan 1 over a `fixed_frame` (every row, valid or not); its blocks stay persisted."""
+    from pyspark.sql import functions as F
     from pyspark.sql.types import FloatType
 
     from hourglass.spark.session import persist_catalog
@@ -338,8 +339,6 @@ def first_scan(framed: DataFrame, L: int, M: int, ranges: int, id_col: str) -> F
                          np.float32 if isinstance(norm_type, FloatType) else np.float64)
     blocks = scan_input(framed, id_col).mapInArrow(fn, BLOCK_SCHEMA).transform(persist_catalog)
     try:
-        from pyspark.sql import functions as F
-
         merged = reduce_blocks(blocks.where(F.col("kind") != "cols"), M, L)
     except BaseException:
         blocks.unpersist()

@@ -23,14 +23,14 @@ import dataclasses
 import re
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from hourglass.config import ConfigError, StageConfig, require
 from hourglass.logs import log
 from hourglass.spark.progress import names_its_jobs, next_step
 from hourglass.spark.quarantine import quarantine_rows, write_quarantine
 from hourglass.spark.stats_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
-from hourglass.spark.tables import lineage, read_table
+from hourglass.spark.tables import TableRead, lineage, read_table
 from hourglass.stats.summary import middle_layer_collapsed
 from hourglass.tracking import Run, tracked_run, tracking_field
 
@@ -186,7 +186,7 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
     L, M, m_source = _shape(cfg, kind, book, lambda: infer_fixed_shape(df))
     extra = (id_col,) if kind == FIXED else (id_col, "strategy")
     framed = (fixed_frame if kind == FIXED else rewritten_frame)(df, L, M, extra)
-    shape = (src, kind, L, M, m_source, id_col, book)
+    shape = _Input(src, kind, L, M, m_source, id_col, book)
     done = None
     if packable(kind, M, L):
         done = _run_scanned(spark, cfg, shape, framed)
@@ -215,11 +215,23 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
     return result
 
 
-def _describe(cfg: HourglassStatsConfig, shape: tuple, ids: list[str], strategy: str | None):
+class _Input(NamedTuple):
+    """The pinned input of a run and its shape, as both plans need them."""
+
+    src: TableRead
+    kind: str
+    L: int
+    M: int
+    m_source: str
+    id_col: str
+    book: str | None  # one codebook id read from the table
+
+
+def _describe(cfg: HourglassStatsConfig, shape: _Input, ids: list[str], strategy: str | None):
     """(RunInfo, lineage record) of this run."""
     from hourglass.stats.summary import RunInfo
 
-    src, kind, L, M, m_source, _, _ = shape
+    src, kind, L, M, m_source = shape.src, shape.kind, shape.L, shape.M, shape.m_source
     if len(ids) > 1:
         log.warning("%s mixes codebooks %s: token statistics across codebooks are not "
                     "comparable", src.ref, ids)
@@ -239,7 +251,7 @@ def _quarantine(cfg: HourglassStatsConfig, kind: str, bad, record) -> int:
                             record).rows
 
 
-def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: tuple, framed):
+def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, framed):
     """Fixed-length packable SIDs: `spark.stats_scan`'s two scans. None when an id hash repeats
     (the row plan then finds and quarantines the duplicates)."""
     from pyspark.sql import functions as F
@@ -247,7 +259,7 @@ def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: tuple, f
     from hourglass.spark.stats import compute_scanned
     from hourglass.spark.stats_scan import first_scan
 
-    src, kind, L, M, _, id_col, book = shape
+    src, kind, L, M, id_col = shape.src, shape.kind, shape.L, shape.M, shape.id_col
     ranges = max(spark.sparkContext.defaultParallelism, framed.rdd.getNumPartitions())
     next_step(spark, "hourglass_stats", f"scan {src.ref} v{src.version} ({kind}, L={L}, M={M}, "
               f"{ranges} ranges)")
@@ -261,7 +273,7 @@ def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: tuple, f
             ids = sorted(r[0] for r in framed.select(id_col).where(F.col(id_col).isNotNull())
                          .distinct().collect())
         else:
-            ids = [book] if first.codebooks else []
+            ids = [shape.book] if first.codebooks else []
         info, record = _describe(cfg, shape, ids, None)
         next_step(spark, "hourglass_stats", f"quarantine {first.invalid} bad rows of "
                   f"{first.rows_in}")
@@ -274,7 +286,7 @@ def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: tuple, f
     return first.rows_in, quarantine, frames, info, record
 
 
-def _run_rows(spark: SparkSession, cfg: HourglassStatsConfig, shape: tuple, framed):
+def _run_rows(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, framed):
     """The row plan (`spark.stats`): any input, duplicates quarantined."""
     from pyspark.sql import functions as F
 
@@ -282,7 +294,7 @@ def _run_rows(spark: SparkSession, cfg: HourglassStatsConfig, shape: tuple, fram
     from hourglass.spark.stats import compute_stats
     from hourglass.spark.stats_prepare import duplicate_ids, first_value, with_duplicates
 
-    src, kind, L, M, _, id_col, _ = shape
+    src, kind, L, M, id_col = shape.src, shape.kind, shape.L, shape.M, shape.id_col
     extra = (id_col,) if kind == FIXED else (id_col, "strategy")
     # the cache holds what the statistics read; quarantine payloads are re-read from the source
     cached = (framed.select("item_id", "keys", "norms", "_reason", *extra)
