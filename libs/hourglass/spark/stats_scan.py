@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame
 
+    from hourglass.spark.parquet_scan import FilePlan
+
 KEY_SHIFT = 44  # scan 1 keeps sign, exponent and 8 mantissa bits: < 2^19 buckets, a bincount
 REFINE_BITS = 20
 COLLECT_LIMIT = 200_000  # a rank's bucket at most this large is resolved to its values
@@ -127,9 +129,10 @@ def _valid_matrix(batch: pa.RecordBatch, name: str, L: int) -> np.ndarray:
 
 
 def scan1_partition(L: int, M: int, R: int, code_dtype, norm_dtype,
-                    chunk_rows: int = 1 << 20) -> Callable[[Iterator], Iterator]:
-    """The map side of scan 1: rows (ok, has_id, h, cb, codes, norms) → blocks, and the valid
-    rows' codes and norms packed in chunks (`cols`) for scan 2."""
+                    chunk_rows: int = 1 << 20, keep_cols: bool = True
+                    ) -> Callable[[Iterator], Iterator]:
+    """The map side of scan 1: rows (ok, has_id, h, cb, codes, norms) → blocks, and (with
+    `keep_cols`) the valid rows' codes and norms packed in chunks (`cols`) for scan 2."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
@@ -169,14 +172,16 @@ def scan1_partition(L: int, M: int, R: int, code_dtype, norm_dtype,
             for g in range(1, L):
                 sid = sid * M + codes[g]
             sids.append(sid)
+            lo = np.minimum(lo, raw.min(axis=1).astype(np.float64))
+            hi = np.maximum(hi, raw.max(axis=1).astype(np.float64))
+            if not keep_cols:
+                continue
             stash.append((codes.astype(code_dtype), raw.astype(norm_dtype, copy=False)))
             stashed += b.num_rows
             if stashed >= chunk_rows:
-                lo, hi = _extremes(stash, lo, hi)
                 yield _cols_block(stash, chunk)
                 stash, stashed, chunk = [], 0, chunk + 1
         if stash:
-            lo, hi = _extremes(stash, lo, hi)
             yield _cols_block(stash, chunk)
         if not rows:
             return
@@ -207,13 +212,32 @@ def scan1_partition(L: int, M: int, R: int, code_dtype, norm_dtype,
     return run
 
 
-def _extremes(stash: list[tuple[np.ndarray, np.ndarray]], lo: np.ndarray,
-              hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-layer min and max of the stashed norms folded into (lo, hi)."""
-    for _, x in stash:
-        lo = np.minimum(lo, x.min(axis=1).astype(np.float64))
-        hi = np.maximum(hi, x.max(axis=1).astype(np.float64))
-    return lo, hi
+def cols_partition(L: int, code_dtype, norm_dtype,
+                   chunk_rows: int = 1 << 20) -> Callable[[Iterator], Iterator]:
+    """Rows (ok, codes, norms, ...) → the valid rows' codes and norms in `cols` chunks: what
+    scan 2 reads, when scan 1 did not keep them (rows read from the files again instead)."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        stash: list[tuple[np.ndarray, np.ndarray]] = []
+        stashed = chunk = 0
+        for b in batches:
+            ok = b.column("ok").to_numpy(zero_copy_only=False)
+            if not ok.all():
+                b = b.filter(pa.array(ok))
+            if not b.num_rows:
+                continue
+            stash.append((_valid_matrix(b, "codes", L).astype(code_dtype),
+                          _valid_matrix(b, "norms", L).astype(norm_dtype, copy=False)))
+            stashed += b.num_rows
+            if stashed >= chunk_rows:
+                yield _cols_block(stash, chunk)
+                stash, stashed, chunk = [], 0, chunk + 1
+        if stash:
+            yield _cols_block(stash, chunk)
+
+    return run
 
 
 def _cols_block(stash: list[tuple[np.ndarray, np.ndarray]], chunk: int) -> pa.RecordBatch:
@@ -303,16 +327,13 @@ class FirstScan:
     depths: list[DepthStats]
     collisions: CollisionStats
     meta: Block
-    blocks: DataFrame
-
-    @property
-    def columns(self) -> DataFrame:
-        from pyspark.sql import functions as F
-
-        return self.blocks.where(F.col("kind") == "cols")
+    # fn over the valid rows' `cols` chunks → its output frame, as often as scan 2 needs it
+    over_columns: Callable[[Callable[[Iterator], Iterator]], DataFrame]
+    blocks: DataFrame | None  # persisted, when scan 1 kept the chunks
 
     def release(self) -> None:
-        self.blocks.unpersist()
+        if self.blocks is not None:
+            self.blocks.unpersist()
 
 
 def scan_input(framed: DataFrame, id_col: str) -> DataFrame:
@@ -327,21 +348,45 @@ def scan_input(framed: DataFrame, id_col: str) -> DataFrame:
         F.col("codes"), F.col("residual_norms").alias("norms"))
 
 
-def first_scan(framed: DataFrame, L: int, M: int, ranges: int, id_col: str) -> FirstScan:
-    """Scan 1 over a `fixed_frame` (every row, valid or not); its blocks stay persisted."""
+def first_scan(framed: DataFrame, L: int, M: int, ranges: int, id_col: str,
+               files: FilePlan | None = None) -> FirstScan:
+    """Scan 1 over a `fixed_frame` (every row, valid or not); its blocks stay persisted.
+    With `files` (a `parquet_scan.plan_files` plan without a reason) the rows come straight
+    from those files instead of through Spark."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import FloatType
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import FloatType, StructType
 
+    from hourglass.spark.parquet_scan import COLUMNS, file_blocks
     from hourglass.spark.session import persist_catalog
 
     norm_type = framed.schema["residual_norms"].dataType.elementType
-    fn = scan1_partition(L, M, ranges, np.uint16 if M <= 1 << 16 else np.int32,
-                         np.float32 if isinstance(norm_type, FloatType) else np.float64)
-    blocks = scan_input(framed, id_col).mapInArrow(fn, BLOCK_SCHEMA).transform(persist_catalog)
+    dtypes = (np.uint16 if M <= 1 << 16 else np.int32,
+              np.float32 if isinstance(norm_type, FloatType) else np.float64)
+    if files is not None and files.reason is None:
+        # nothing persisted: scan 2 reads the files again (cheaper than caching the columns)
+        schema = to_arrow_schema(StructType([framed.schema[c] for c in (*COLUMNS, id_col)]))
+        spark, kept = framed.sparkSession, None
+        found = file_blocks(spark, files, schema, L, M, id_col,
+                            scan1_partition(L, M, ranges, *dtypes, keep_cols=False), BLOCK_SCHEMA)
+
+        def columns(fn: Callable[[Iterator], Iterator]) -> DataFrame:  # one Python pass
+            return file_blocks(spark, files, schema, L, M, id_col,
+                               lambda rows: fn(cols_partition(L, *dtypes)(rows)), BLOCK_SCHEMA,
+                               hash_ids=False)
+    else:
+        kept = (scan_input(framed, id_col)
+                .mapInArrow(scan1_partition(L, M, ranges, *dtypes), BLOCK_SCHEMA)
+                .transform(persist_catalog))
+        found = kept.where(F.col("kind") != "cols")
+
+        def columns(fn: Callable[[Iterator], Iterator]) -> DataFrame:
+            return kept.where(F.col("kind") == "cols").mapInArrow(fn, BLOCK_SCHEMA)
     try:
-        merged = reduce_blocks(blocks.where(F.col("kind") != "cols"), M, L)
+        merged = reduce_blocks(found, M, L)
     except BaseException:
-        blocks.unpersist()
+        if kept is not None:
+            kept.unpersist()
         raise
     if "meta" not in merged:  # an empty table
         meta: Block = {"sum_rows": np.array([0]), "sum_invalid": np.array([0]),
@@ -363,7 +408,8 @@ def first_scan(framed: DataFrame, L: int, M: int, ranges: int, id_col: str) -> F
                           fanout_dist=fanouts[d]) for d in range(1, L + 1)] if n_items else []
     sizes = dict(zip(tree.get("keys_size", []), tree.get("counts_size", []), strict=True))
     return FirstScan(rows_in, invalid, repeated, int(meta["keys_book"].size), agg, depths,
-                     collision_stats({int(k): int(v) for k, v in sizes.items()}), meta, blocks)
+                     collision_stats({int(k): int(v) for k, v in sizes.items()}), meta, columns,
+                     kept)
 
 
 def token_frame(count: np.ndarray, nsum: np.ndarray, insum: np.ndarray, M: int) -> pd.DataFrame:
@@ -475,7 +521,7 @@ def second_scan(first: FirstScan, L: int, M: int, flow_top: int, run_id: str,
     for i in range(max_passes):
         requests = sorted({t.request() for t in targets})
         fn = scan2_partition(L, M, lo, hi, drawn if i == 0 else None, requests)
-        merged = reduce_blocks(first.columns.mapInArrow(fn, BLOCK_SCHEMA), M, L).get("scan2")
+        merged = reduce_blocks(first.over_columns(fn), M, L).get("scan2")
         got = merge_blocks(merged) if merged else {}
         if i == 0:
             block = got

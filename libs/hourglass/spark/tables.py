@@ -106,8 +106,11 @@ def write_table(
     replace_where: str | None = None,
     partition_by: list[str] | None = None,
     add_columns: bool = False,
-) -> Commit:
-    """Overwrite `ref` (or the `replace_where` slice of it) in one commit; return that commit.
+    read_back: bool = True,
+) -> Commit | None:
+    """Overwrite `ref` (or the `replace_where` slice of it) in one commit; return that commit
+    (None without `read_back`: a caller that needs neither its version nor its row count saves
+    reading the table's history).
 
     `add_columns`: a slice written with columns the table lacks adds them (Delta's
     mergeSchema; older rows read null), for tables whose contract gained columns."""
@@ -125,7 +128,7 @@ def write_table(
         writer.save(ref)
     else:
         writer.saveAsTable(ref)
-    return _commit_with(df.sparkSession, ref, metadata)
+    return _commit_with(df.sparkSession, ref, metadata) if read_back else None
 
 
 def _commit_with(spark: SparkSession, ref: str, metadata: str) -> Commit:
@@ -173,15 +176,21 @@ def write_slice(
     slice_: Mapping[str, str | Sequence[str]],
     partition_by: list[str] | None = None,
     add_columns: bool = False,
-) -> Commit:
+    read_back: bool = True,
+) -> Commit | None:
     """Create `ref` from `df`, or replace only the rows of `slice_` (see `slice_predicate`) in
     one commit, so jobs sharing a table (stages in quarantine, runs in the statistics tables,
     strategies in item_sids_rw) each re-run their own rows without touching the others'. The
-    commit's `rows` are this slice's rows."""
+    commit's `rows` are this slice's rows (None without `read_back`).
+
+    `partition_by` applies when this creates the table; an existing table keeps its own. A
+    table partitioned by the slice's columns replaces a slice by dropping its files, where
+    otherwise Delta scans and rewrites the files holding the slice's rows."""
     where = slice_predicate(slice_)
     exists = table_exists(df.sparkSession, ref)
     return write_table(df, ref, lineage_record, replace_where=where if exists else None,
-                       partition_by=partition_by, add_columns=add_columns)
+                       partition_by=None if exists else partition_by, add_columns=add_columns,
+                       read_back=read_back)
 
 
 def commit_lineage(spark: SparkSession, ref: str, version: int | None = None) -> dict[str, Any]:

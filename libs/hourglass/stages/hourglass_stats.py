@@ -57,6 +57,9 @@ class HourglassStatsConfig(StageConfig):
         segment_layer: layer whose head-token count the result reports
         flow_top_tokens: most frequent tokens per layer kept in sid_flow (the flow figure's nodes)
         check_duplicates: quarantine items that appear more than once
+        direct_read: fixed-length SIDs read from the table's Parquet files with pyarrow where
+            exact (a path on a mounted filesystem, no deletion vectors or column mapping);
+            false: always through Spark
         codebooks_root: where the codebook manifests are; empty: <output_root>/codebooks
         layer_stats_table: output table of per-token counts per layer
         summary_table: output table of the per-layer summary
@@ -73,6 +76,7 @@ class HourglassStatsConfig(StageConfig):
     segment_layer: int = 2
     flow_top_tokens: int = 20
     check_duplicates: bool = True
+    direct_read: bool = True
     codebooks_root: str = ""  # empty: <output_root>/codebooks
     layer_stats_table: str = "sid_layer_stats"
     summary_table: str = "sid_summary"
@@ -256,15 +260,26 @@ def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, 
     (the row plan then finds and quarantines the duplicates)."""
     from pyspark.sql import functions as F
 
+    from hourglass.spark.parquet_scan import COLUMNS, FilePlan, plan_files
     from hourglass.spark.stats import compute_scanned
     from hourglass.spark.stats_scan import first_scan
 
     src, kind, L, M, id_col = shape.src, shape.kind, shape.L, shape.M, shape.id_col
-    ranges = max(spark.sparkContext.defaultParallelism, framed.rdd.getNumPartitions())
+    files = plan_files(spark, src.ref, src.version, (*COLUMNS, id_col)) if cfg.direct_read \
+        else FilePlan([], "direct_read is off")
+    if files.reason:
+        log.info("hourglass_stats %s: reading %s through Spark: %s", cfg.run_id, src.ref,
+                 files.reason)
+    tasks = len(files.units) if not files.reason else framed.rdd.getNumPartitions()
+    ranges = max(spark.sparkContext.defaultParallelism, tasks)
     next_step(spark, "hourglass_stats", f"scan {src.ref} v{src.version} ({kind}, L={L}, M={M}, "
-              f"{ranges} ranges)")
-    first = first_scan(framed, L, M, ranges, id_col)
+              f"{ranges} ranges, {'Spark' if files.reason else 'Parquet files'})")
+    first = first_scan(framed, L, M, ranges, id_col, files)
     try:
+        if not files.reason and first.rows_in != (held := src.df.count()):
+            raise RuntimeError(f"{src.ref} v{src.version}: its Parquet files gave "
+                               f"{first.rows_in} rows, Spark counts {held}: set direct_read: "
+                               "false and report this")
         if first.repeated_hashes and cfg.check_duplicates:
             log.info("hourglass_stats %s: %d repeated id hashes: checking ids row by row",
                      cfg.run_id, first.repeated_hashes)
@@ -334,9 +349,12 @@ def _write_tables(spark: SparkSession, cfg: HourglassStatsConfig, frames, record
     from hourglass.spark.tables import run_concurrently, write_slice
     from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY
 
-    def write(pdf, table: str, cols) -> int:
-        return write_slice(pandas_to_spark(spark, pdf, cols), cfg.ref(table), record,
-                           {"run_id": cfg.run_id}, add_columns=True).rows
+    def write(pdf, table: str, cols) -> None:
+        # a run's slice is small (≤ L·M rows): one file, in the run's own partition of a table
+        # this creates, and its commit not read back
+        write_slice(pandas_to_spark(spark, pdf, cols).coalesce(1), cfg.ref(table), record,
+                    {"run_id": cfg.run_id}, partition_by=["run_id"], add_columns=True,
+                    read_back=False)
 
     return run_concurrently([
         quarantine,
