@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 COLUMNS = ("item_id", "codes", "residual_norms")
 UNIT_SCHEMA = "path STRING, part INT, parts INT"
 BATCH_ROWS = 65_536
+# the files alone do not give the rows: deleted rows, renamed columns, widened types
+UNSAFE_FEATURES = {"deletionVectors", "columnMapping", "typeWidening", "typeWidening-preview"}
 
 # equal ids hash equal in every task (a fixed function of the bytes); a rare collision of two
 # different ids only sends the run to the row plan, which compares the ids themselves
@@ -69,7 +71,12 @@ def plan_files(spark: SparkSession, ref: str, version: int, columns: Iterable[st
 
     try:
         dt = DeltaTable(_local_path(ref), version=version)
-        dt.to_pyarrow_dataset()  # raises for what deltalake cannot read exactly
+        features = set(dt.protocol().reader_features or ())
+        mapping = dt.metadata().configuration.get("delta.columnMapping.mode", "none")
+        if features & UNSAFE_FEATURES or mapping != "none":
+            return FilePlan([], f"{ref} v{version} uses reader features "
+                                f"{sorted(features & UNSAFE_FEATURES) or [mapping]}")
+        dt.to_pyarrow_dataset()  # raises for anything else deltalake cannot read
     except (DeltaError, NotImplementedError, OSError, ValueError) as e:
         return FilePlan([], f"deltalake cannot read {ref} v{version}: {e}")
     parts = set(dt.metadata().partition_columns) & set(columns)

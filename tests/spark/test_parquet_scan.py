@@ -1,0 +1,154 @@
+"""hourglass_stats' direct Parquet read against Spark's own read of the same Delta version."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from pandas.testing import assert_frame_equal
+
+pytestmark = pytest.mark.spark
+
+L, M = 3, 8
+DDL = "item_id STRING, codes ARRAY<INT>, residual_norms ARRAY<FLOAT>, codebook_id STRING"
+INF, NAN = float("inf"), float("nan")
+# every rule of stats_input.fixed_frame, and values close to each boundary that pass it
+ROWS = [
+    ("ok", [0, 7, 3], [0.5, 0.2, 0.0], "cb"),
+    ("zero", [0, 0, 0], [-0.0, 0.0, 0.0], "cb"),
+    ("  ", [1, 2, 3], [0.5, 0.2, 0.1], "cb"),
+    ("", [1, 2, 3], [0.5, 0.2, 0.1], "cb"),
+    ("\t", [1, 2, 3], [0.5, 0.2, 0.1], "cb"),
+    (" x ", [1, 2, 3], [0.5, 0.2, 0.1], None),
+    (None, [1, 2, 3], [0.5, 0.2, 0.1], "cb"),
+    ("nullcodes", None, [0.5, 0.2, 0.1], "cb"),
+    ("short", [1, 2], [0.5, 0.2, 0.1], "cb"),
+    ("long", [1, 2, 3, 4], [0.5, 0.2, 0.1], "cb"),
+    ("empty", [], [0.5, 0.2, 0.1], "cb"),
+    ("nullcode", [1, None, 3], [0.5, 0.2, 0.1], "cb"),
+    ("big", [1, M, 3], [0.5, 0.2, 0.1], "cb"),
+    ("neg", [-1, 2, 3], [0.5, 0.2, 0.1], "cb"),
+    ("nullnorms", [1, 2, 3], None, "cb"),
+    ("shortnorms", [1, 2, 3], [0.5, 0.2], "cb"),
+    ("nullnorm", [1, 2, 3], [0.5, None, 0.1], "cb"),
+    ("nan", [1, 2, 3], [0.5, NAN, 0.1], "cb"),
+    ("inf", [1, 2, 3], [INF, 0.2, 0.1], "cb"),
+    ("-inf", [1, 2, 3], [0.5, -INF, 0.1], "cb"),
+    ("negnorm", [1, 2, 3], [0.5, -1e-30, 0.1], "cb"),
+    ("maxfloat", [1, 2, 3], [3.4e38, 0.2, 0.1], "other"),
+]
+
+
+def test_string_hash_is_a_function_of_the_string():
+    """Each id hashes the same alone, in any batch, sliced or as large_string; nulls are 0;
+    many similar ids do not collide."""
+    from hourglass.spark.parquet_scan import string_hash
+
+    words = ["a", "", None, "abc", "abcdefgh", "abcdefgh\x00", "a\x00", "é" * 9, "x" * 40]
+    arr = pa.array(words)
+    h = string_hash(arr)
+    assert h[2] == 0 and len(set(h[[0, 1, 3, 4, 5, 6, 7, 8]].tolist())) == 8
+    for i in range(len(words)):
+        assert string_hash(arr.slice(i, 1))[0] == h[i]
+        assert string_hash(arr.slice(i))[0] == h[i]
+    np.testing.assert_array_equal(string_hash(arr.cast(pa.large_string())), h)
+    ids = [f"item-{i:07d}" for i in range(200_000)] + [str(i) for i in range(200_000)]
+    assert np.unique(string_hash(pa.array(ids))).size == len(ids)
+
+
+def _write(spark, rows, ref, ddl=DDL, parts=2):
+    from hourglass.spark.tables import write_table
+
+    write_table(spark.createDataFrame(rows, ddl).repartition(parts), ref, {"job": "test"})
+
+
+def test_numpy_validity_equals_fixed_frame(spark, tmp_path):
+    """The files' rows validated with numpy agree, row for row, with the SQL reasons."""
+    import pyarrow.parquet as pq
+
+    from hourglass.spark.parquet_scan import fixed_valid, plan_files
+    from hourglass.spark.stats_input import fixed_frame
+    from hourglass.spark.tables import read_table
+
+    ref = str(tmp_path / "sids")
+    _write(spark, ROWS, ref)
+    src = read_table(spark, ref)
+    want = {r["item_id"]: r["_reason"] is None
+            for r in fixed_frame(src.df, L, M).select("item_id", "_reason").collect()}
+    plan = plan_files(spark, ref, src.version, ("item_id", "codes", "residual_norms"))
+    assert plan.reason is None
+    got = {}
+    for path, _, _ in plan.units:
+        batch = pq.read_table(path).combine_chunks().to_batches()[0]
+        for i, ok in zip(batch.column("item_id").to_pylist(), fixed_valid(batch, L, M),
+                         strict=True):
+            got[i] = bool(ok)
+    assert got == want
+    assert sorted(i for i, ok in got.items() if ok) == ["\t", " x ", "maxfloat", "ok", "zero"]
+
+
+def test_plan_files_says_when_to_read_through_spark(spark, tmp_path):
+    from hourglass.spark.parquet_scan import plan_files
+    from hourglass.spark.tables import read_table, write_table
+
+    cols = ("item_id", "codes", "residual_norms", "codebook_id")
+    ref = str(tmp_path / "plain")
+    _write(spark, ROWS, ref, parts=3)
+    plan = plan_files(spark, ref, 0, cols)
+    assert plan.reason is None and len(plan.units) == 3
+    assert {u[1:] for u in plan.units} == {(0, 1)}
+    split = plan_files(spark, ref, 0, cols, target_bytes=100)  # tiny target: several per file
+    assert all(n > 1 for _, _, n in split.units)
+    assert sorted({p for p, _, _ in split.units}) == sorted({p for p, _, _ in plan.units})
+
+    assert "not a path" in plan_files(spark, "default.item_sids", 0, cols).reason
+    assert "not a path" in plan_files(spark, "s3://bucket/item_sids", 0, cols).reason
+    by_book = str(tmp_path / "by_book")
+    write_table(spark.createDataFrame(ROWS, DDL).where("codebook_id IS NOT NULL"), by_book,
+                {"job": "test"}, partition_by=["codebook_id"])
+    assert "partitioned by ['codebook_id']" in plan_files(spark, by_book, 0, cols).reason
+
+    dv = str(tmp_path / "dv")
+    _write(spark, ROWS, dv)
+    spark.sql(f"ALTER TABLE delta.`{dv}` SET TBLPROPERTIES "
+              "('delta.enableDeletionVectors' = 'true')")
+    spark.sql(f"DELETE FROM delta.`{dv}` WHERE item_id = 'ok'")
+    version = read_table(spark, dv).version
+    assert "deletionVectors" in plan_files(spark, dv, version, cols).reason
+
+
+def _stats(spark, root, run_id, direct, table="item_sids"):
+    from hourglass.spark.stats_io import read_runs
+    from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
+
+    res = run(spark, HourglassStatsConfig(output_root=root, run_id=run_id, input_table=table,
+                                          num_layers=L, num_codes=M, direct_read=direct))
+    keys = {"sid_summary": ["layer"], "sid_layer_stats": ["layer", "rank"],
+            "sid_flow": ["src_layer", "src_token", "dst_layer", "dst_token"]}
+    return res, {t: read_runs(spark, f"{root}/{t}", [run_id]).drop(columns="run_id")
+                 .sort_values(by, ignore_index=True) for t, by in keys.items()}
+
+
+def test_direct_read_equals_spark_read(spark, tmp_path, rng):
+    """The same statistics and quarantine through the files as through Spark, on a table whose
+    first files predate its codebook_id column (read as nulls) and with every kind of bad row;
+    a table with deletion vectors goes through Spark and still counts its deleted rows out."""
+    root = str(tmp_path)
+    n = 600
+    codes = rng.integers(0, M, (n, L))
+    codes[:, 1] = np.minimum(rng.zipf(1.5, n) - 1, M - 1)
+    norms = np.sort(rng.gamma(2.0, 0.3, (n, L)), axis=1)[:, ::-1].astype(np.float32)
+    good = [(f"i{i}", codes[i].tolist(), norms[i].tolist()) for i in range(n)]
+    old = "item_id STRING, codes ARRAY<INT>, residual_norms ARRAY<FLOAT>"
+    _write(spark, good[:300], f"{root}/item_sids", ddl=old)
+    more = [(*g, "cb") for g in good[300:]] + ROWS[2:]
+    (spark.createDataFrame(more, DDL).repartition(2).write.format("delta").mode("append")
+     .option("mergeSchema", "true").save(f"{root}/item_sids"))
+    direct, d_tables = _stats(spark, root, "direct", True)
+    via_spark, s_tables = _stats(spark, root, "spark", False)
+    bad = len(ROWS) - 2 - 3  # the rows fixed_frame refuses (three of ROWS[2:] are valid)
+    assert (direct.rows_in, direct.items, direct.quarantined) == (n + len(ROWS) - 2, n + 3, bad)
+    assert (via_spark.rows_in, via_spark.items, via_spark.quarantined) == (
+        direct.rows_in, direct.items, direct.quarantined)
+    for table in d_tables:
+        assert_frame_equal(d_tables[table], s_tables[table], obj=table)
