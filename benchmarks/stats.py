@@ -7,9 +7,10 @@
 bench: the stats job (every statistic, all tables written) on SID tables of 1M and 10M rows,
 against a plain `groupBy(codes[l]).count()` per layer on the same table in the same process,
 run (after one untimed warm-up) before and after the job; the ratio uses their mean. The job
-gets its own untimed warm-up on `--warmup_rows` rows first. Also timed: one pass that reads,
-validates and hands the first scan's columns to Python and does nothing else (`python_pass`),
-the part of the job no numpy statistic can avoid. Codes
+gets its own untimed warm-up on `--warmup_rows` rows first. The job reads the table's Parquet
+files itself (`direct_read`, the default for a path table); also timed: the same job reading
+through Spark (`spark_read_job`), and one pass that reads and validates through Spark and hands
+the first scan's columns to Python to do nothing (`python_pass`: that read's own cost). Codes
 are generated inside Spark with a long-tailed layer 2 (the statistics' cost depends on the
 code distribution, not on how the codes were made).
 verify: Zipf-clustered embeddings (hourglass.quant.synthetic) quantized with the project's
@@ -107,11 +108,17 @@ def bench(args) -> dict:
                                               num_codes=args.M))
         job = time.perf_counter() - start
         after = baseline(spark, f"{root}/item_sids")
+        start = time.perf_counter()  # the same job reading the table through Spark
+        run(spark, HourglassStatsConfig(output_root=root, run_id="bench_spark_read",
+                                        num_layers=3, num_codes=args.M, direct_read=False))
+        spark_read = time.perf_counter() - start
         floor = python_pass(spark, f"{root}/item_sids", 3, args.M)
         base = (before + after) / 2
         rows.append({"rows": n, "M": args.M, "stats_job_s": round(job, 1),
                      "groupby_count_s": round(base, 1), "groupby_before_s": round(before, 1),
                      "groupby_after_s": round(after, 1), "ratio": round(job / base, 2),
+                     "spark_read_job_s": round(spark_read, 1),
+                     "spark_read_ratio": round(spark_read / base, 2),
                      "python_pass_s": round(floor, 1),
                      "python_pass_ratio": round(floor / base, 2),
                      "stats_rows_per_s": round(n / job), "items": res.items,
