@@ -103,6 +103,14 @@ def test_plan_files_says_when_to_read_through_spark(spark, tmp_path):
 
     assert "not a path" in plan_files(spark, "default.item_sids", 0, cols).reason
     assert "not a path" in plan_files(spark, "s3://bucket/item_sids", 0, cols).reason
+    hadoop = spark._jsc.hadoopConfiguration()
+    before = hadoop.get("fs.defaultFS")
+    hadoop.set("fs.defaultFS", "hdfs://namenode:8020")  # a bare path would name HDFS
+    try:
+        assert "fs.defaultFS" in plan_files(spark, ref, 0, cols).reason
+        assert plan_files(spark, f"file://{ref}", 0, cols).reason is None
+    finally:
+        hadoop.set("fs.defaultFS", before or "file:///")
     by_book = str(tmp_path / "by_book")
     write_table(spark.createDataFrame(ROWS, DDL).where("codebook_id IS NOT NULL"), by_book,
                 {"job": "test"}, partition_by=["codebook_id"])

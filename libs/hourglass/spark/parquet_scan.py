@@ -66,6 +66,9 @@ def plan_files(spark: SparkSession, ref: str, version: int, columns: Iterable[st
     """The files of `ref` at `version` as read units, or the reason to read through Spark."""
     if not is_path(ref) or _local_path(ref) is None:
         return FilePlan([], f"{ref} is not a path on a mounted filesystem")
+    default_fs = spark._jsc.hadoopConfiguration().get("fs.defaultFS") or "file:///"
+    if "://" not in ref and not default_fs.startswith("file:"):
+        return FilePlan([], f"{ref} resolves against fs.defaultFS {default_fs}")
     from deltalake import DeltaTable
     from deltalake.exceptions import DeltaError
 
