@@ -144,8 +144,7 @@ def scan1_partition(L: int, M: int, R: int, code_dtype, norm_dtype,
         lo, hi = np.full(L, np.inf), np.full(L, -np.inf)
         bits: list[list[np.ndarray]] = [[] for _ in range(L)]  # binned once, at the end
         hashes, sids, books = [], [], set()
-        stash: list[tuple[np.ndarray, np.ndarray]] = []
-        stashed = chunk = 0
+        chunks = _Chunks(code_dtype, norm_dtype, chunk_rows)
         offsets = np.arange(L, dtype=np.int64)[:, None] * M
         for b in batches:
             ok = b.column("ok").to_numpy(zero_copy_only=False)
@@ -174,15 +173,9 @@ def scan1_partition(L: int, M: int, R: int, code_dtype, norm_dtype,
             sids.append(sid)
             lo = np.minimum(lo, raw.min(axis=1).astype(np.float64))
             hi = np.maximum(hi, raw.max(axis=1).astype(np.float64))
-            if not keep_cols:
-                continue
-            stash.append((codes.astype(code_dtype), raw.astype(norm_dtype, copy=False)))
-            stashed += b.num_rows
-            if stashed >= chunk_rows:
-                yield _cols_block(stash, chunk)
-                stash, stashed, chunk = [], 0, chunk + 1
-        if stash:
-            yield _cols_block(stash, chunk)
+            if keep_cols:
+                yield from chunks.add(codes, raw)
+        yield from chunks.rest()
         if not rows:
             return
         out: list[tuple[str, int, bytes]] = []
@@ -220,24 +213,37 @@ def cols_partition(L: int, code_dtype, norm_dtype,
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
-        stash: list[tuple[np.ndarray, np.ndarray]] = []
-        stashed = chunk = 0
+        chunks = _Chunks(code_dtype, norm_dtype, chunk_rows)
         for b in batches:
             ok = b.column("ok").to_numpy(zero_copy_only=False)
             if not ok.all():
                 b = b.filter(pa.array(ok))
-            if not b.num_rows:
-                continue
-            stash.append((_valid_matrix(b, "codes", L).astype(code_dtype),
-                          _valid_matrix(b, "norms", L).astype(norm_dtype, copy=False)))
-            stashed += b.num_rows
-            if stashed >= chunk_rows:
-                yield _cols_block(stash, chunk)
-                stash, stashed, chunk = [], 0, chunk + 1
-        if stash:
-            yield _cols_block(stash, chunk)
+            if b.num_rows:
+                yield from chunks.add(_valid_matrix(b, "codes", L), _valid_matrix(b, "norms", L))
+        yield from chunks.rest()
 
     return run
+
+
+class _Chunks:
+    """Valid rows' (L, n) codes and norms gathered into `cols` blocks of about `chunk_rows`."""
+
+    def __init__(self, code_dtype, norm_dtype, chunk_rows: int):
+        self.dtypes, self.chunk_rows = (code_dtype, norm_dtype), chunk_rows
+        self.stash: list[tuple[np.ndarray, np.ndarray]] = []
+        self.stashed = self.chunk = 0
+
+    def add(self, codes: np.ndarray, norms: np.ndarray) -> Iterator[pa.RecordBatch]:
+        self.stash.append((codes.astype(self.dtypes[0]),
+                           norms.astype(self.dtypes[1], copy=False)))
+        self.stashed += codes.shape[1]
+        if self.stashed >= self.chunk_rows:
+            yield from self.rest()
+
+    def rest(self) -> Iterator[pa.RecordBatch]:
+        if self.stash:
+            yield _cols_block(self.stash, self.chunk)
+            self.stash, self.stashed, self.chunk = [], 0, self.chunk + 1
 
 
 def _cols_block(stash: list[tuple[np.ndarray, np.ndarray]], chunk: int) -> pa.RecordBatch:
