@@ -125,38 +125,52 @@ def test_plan_files_says_when_to_read_through_spark(spark, tmp_path):
     assert "deletionVectors" in plan_files(spark, dv, version, cols).reason
 
 
-def _stats(spark, root, run_id, direct, table="item_sids"):
-    from hourglass.spark.stats_io import read_runs
-    from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
-
-    res = run(spark, HourglassStatsConfig(output_root=root, run_id=run_id, input_table=table,
-                                          num_layers=L, num_codes=M, direct_read=direct))
-    keys = {"sid_summary": ["layer"], "sid_layer_stats": ["layer", "rank"],
-            "sid_flow": ["src_layer", "src_token", "dst_layer", "dst_token"]}
-    return res, {t: read_runs(spark, f"{root}/{t}", [run_id]).drop(columns="run_id")
-                 .sort_values(by, ignore_index=True) for t, by in keys.items()}
-
-
 def test_direct_read_equals_spark_read(spark, tmp_path, rng):
-    """The same statistics and quarantine through the files as through Spark, on a table whose
-    first files predate its codebook_id column (read as nulls) and with every kind of bad row;
-    a table with deletion vectors goes through Spark and still counts its deleted rows out."""
-    root = str(tmp_path)
-    n = 600
+    """The same statistics through the files as through Spark, on a table whose first files
+    predate its codebook_id column (read as nulls) and with every kind of bad row; the stage on
+    the direct read quarantines exactly the rows the SQL rules refuse."""
+    from hourglass.spark.stats import compute_scanned
+    from hourglass.spark.stats_input import fixed_frame
+    from hourglass.spark.stats_io import pandas_to_spark, read_runs
+    from hourglass.spark.stats_scan import first_scan
+    from hourglass.spark.tables import read_table
+    from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
+    from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY
+    from hourglass.stats.summary import RunInfo
+
+    root, n = str(tmp_path), 600
     codes = rng.integers(0, M, (n, L))
     codes[:, 1] = np.minimum(rng.zipf(1.5, n) - 1, M - 1)
     norms = np.sort(rng.gamma(2.0, 0.3, (n, L)), axis=1)[:, ::-1].astype(np.float32)
     good = [(f"i{i}", codes[i].tolist(), norms[i].tolist()) for i in range(n)]
-    old = "item_id STRING, codes ARRAY<INT>, residual_norms ARRAY<FLOAT>"
-    _write(spark, good[:300], f"{root}/item_sids", ddl=old)
+    ref = f"{root}/item_sids"
+    _write(spark, good[:300], ref, ddl="item_id STRING, codes ARRAY<INT>, "
+                                       "residual_norms ARRAY<FLOAT>")
     more = [(*g, "cb") for g in good[300:]] + ROWS[2:]
     (spark.createDataFrame(more, DDL).repartition(2).write.format("delta").mode("append")
-     .option("mergeSchema", "true").save(f"{root}/item_sids"))
-    direct, d_tables = _stats(spark, root, "direct", True)
-    via_spark, s_tables = _stats(spark, root, "spark", False)
+     .option("mergeSchema", "true").save(ref))
+    res = run(spark, HourglassStatsConfig(output_root=root, run_id="direct", num_layers=L,
+                                          num_codes=M, tracking=False))
     bad = len(ROWS) - 2 - 3  # the rows fixed_frame refuses (three of ROWS[2:] are valid)
-    assert (direct.rows_in, direct.items, direct.quarantined) == (n + len(ROWS) - 2, n + 3, bad)
-    assert (via_spark.rows_in, via_spark.items, via_spark.quarantined) == (
-        direct.rows_in, direct.items, direct.quarantined)
-    for table in d_tables:
-        assert_frame_equal(d_tables[table], s_tables[table], obj=table)
+    assert (res.rows_in, res.items, res.quarantined) == (n + len(ROWS) - 2, n + 3, bad)
+
+    src = read_table(spark, ref)
+    framed = fixed_frame(src.df, L, M, ("codebook_id",))
+    assert framed.where("_reason IS NOT NULL").count() == bad
+    info = RunInfo("direct", "fixed", L, M, "config", codebook_id="cb,other",
+                   input_table=ref, input_version=src.version)
+    first = first_scan(framed, L, M, 2, "codebook_id")  # through Spark
+    try:
+        assert (first.rows_in, first.invalid, first.codebooks) == (res.rows_in, bad, 2)
+        frames = compute_scanned(first, info, head_share=0.5, flow_top=20)
+    finally:
+        first.release()
+    keys = {"sid_summary": ["layer"], "sid_layer_stats": ["layer", "rank"],
+            "sid_flow": ["src_layer", "src_token", "dst_layer", "dst_token"]}
+    want = {"sid_summary": (frames.summary, SUMMARY),
+            "sid_layer_stats": (frames.layer_stats, LAYER_STATS), "sid_flow": (frames.flow, FLOW)}
+    for table, by in keys.items():
+        got = read_runs(spark, f"{root}/{table}", ["direct"]).sort_values(by, ignore_index=True)
+        exp = (pandas_to_spark(spark, *want[table]).toPandas()  # as the tables hold them
+               .sort_values(by, ignore_index=True))
+        assert_frame_equal(got[list(exp.columns)], exp, check_dtype=False, obj=table)
