@@ -190,7 +190,7 @@ def scan_batches(batches: Iterator[pa.RecordBatch], L: int, M: int, id_col: str,
                  hash_ids: bool = True) -> Iterator[pa.RecordBatch]:
     """Raw table rows → the columns of `stats_scan.scan_input`: ok, has_id, h, cb, codes,
     norms (ids hashed with `string_hash`, not Spark's xxhash64: one run uses one hash).
-    Without `hash_ids`: ok, codes, norms only."""
+    Without `hash_ids`: ok, codes, norms only (the id column need not be read)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 

@@ -233,17 +233,20 @@ class _Chunks:
         self.stash: list[tuple[np.ndarray, np.ndarray]] = []
         self.stashed = self.chunk = 0
 
-    def add(self, codes: np.ndarray, norms: np.ndarray) -> Iterator[pa.RecordBatch]:
+    def add(self, codes: np.ndarray, norms: np.ndarray) -> list[pa.RecordBatch]:
+        """Stash the rows now; the block they complete, if any."""
         self.stash.append((codes.astype(self.dtypes[0]),
                            norms.astype(self.dtypes[1], copy=False)))
         self.stashed += codes.shape[1]
-        if self.stashed >= self.chunk_rows:
-            yield from self.rest()
+        return self.rest() if self.stashed >= self.chunk_rows else []
 
-    def rest(self) -> Iterator[pa.RecordBatch]:
-        if self.stash:
-            yield _cols_block(self.stash, self.chunk)
-            self.stash, self.stashed, self.chunk = [], 0, self.chunk + 1
+    def rest(self) -> list[pa.RecordBatch]:
+        """The stashed rows as a block (none when empty)."""
+        if not self.stash:
+            return []
+        block = _cols_block(self.stash, self.chunk)
+        self.stash, self.stashed, self.chunk = [], 0, self.chunk + 1
+        return [block]
 
 
 def _cols_block(stash: list[tuple[np.ndarray, np.ndarray]], chunk: int) -> pa.RecordBatch:
@@ -356,9 +359,10 @@ def scan_input(framed: DataFrame, id_col: str) -> DataFrame:
 
 def first_scan(framed: DataFrame, L: int, M: int, ranges: int, id_col: str,
                files: FilePlan | None = None) -> FirstScan:
-    """Scan 1 over a `fixed_frame` (every row, valid or not); its blocks stay persisted.
-    With `files` (a `parquet_scan.plan_files` plan without a reason) the rows come straight
-    from those files instead of through Spark."""
+    """Scan 1 over a `fixed_frame` (every row, valid or not); its blocks, with the valid rows'
+    columns, stay persisted. With `files` (a `parquet_scan.plan_files` plan without a reason)
+    the rows come straight from those files instead of through Spark and nothing is
+    persisted: scan 2 reads the files again."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
     from pyspark.sql.types import FloatType, StructType
@@ -371,13 +375,15 @@ def first_scan(framed: DataFrame, L: int, M: int, ranges: int, id_col: str,
               np.float32 if isinstance(norm_type, FloatType) else np.float64)
     if files is not None and files.reason is None:
         # nothing persisted: scan 2 reads the files again (cheaper than caching the columns)
-        schema = to_arrow_schema(StructType([framed.schema[c] for c in (*COLUMNS, id_col)]))
+        def arrow(names) -> pa.Schema:
+            return to_arrow_schema(StructType([framed.schema[c] for c in names]))
+
         spark, kept = framed.sparkSession, None
-        found = file_blocks(spark, files, schema, L, M, id_col,
+        found = file_blocks(spark, files, arrow((*COLUMNS, id_col)), L, M, id_col,
                             scan1_partition(L, M, ranges, *dtypes, keep_cols=False), BLOCK_SCHEMA)
 
         def columns(fn: Callable[[Iterator], Iterator]) -> DataFrame:  # one Python pass
-            return file_blocks(spark, files, schema, L, M, id_col,
+            return file_blocks(spark, files, arrow(COLUMNS), L, M, id_col,
                                lambda rows: fn(cols_partition(L, *dtypes)(rows)), BLOCK_SCHEMA,
                                hash_ids=False)
     else:
