@@ -100,6 +100,56 @@ def test_every_bad_input_class_is_quarantined_with_its_reason(spark, encoded):
     assert all(r.payload for r in q)
 
 
+EDGE_OK = [  # valid rows at the boundaries of invalid_reason's rules
+    ("\t", [0.1] * D),  # Spark's trim strips spaces only
+    ("neg-zero", [-0.0] * D),
+    ("at-bound", [1e15, -1e15] + [0.1] * (D - 2)),  # float32(1e15) is just below 1e15
+    ("tiny", [1e-45] * D),
+]
+EDGE_BAD = [("above-bound", [1.0000001e15] + [0.1] * (D - 1)),
+            ("maxfloat", [3.4e38] + [0.1] * (D - 1))]
+
+
+def test_numpy_validity_equals_invalid_reason(spark):
+    """The direct read's numpy rules accept exactly the rows the SQL rules give no reason,
+    row for row, in whole and sliced batches."""
+    from hourglass.spark.encode import score_rows, valid_rows
+
+    rows = [(i, e, "m") for i, e, _ in BAD] + [(i, e, "m") for i, e in EDGE_OK + EDGE_BAD]
+    rows += [(f"g{k}", x.tolist(), "m") for k, x in enumerate(synthetic_rows(5, D)[1])]
+    df = spark.createDataFrame(rows, SCHEMA).coalesce(1)
+    sql = [r._reason is None for r in score_rows(df, D).collect()]
+    assert sum(sql) == 5 + len(EDGE_OK)
+    batch = df.toArrow().combine_chunks().to_batches()[0]
+    assert valid_rows(batch, D).tolist() == sql
+    for start in range(0, len(rows), 4):
+        assert valid_rows(batch.slice(start, 5), D).tolist() == sql[start:start + 5]
+    assert valid_rows(batch.slice(0, 0), D).tolist() == []
+
+
+def test_direct_read_equals_spark_read(spark, encoded):
+    """The fixture's run read the Parquet files; the same run through Spark writes the same
+    SIDs and the same quarantine rows, reasons and payloads."""
+    from hourglass.spark.parquet_scan import plan_files
+
+    root, ids, *_ = encoded
+    src = f"{root}/item_embeddings"
+    assert plan_files(spark, src, 0, ["item_id", "model", "embedding"]).reason is None
+
+    def quarantined():
+        q = read_table(spark, f"{root}/quarantine").df.where("stage = 'encode_items'")
+        return sorted((r.item_id or "", r.reason, r.payload) for r in q.collect())
+
+    direct = quarantined()
+    counts = encode_items.run(spark, encode_items.EncodeItemsConfig(
+        output_root=root, sids_table="item_sids_spark", direct_read=False))
+    assert (counts.encoded, counts.quarantined) == (N, len(BAD))
+    got = {r.item_id: (tuple(r.codes), tuple(r.residual_norms), r.codebook_id)
+           for r in read_table(spark, f"{root}/item_sids_spark").df.collect()}
+    assert got == sids_by_id(spark, root)
+    assert quarantined() == direct
+
+
 def test_rerun_through_the_jobs_on_repartitioned_input_gives_the_same_table(spark, encoded,
                                                                             capsys):
     root, ids, X, trained, _ = encoded

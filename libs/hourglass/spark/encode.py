@@ -9,6 +9,10 @@ and a bad row's embedding is nulled before the transfer, so the kernel sees vali
 never rejects one. Every row, good or bad, comes out of the pass as a narrow row (codes, norms,
 reason, payload; no embedding): `item_sids` and the quarantine are two filters of that output,
 so the embeddings are read and validated once, however many rows are bad.
+
+The direct passes (`file_passes`) read the table's Parquet files in the task instead (pyarrow,
+`parquet_scan.read_units`, a batch of 65,536 rows at a time) and validate in numpy by the same
+rules (`valid_rows`); the bad rows' reasons and payloads still come from the SQL above.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
     from hourglass.quant.artifact import ArtifactEncoder, CodebookArtifact
+    from hourglass.spark.parquet_scan import FilePlan
 
 STAGE = "encode_items"
 NULL_VALUE = "null value in embedding"
+READ_COLUMNS = ("item_id", "model", "embedding")  # what a quarantine payload holds
 SIDS_SCHEMA = "item_id string, codes array<int>, residual_norms array<float>, codebook_id string"
 _ENCODERS: dict[tuple, ArtifactEncoder] = {}  # per Python worker process
 
@@ -78,7 +84,7 @@ def score_rows(df: DataFrame, dim: int) -> DataFrame:
     """
     from pyspark.sql import functions as F
 
-    cols = [c for c in ("item_id", "model", "embedding") if c in df.columns]
+    cols = [c for c in READ_COLUMNS if c in df.columns]
     scored = df.select(*cols, invalid_reason(dim).alias("_reason"))
     payload = F.to_json(F.struct(*[F.col(c) for c in cols]))
     ok = F.col("_reason").isNull()
@@ -217,16 +223,115 @@ def encode_rows(scored: DataFrame, bc: Broadcast, codebook_id: str, num_layers: 
     return scored.mapInArrow(fn, schema=pass_schema(num_layers))
 
 
-def sids_frame(encoded: DataFrame, codebook_id: str, num_layers: int) -> DataFrame:
-    """The `item_sids` contract from the pass: its valid rows, arrays packed in SQL."""
+def valid_rows(batch: pa.RecordBatch, dim: int) -> np.ndarray:
+    """Which rows `invalid_reason(dim)` gives no reason, in numpy: an id not blank, `dim`
+    values, none null, each finite and within +-MAX_ABS (a null element reads as NaN, which
+    no bound admits)."""
+    import pyarrow.compute as pc
+
+    from hourglass.spark.parquet_scan import id_present, rows_with
+
+    n = batch.num_rows
+    emb = batch.column("embedding")
+    ok = id_present(batch.column("item_id"))
+    ok &= pc.fill_null(pc.list_value_length(emb), -1).to_numpy(zero_copy_only=False) == dim
+    if n == 0:
+        return ok
+    flat = pc.list_flatten(emb).to_numpy(zero_copy_only=False)  # nulls come as NaN
+    if ok.all():  # the usual batch: one max per row over the (n, dim) view
+        return np.abs(flat.reshape(n, dim)).max(1).astype(np.float64) <= MAX_ABS
+    parents = pc.list_parent_indices(emb).to_numpy(zero_copy_only=False)
+    beyond = ~(np.abs(flat).astype(np.float64) <= MAX_ABS)  # NaN compares false
+    return ok & ~rows_with(parents, beyond, n)
+
+
+def valid_schema(num_layers: int) -> str:
+    """Columns out of the direct pass: the valid rows' id, scalar codes and norms."""
+    return pass_schema(num_layers).rsplit(", _reason", 1)[0]
+
+
+def encode_valid(batches: Iterator[pa.RecordBatch], bc: Broadcast, codebook_id: str, dim: int,
+                 device: str = "cpu", chunk_rows: int | None = None,
+                 threads: int | None = None) -> Iterator[pa.RecordBatch]:
+    """Raw table rows (read from the files) → the valid rows' codes and norms; the bad rows
+    are left for `bad_rows`, which finds the same ones."""
+    import pyarrow as pa
+
+    enc = _worker_encoder(bc, codebook_id, device, chunk_rows)
+    with _blas_threads(threads):
+        for batch in batches:
+            ok = valid_rows(batch, dim)
+            if not ok.all():
+                batch = batch.filter(pa.array(ok))
+            out = enc.encode(embedding_matrix(batch.column("embedding"), dim))
+            layers = out.codes.shape[1]
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("item_id"), *(pa.array(out.codes[:, i]) for i in range(layers)),
+                 *(pa.array(out.residual_norms[:, i]) for i in range(layers))],
+                names=["item_id", *(f"c{i}" for i in range(layers)),
+                       *(f"n{i}" for i in range(layers))])
+
+
+def bad_rows(batches: Iterator[pa.RecordBatch], dim: int) -> Iterator[pa.RecordBatch]:
+    """Raw table rows → those `valid_rows` refuses, as read (no kernel)."""
+    import pyarrow as pa
+
+    for batch in batches:
+        ok = valid_rows(batch, dim)
+        if not ok.all():
+            yield batch.filter(pa.array(~ok))
+
+
+def file_passes(plan: FilePlan, df: DataFrame, bc: Broadcast, codebook_id: str, dim: int,
+                num_layers: int, device: str = "cpu", chunk_rows: int | None = None,
+                threads: int | None = None) -> tuple[DataFrame, DataFrame]:
+    """The passes over the plan's files (those of `df`'s version), one Spark task per read unit
+    and one Python call per task (pyarrow read, numpy validation, kernel; the JVM never decodes
+    the embeddings): the valid rows encoded, and the bad rows as read, each with its reason and
+    payload made by the same SQL as `score_rows`. A row numpy refuses but the SQL rules accept
+    stops the job."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
+
+    from hourglass.spark.parquet_scan import arrow_schema, read_units, unit_frame
+
+    units = unit_frame(df.sparkSession, plan)
+    schema = arrow_schema(df, READ_COLUMNS)
+
+    def encode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return encode_valid(read_units(batches, schema), bc, codebook_id, dim, device,
+                            chunk_rows, threads)
+
+    def refused(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return bad_rows(read_units(batches, schema), dim)
+
+    raw = StructType([df.schema[c] for c in schema.names])
+    bad = score_rows(units.mapInArrow(refused, raw), dim)
+    guard = F.raise_error(F.concat(F.lit("item "), F.coalesce("item_id", F.lit("null")),
+                                   F.lit(" failed the numpy checks of encode.valid_rows but "
+                                         "passes invalid_reason: set direct_read: false and "
+                                         "report this")))
+    bad = bad.withColumn("_reason", F.coalesce("_reason", guard))
+    return units.mapInArrow(encode, valid_schema(num_layers)), bad
+
+
+def pack_sids(encoded: DataFrame, codebook_id: str, num_layers: int) -> DataFrame:
+    """The `item_sids` contract from a pass's valid rows: arrays packed in SQL."""
     from pyspark.sql import functions as F
 
-    return encoded.where(F.col("_reason").isNull()).select(
+    return encoded.select(
         "item_id",
         F.array(*[F.col(f"c{i}") for i in range(num_layers)]).alias("codes"),
         F.array(*[F.col(f"n{i}") for i in range(num_layers)]).alias("residual_norms"),
         F.lit(codebook_id).alias("codebook_id"),
     )
+
+
+def sids_frame(encoded: DataFrame, codebook_id: str, num_layers: int) -> DataFrame:
+    """The `item_sids` contract from the pass: its valid rows, arrays packed in SQL."""
+    from pyspark.sql import functions as F
+
+    return pack_sids(encoded.where(F.col("_reason").isNull()), codebook_id, num_layers)
 
 
 def quarantine_frame(encoded: DataFrame) -> DataFrame:

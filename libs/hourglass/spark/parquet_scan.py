@@ -154,7 +154,15 @@ def string_hash(values: pa.Array) -> np.ndarray:
     return h
 
 
-def _rows_with(parents: np.ndarray, bad: np.ndarray, n: int) -> np.ndarray:
+def id_present(ids: pa.Array) -> np.ndarray:
+    """Rows whose id Spark's rules accept: not null, not blank after `trim` (spaces only)."""
+    import pyarrow.compute as pc
+
+    return np.asarray(pc.fill_null(pc.not_equal(pc.utf8_trim(ids, " "), ""), False)
+                      .to_numpy(zero_copy_only=False), bool)
+
+
+def rows_with(parents: np.ndarray, bad: np.ndarray, n: int) -> np.ndarray:
     """Rows holding at least one bad element (parents: each element's row)."""
     return np.bincount(parents[bad], minlength=n) > 0 if bad.any() else np.zeros(n, bool)
 
@@ -165,9 +173,7 @@ def fixed_valid(batch: pa.RecordBatch, L: int, M: int) -> np.ndarray:
     import pyarrow.compute as pc
 
     n = batch.num_rows
-    ids = batch.column("item_id")
-    ok = np.asarray(pc.fill_null(pc.not_equal(pc.utf8_trim(ids, " "), ""), False)
-                    .to_numpy(zero_copy_only=False), bool)
+    ok = id_present(batch.column("item_id"))
     for name in ("codes", "residual_norms"):
         col = batch.column(name)
         size = pc.fill_null(pc.list_value_length(col), -1).to_numpy(zero_copy_only=False)
@@ -182,7 +188,7 @@ def fixed_valid(batch: pa.RecordBatch, L: int, M: int) -> np.ndarray:
         else:
             with np.errstate(invalid="ignore"):
                 bad = null | np.isnan(vals) | (vals < 0) | np.isposinf(vals)
-        ok &= ~_rows_with(parents, bad, n)
+        ok &= ~rows_with(parents, bad, n)
     return ok
 
 
@@ -213,13 +219,26 @@ def scan_batches(batches: Iterator[pa.RecordBatch], L: int, M: int, id_col: str,
             names=["ok", "has_id", "h", "cb", "codes", "norms"])
 
 
+def unit_frame(spark: SparkSession, plan: FilePlan) -> DataFrame:
+    """The plan's read units as a frame of one row per partition: a Spark task per unit."""
+    rdd = spark.sparkContext.parallelize(plan.units, max(1, len(plan.units)))
+    return spark.createDataFrame(rdd, UNIT_SCHEMA)
+
+
+def arrow_schema(df: DataFrame, columns: Iterable[str]) -> pa.Schema:
+    """The Arrow schema of `columns` of `df` (those it has), as Spark hands them to Python."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import StructType
+
+    return to_arrow_schema(StructType([df.schema[c] for c in columns if c in df.columns]))
+
+
 def file_blocks(spark: SparkSession, plan: FilePlan, schema: pa.Schema, L: int, M: int,
                 id_col: str, scan: Callable[[Iterator], Iterator], block_schema: str,
                 hash_ids: bool = True) -> DataFrame:
     """`scan` over the rows of the plan's units, one unit per Spark task, in one Python call
     per task (read, validate and reduce without another trip through the JVM)."""
-    rdd = spark.sparkContext.parallelize(plan.units, max(1, len(plan.units)))
-    units = spark.createDataFrame(rdd, UNIT_SCHEMA)
+    units = unit_frame(spark, plan)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         return scan(scan_batches(read_units(batches, schema), L, M, id_col, hash_ids))

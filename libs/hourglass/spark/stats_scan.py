@@ -364,10 +364,9 @@ def first_scan(framed: DataFrame, L: int, M: int, ranges: int, id_col: str,
     the rows come straight from those files instead of through Spark and nothing is
     persisted: scan 2 reads the files again."""
     from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import to_arrow_schema
-    from pyspark.sql.types import FloatType, StructType
+    from pyspark.sql.types import FloatType
 
-    from hourglass.spark.parquet_scan import COLUMNS, file_blocks
+    from hourglass.spark.parquet_scan import COLUMNS, arrow_schema, file_blocks
     from hourglass.spark.session import persist_catalog
 
     norm_type = framed.schema["residual_norms"].dataType.elementType
@@ -375,15 +374,12 @@ def first_scan(framed: DataFrame, L: int, M: int, ranges: int, id_col: str,
               np.float32 if isinstance(norm_type, FloatType) else np.float64)
     if files is not None and files.reason is None:
         # nothing persisted: scan 2 reads the files again (cheaper than caching the columns)
-        def arrow(names) -> pa.Schema:
-            return to_arrow_schema(StructType([framed.schema[c] for c in names]))
-
         spark, kept = framed.sparkSession, None
-        found = file_blocks(spark, files, arrow((*COLUMNS, id_col)), L, M, id_col,
+        found = file_blocks(spark, files, arrow_schema(framed, (*COLUMNS, id_col)), L, M, id_col,
                             scan1_partition(L, M, ranges, *dtypes, keep_cols=False), BLOCK_SCHEMA)
 
         def columns(fn: Callable[[Iterator], Iterator]) -> DataFrame:  # one Python pass
-            return file_blocks(spark, files, arrow(COLUMNS), L, M, id_col,
+            return file_blocks(spark, files, arrow_schema(framed, COLUMNS), L, M, id_col,
                                lambda rows: fn(cols_partition(L, *dtypes)(rows)), BLOCK_SCHEMA,
                                hash_ids=False)
     else:

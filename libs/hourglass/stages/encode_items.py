@@ -1,13 +1,16 @@
 """Stage `encode_items`: `item_embeddings` + codebook artifact → `item_sids` and quarantine.
 
 The artifact is loaded (hash verified) and its D compared with the table's before anything is
-written. Validation is complete in SQL; one pass reads the embeddings once, encodes the valid
-rows and carries the bad ones' reasons, and its narrow output (no embedding) is persisted while
-`item_sids` is written in one commit. The commit's metrics say how many rows it wrote; the input
-count comes from the Delta log's statistics where the table has them. Only when the two differ
-are the bad rows read, from that persisted output, not from the embeddings; either way this
-stage's quarantine slice is replaced in one commit (emptied when there are none), and
-`input = encoded + quarantined` is checked from the counts of the commits.
+written. Where the table is a path on a mounted filesystem (`parquet_scan.plan_files`), each task
+reads its share of the pinned version's Parquet files with pyarrow, validates the rows in numpy
+by the SQL rules of `spark.encode.invalid_reason`, and encodes the valid ones: the JVM never
+decodes the 4·D-byte embeddings, which cost more than the kernel at small M. `item_sids` is
+written in one commit; the commit's metrics say how many rows it wrote, and the input count
+comes from the Delta log's statistics. Only when the two differ are the files read again for
+the bad rows (no kernel), whose reasons and payloads SQL makes. Elsewhere (catalog tables,
+object stores, `direct_read: false`) one Spark pass validates in SQL, encodes, and persists its
+narrow output for the quarantine. Either way this stage's quarantine slice is replaced in one
+commit (emptied when there are none) and `input = encoded + quarantined` is checked.
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ from hourglass.config import StageConfig, require
 from hourglass.logs import log
 from hourglass.quant.artifact import load_artifact, resolve_artifact
 from hourglass.spark.encode import (
+    READ_COLUMNS,
     STAGE,
     check_dim,
     encode_rows,
+    file_passes,
+    pack_sids,
     quarantine_frame,
     score_rows,
     sids_frame,
 )
+from hourglass.spark.parquet_scan import FilePlan, plan_files
 from hourglass.spark.progress import names_its_jobs, next_step
 from hourglass.spark.quarantine import write_quarantine
 from hourglass.spark.session import persist_catalog
@@ -49,6 +56,9 @@ class EncodeItemsConfig(StageConfig):
         chunk_rows: rows per GEMM; 0: sized to the cache
         blas_threads: BLAS threads per Python worker; 0: the task's cores
         dim_check_rows: rows checked against the codebook's D before anything is written
+        direct_read: embeddings read from the table's Parquet files with pyarrow in the task
+            where that gives exactly Spark's rows (a path table on a mounted filesystem, no
+            deletion vectors or column mapping); else, or when false, read through Spark
     """
 
     embeddings_table: str = "item_embeddings"
@@ -59,6 +69,7 @@ class EncodeItemsConfig(StageConfig):
     chunk_rows: int = 0  # rows per GEMM; 0 sizes it to the cache
     blas_threads: int = 0  # BLAS threads per Python worker; 0 = the task's cores
     dim_check_rows: int = 10_000
+    direct_read: bool = True
 
     def validate(self) -> None:
         require(self.device == "auto" or self.device.startswith(("cpu", "cuda")), "device",
@@ -84,9 +95,10 @@ class EncodeCounts:
     dim: int
     reasons: dict[str, int]
 
-    def check(self) -> None:
+    def check(self, hint: str | None = None) -> None:
         if self.rows_in != self.encoded + self.quarantined:
-            raise RuntimeError(f"encode rows do not reconcile: {self}")
+            raise RuntimeError(f"encode rows do not reconcile: {self}"
+                               + (f"; {hint}" if hint else ""))
 
 
 @names_its_jobs
@@ -104,22 +116,34 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
                      codebook_id=art.codebook_id)
     bc = spark.sparkContext.broadcast(art)
     sids_ref, q_ref = cfg.ref(cfg.sids_table), cfg.ref(cfg.quarantine_table)
-    # the pass's narrow output (no embedding), kept for the quarantine's bad rows
-    encoded = persist_catalog(encode_rows(score_rows(src.df, art.dim), bc, art.codebook_id, L,
-                                          cfg.device, cfg.chunk_rows or None,
-                                          cfg.blas_threads or None))
+    files = (plan_files(spark, src.ref, src.version, [c for c in READ_COLUMNS
+                                                      if c in src.df.columns])
+             if cfg.direct_read else FilePlan([], "direct_read is off"))
+    if files.reason:
+        log.info("encode_items: reading %s through Spark: %s", src.ref, files.reason)
+        # the pass's narrow output (no embedding), kept for the quarantine's bad rows
+        encoded = persist_catalog(encode_rows(score_rows(src.df, art.dim), bc, art.codebook_id,
+                                              L, cfg.device, cfg.chunk_rows or None,
+                                              cfg.blas_threads or None))
+        sids, bad = sids_frame(encoded, art.codebook_id, L), quarantine_frame(encoded)
+    else:  # nothing persisted: the bad rows, if any, are found by a second read of the files
+        encoded = None
+        valid, refused = file_passes(files, src.df, bc, art.codebook_id, art.dim, L, cfg.device,
+                                     cfg.chunk_rows or None, cfg.blas_threads or None)
+        sids, bad = pack_sids(valid, art.codebook_id, L), quarantine_frame(refused)
     try:
-        next_step(spark, STAGE, f"encode to {L}-token SIDs and write {sids_ref}")
-        sids_commit = write_table(sids_frame(encoded, art.codebook_id, L), sids_ref, record)
+        next_step(spark, STAGE, f"encode to {L}-token SIDs and write {sids_ref} (reading "
+                  f"{'through Spark' if files.reason else f'{len(files.units)} file units'})")
+        sids_commit = write_table(sids, sids_ref, record)
         next_step(spark, STAGE, f"count {src.ref} v{src.version}")
         rows_in = src.df.count()  # answered from the Delta log's file statistics when present
-        bad = quarantine_frame(encoded)
         if rows_in == sids_commit.rows:  # no bad row: empty the slice without reading them
             bad = bad.where(F.lit(False))
         next_step(spark, STAGE, f"quarantine {rows_in - sids_commit.rows} bad rows in {q_ref}")
         q_commit = write_quarantine(bad, q_ref, STAGE, record)
     finally:
-        encoded.unpersist()
+        if encoded is not None:
+            encoded.unpersist()
         bc.unpersist()
     reasons: dict[str, int] = {}
     if q_commit.rows:
@@ -131,5 +155,6 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
         reasons=dict(sorted(reasons.items())),
     )
     log.info("encode_items: %s", counts)
-    counts.check()
+    counts.check(None if files.reason else "the rows were read from the Parquet files: set "
+                 "direct_read: false and report this")
     return counts
