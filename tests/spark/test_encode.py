@@ -150,6 +150,29 @@ def test_direct_read_equals_spark_read(spark, encoded):
     assert quarantined() == direct
 
 
+def test_bad_rows_are_read_again_from_the_units_that_held_them(spark, encoded):
+    """The encode pass reports the read units holding bad rows and how many; the bad-row read
+    of those units only finds them all, as does the read of every unit when the counts
+    disagree."""
+    from hourglass.spark.encode import file_passes
+    from hourglass.spark.parquet_scan import plan_files
+
+    root, *_, trained, _ = encoded
+    src = read_table(spark, f"{root}/item_embeddings")
+    art = load_artifact(trained.path)
+    plan = plan_files(spark, src.ref, src.version, ["item_id", "model", "embedding"])
+    passes = file_passes(plan, src.df, spark.sparkContext.broadcast(art), art.codebook_id, D,
+                         3)
+    assert passes.valid.count() == N
+    found = passes.found.value
+    assert sum(found.values()) == len(BAD) and set(found) <= set(plan.units)
+    expected = sorted((i or "", reason) for i, _, reason in BAD)
+    for told in (len(BAD), len(BAD) + 1):  # + 1: the report does not add up, read every unit
+        rows = passes.refused(told).collect()
+        assert sorted((r.item_id or "", r._reason) for r in rows) == expected
+        assert all(r._payload for r in rows)
+
+
 def test_rerun_through_the_jobs_on_repartitioned_input_gives_the_same_table(spark, encoded,
                                                                             capsys):
     root, ids, X, trained, _ = encoded

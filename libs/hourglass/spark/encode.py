@@ -17,6 +17,7 @@ rules (`valid_rows`); the bad rows' reasons and payloads still come from the SQL
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ from hourglass.errors import InputError
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyspark import Broadcast
+    from pyspark import Accumulator, Broadcast
     from pyspark.sql import Column, DataFrame
 
     from hourglass.quant.artifact import ArtifactEncoder, CodebookArtifact
@@ -251,10 +252,11 @@ def valid_schema(num_layers: int) -> str:
 
 
 def encode_valid(batches: Iterator[pa.RecordBatch], bc: Broadcast, codebook_id: str, dim: int,
-                 device: str = "cpu", chunk_rows: int | None = None,
-                 threads: int | None = None) -> Iterator[pa.RecordBatch]:
+                 device: str = "cpu", chunk_rows: int | None = None, threads: int | None = None,
+                 refused: list[int] | None = None) -> Iterator[pa.RecordBatch]:
     """Raw table rows (read from the files) → the valid rows' codes and norms; the bad rows
-    are left for `bad_rows`, which finds the same ones."""
+    are left for `bad_rows`, which finds the same ones (their number per batch goes to
+    `refused`)."""
     import pyarrow as pa
 
     enc = _worker_encoder(bc, codebook_id, device, chunk_rows)
@@ -263,6 +265,8 @@ def encode_valid(batches: Iterator[pa.RecordBatch], bc: Broadcast, codebook_id: 
             ok = valid_rows(batch, dim)
             if not ok.all():
                 batch = batch.filter(pa.array(ok))
+                if refused is not None:
+                    refused.append(int((~ok).sum()))
             out = enc.encode(embedding_matrix(batch.column("embedding"), dim))
             layers = out.codes.shape[1]
             yield pa.RecordBatch.from_arrays(
@@ -282,37 +286,77 @@ def bad_rows(batches: Iterator[pa.RecordBatch], dim: int) -> Iterator[pa.RecordB
             yield batch.filter(pa.array(~ok))
 
 
+class UnitCounts:
+    """Accumulator param: {read unit: bad rows in it}, merged as a union, so the report of a
+    retried or speculative task changes nothing (a unit's rows are the same every time)."""
+
+    def zero(self, value: dict) -> dict:
+        return {}
+
+    def addInPlace(self, a: dict, b: dict) -> dict:  # noqa: N802 (pyspark's name)
+        a.update(b)
+        return a
+
+
+@dataclasses.dataclass
+class FilePasses:
+    """The passes over a plan's files (those of `df`'s version), one Spark task per read unit
+    and one Python call per task (pyarrow read, numpy validation, kernel; the JVM never
+    decodes the embeddings). `valid`: the valid rows encoded; while it runs, each task reports
+    the units where it refused rows, so `refused` re-reads only those."""
+
+    plan: FilePlan
+    df: DataFrame
+    schema: pa.Schema
+    dim: int
+    valid: DataFrame
+    found: Accumulator
+
+    def refused(self, expected: int | None = None) -> DataFrame:
+        """The bad rows as read, each with its reason and payload made by the same SQL as
+        `score_rows`, read again from the units `valid` reported (when they hold `expected`
+        rows; else from every unit). A row numpy refuses but SQL accepts stops the job."""
+        from pyspark.sql import functions as F
+
+        from hourglass.spark.parquet_scan import FilePlan, read_units, unit_frame
+
+        dim, schema, units = self.dim, self.schema, self.plan.units
+        if expected is not None and sum(self.found.value.values()) == expected:
+            units = sorted(self.found.value)
+
+        def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            return bad_rows(read_units(batches, schema), dim)
+
+        raw = self.df.select(*schema.names).schema
+        frame = unit_frame(self.df.sparkSession, FilePlan(units)).mapInArrow(fn, raw)
+        bad = score_rows(frame, dim)
+        guard = F.raise_error(F.concat(
+            F.lit("item "), F.coalesce("item_id", F.lit("null")),
+            F.lit(" failed the numpy checks of encode.valid_rows but passes invalid_reason: set "
+                  "direct_read: false and report this")))
+        return bad.withColumn("_reason", F.coalesce("_reason", guard))
+
+
 def file_passes(plan: FilePlan, df: DataFrame, bc: Broadcast, codebook_id: str, dim: int,
                 num_layers: int, device: str = "cpu", chunk_rows: int | None = None,
-                threads: int | None = None) -> tuple[DataFrame, DataFrame]:
-    """The passes over the plan's files (those of `df`'s version), one Spark task per read unit
-    and one Python call per task (pyarrow read, numpy validation, kernel; the JVM never decodes
-    the embeddings): the valid rows encoded, and the bad rows as read, each with its reason and
-    payload made by the same SQL as `score_rows`. A row numpy refuses but the SQL rules accept
-    stops the job."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import StructType
+                threads: int | None = None) -> FilePasses:
+    """`FilePasses` over the plan's units with the encoder of the broadcast artifact."""
+    from hourglass.spark.parquet_scan import arrow_schema, read_unit, unit_frame, unit_rows
 
-    from hourglass.spark.parquet_scan import arrow_schema, read_units, unit_frame
-
-    units = unit_frame(df.sparkSession, plan)
+    spark = df.sparkSession
     schema = arrow_schema(df, READ_COLUMNS)
+    found = spark.sparkContext.accumulator({}, UnitCounts())
 
-    def encode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return encode_valid(read_units(batches, schema), bc, codebook_id, dim, device,
-                            chunk_rows, threads)
+    def encode(chunks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for unit in unit_rows(chunks):
+            refused: list[int] = []
+            yield from encode_valid(read_unit(*unit, schema), bc, codebook_id, dim, device,
+                                    chunk_rows, threads, refused)
+            if refused:
+                found.add({unit: sum(refused)})
 
-    def refused(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return bad_rows(read_units(batches, schema), dim)
-
-    raw = StructType([df.schema[c] for c in schema.names])
-    bad = score_rows(units.mapInArrow(refused, raw), dim)
-    guard = F.raise_error(F.concat(F.lit("item "), F.coalesce("item_id", F.lit("null")),
-                                   F.lit(" failed the numpy checks of encode.valid_rows but "
-                                         "passes invalid_reason: set direct_read: false and "
-                                         "report this")))
-    bad = bad.withColumn("_reason", F.coalesce("_reason", guard))
-    return units.mapInArrow(encode, valid_schema(num_layers)), bad
+    valid = unit_frame(spark, plan).mapInArrow(encode, valid_schema(num_layers))
+    return FilePasses(plan, df, schema, dim, valid, found)
 
 
 def pack_sids(encoded: DataFrame, codebook_id: str, num_layers: int) -> DataFrame:

@@ -98,26 +98,37 @@ def plan_files(spark: SparkSession, ref: str, version: int, columns: Iterable[st
     return FilePlan(units)
 
 
-def read_units(units: Iterator[pa.RecordBatch], schema: pa.Schema,
-               batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """The rows of each unit's row groups, `schema`'s columns; a column a file lacks (written
+def unit_rows(chunks: Iterable[pa.RecordBatch]) -> Iterator[tuple[str, int, int]]:
+    """The (path, part, parts) read units in Arrow batches of `UNIT_SCHEMA` rows."""
+    for chunk in chunks:
+        yield from zip(*(chunk.column(c).to_pylist() for c in ("path", "part", "parts")),
+                       strict=True)
+
+
+def read_unit(path: str, part: int, parts: int, schema: pa.Schema,
+              batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """The rows of one unit's row groups, `schema`'s columns; a column the file lacks (written
     before the column was added) comes as nulls, as Spark reads it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for chunk in units:
-        for path, part, parts in zip(*(chunk.column(c).to_pylist()
-                                       for c in ("path", "part", "parts")), strict=True):
-            pf = pq.ParquetFile(path)
-            groups = [g for g in range(pf.metadata.num_row_groups) if g % parts == part]
-            have = [f.name for f in schema if f.name in pf.schema_arrow.names]
-            if not groups:
-                continue
-            for b in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=have,
-                                     use_threads=False):
-                yield pa.RecordBatch.from_arrays(
-                    [b.column(f.name).cast(f.type) if f.name in have
-                     else pa.nulls(b.num_rows, f.type) for f in schema], schema=schema)
+    pf = pq.ParquetFile(path)
+    groups = [g for g in range(pf.metadata.num_row_groups) if g % parts == part]
+    have = [f.name for f in schema if f.name in pf.schema_arrow.names]
+    if not groups:
+        return
+    for b in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=have,
+                             use_threads=False):
+        yield pa.RecordBatch.from_arrays(
+            [b.column(f.name).cast(f.type) if f.name in have
+             else pa.nulls(b.num_rows, f.type) for f in schema], schema=schema)
+
+
+def read_units(units: Iterator[pa.RecordBatch], schema: pa.Schema,
+               batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """The rows of each unit in Arrow batches of `UNIT_SCHEMA` rows (see `read_unit`)."""
+    for unit in unit_rows(units):
+        yield from read_unit(*unit, schema, batch_rows)
 
 
 def string_hash(values: pa.Array) -> np.ndarray:

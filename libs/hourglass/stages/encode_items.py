@@ -6,11 +6,12 @@ reads its share of the pinned version's Parquet files with pyarrow, validates th
 by the SQL rules of `spark.encode.invalid_reason`, and encodes the valid ones: the JVM never
 decodes the 4·D-byte embeddings, which cost more than the kernel at small M. `item_sids` is
 written in one commit; the commit's metrics say how many rows it wrote, and the input count
-comes from the Delta log's statistics. Only when the two differ are the files read again for
-the bad rows (no kernel), whose reasons and payloads SQL makes. Elsewhere (catalog tables,
-object stores, `direct_read: false`) one Spark pass validates in SQL, encodes, and persists its
-narrow output for the quarantine. Either way this stage's quarantine slice is replaced in one
-commit (emptied when there are none) and `input = encoded + quarantined` is checked.
+comes from the Delta log's statistics. Only when the two differ are the files the tasks found
+bad rows in read again for them (no kernel); SQL makes their reasons and payloads. Elsewhere
+(catalog tables, object stores, `direct_read: false`) one Spark pass validates in SQL, encodes,
+and persists its narrow output for the quarantine. Either way this stage's quarantine slice is
+replaced in one commit (emptied when there are none) and `input = encoded + quarantined` is
+checked.
 """
 
 from __future__ import annotations
@@ -119,27 +120,30 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
     files = (plan_files(spark, src.ref, src.version, [c for c in READ_COLUMNS
                                                       if c in src.df.columns])
              if cfg.direct_read else FilePlan([], "direct_read is off"))
+    encoded = None
     if files.reason:
         log.info("encode_items: reading %s through Spark: %s", src.ref, files.reason)
         # the pass's narrow output (no embedding), kept for the quarantine's bad rows
         encoded = persist_catalog(encode_rows(score_rows(src.df, art.dim), bc, art.codebook_id,
                                               L, cfg.device, cfg.chunk_rows or None,
                                               cfg.blas_threads or None))
-        sids, bad = sids_frame(encoded, art.codebook_id, L), quarantine_frame(encoded)
-    else:  # nothing persisted: the bad rows, if any, are found by a second read of the files
-        encoded = None
-        valid, refused = file_passes(files, src.df, bc, art.codebook_id, art.dim, L, cfg.device,
-                                     cfg.chunk_rows or None, cfg.blas_threads or None)
-        sids, bad = pack_sids(valid, art.codebook_id, L), quarantine_frame(refused)
+        sids = sids_frame(encoded, art.codebook_id, L)
+    else:  # nothing persisted: the files holding bad rows, if any, are read again for them
+        passes = file_passes(files, src.df, bc, art.codebook_id, art.dim, L, cfg.device,
+                             cfg.chunk_rows or None, cfg.blas_threads or None)
+        sids = pack_sids(passes.valid, art.codebook_id, L)
     try:
         next_step(spark, STAGE, f"encode to {L}-token SIDs and write {sids_ref} (reading "
                   f"{'through Spark' if files.reason else f'{len(files.units)} file units'})")
         sids_commit = write_table(sids, sids_ref, record)
         next_step(spark, STAGE, f"count {src.ref} v{src.version}")
         rows_in = src.df.count()  # answered from the Delta log's file statistics when present
-        if rows_in == sids_commit.rows:  # no bad row: empty the slice without reading them
+        missing = rows_in - sids_commit.rows
+        bad = (quarantine_frame(encoded) if encoded is not None
+               else quarantine_frame(passes.refused(missing)))
+        if missing == 0:  # no bad row: empty the slice without reading them
             bad = bad.where(F.lit(False))
-        next_step(spark, STAGE, f"quarantine {rows_in - sids_commit.rows} bad rows in {q_ref}")
+        next_step(spark, STAGE, f"quarantine {missing} bad rows in {q_ref}")
         q_commit = write_quarantine(bad, q_ref, STAGE, record)
     finally:
         if encoded is not None:
