@@ -5,7 +5,8 @@ D=128, L=3, M=256 and M=4096:
   b) ratio to faiss IndexFlatL2 search per layer and to faiss ResidualQuantizer (beam 1);
   c) encode_items end to end against its floor, the same job with the kernel replaced by a
      no-op that emits the same columns (same read, validation, transfer, writes), at 1M and 10M
-     rows, M=256 and M=4096, and on 1M rows against the kernel alone on the same rows and cores;
+     rows, M=256 and M=4096 (reading the Parquet files, the default; at 1M also through Spark,
+     `direct_read: false`), and on 1M rows against the kernel alone on the same rows and cores;
   d) per-item time and peak Python-worker memory at 100k, 1M and 10M rows;
 then cluster size and time for 10^8 and 10^9 items from the measured per-core rate.
 
@@ -197,7 +198,7 @@ def _timed(module, name: str, sink: dict):
     return fn
 
 
-def spark_encode(spark, root: str, art_dir: str, table: str) -> dict:
+def spark_encode(spark, root: str, art_dir: str, table: str, direct_read: bool = True) -> dict:
     """encode_items end to end, with worker memory and the time of each write."""
     from hourglass.stages import encode_items
 
@@ -208,7 +209,7 @@ def spark_encode(spark, root: str, art_dir: str, table: str) -> dict:
     t = time.perf_counter()
     try:
         counts = encode_items.run(spark, encode_items.EncodeItemsConfig(
-            output_root=root, codebook_path=art_dir, sids_table=table))
+            output_root=root, codebook_path=art_dir, sids_table=table, direct_read=direct_read))
     finally:
         wall = time.perf_counter() - t
         memory = mem.stop()
@@ -223,14 +224,21 @@ def spark_encode(spark, root: str, art_dir: str, table: str) -> dict:
 
 
 def spark_overhead(spark, root: str, art) -> dict:
-    """Where the time goes: reading the embeddings alone, and the encode pass without writes."""
-    from hourglass.spark.encode import encode_rows, score_rows
+    """Where the time goes: reading the embeddings alone, and each encode pass without writes
+    (through Spark, and from the files)."""
+    from hourglass.spark.encode import READ_COLUMNS, encode_rows, file_passes, score_rows
+    from hourglass.spark.parquet_scan import plan_files
     from hourglass.spark.tables import read_table
 
-    df = read_table(spark, f"{root}/item_embeddings").df
+    src = read_table(spark, f"{root}/item_embeddings")
+    df = src.df
     bc = spark.sparkContext.broadcast(art)
+    plan = plan_files(spark, src.ref, src.version, READ_COLUMNS)
     passes = {"read_only_s": df.select("item_id", "embedding"),
-              "encode_pass_no_write_s": encode_rows(score_rows(df, D), bc, art.codebook_id, L)}
+              "encode_pass_no_write_s": encode_rows(score_rows(df, D), bc, art.codebook_id, L),
+              "file_pass_no_write_s": file_passes(plan, df, bc, art.codebook_id, D, L).valid,
+              "file_bad_rows_pass_all_files_s":
+                  file_passes(plan, df, bc, art.codebook_id, D, L).refused()}
     out = {}
     for name, frame in passes.items():
         t = time.perf_counter()
@@ -302,7 +310,7 @@ class NoopEncoder:
                        np.zeros((len(X), self.layers), np.float32))
 
 
-def floor_encode(spark, root: str, art_dir: str, table: str) -> dict:
+def floor_encode(spark, root: str, art_dir: str, table: str, direct_read: bool = True) -> dict:
     """encode_items with every step but the kernel: `_worker_encoder` is swapped for a no-op and
     the module is pickled by value for this run, so the Python workers run the swapped copy."""
     from pyspark import cloudpickle
@@ -319,7 +327,7 @@ def floor_encode(spark, root: str, art_dir: str, table: str) -> dict:
     module._worker_encoder = noop_encoder
     cloudpickle.register_pickle_by_value(module)
     try:
-        out = spark_encode(spark, root, art_dir, table)
+        out = spark_encode(spark, root, art_dir, table, direct_read)
     finally:
         cloudpickle.unregister_pickle_by_value(module)
         module._worker_encoder = original
@@ -354,30 +362,38 @@ def spark_section(args, books: dict, sample_rows: int, summary: dict) -> None:
     arts = {M: save_artifact(build_artifact(C, "rq_kmeans", D, 0, sample_rows, [0.0] * L),
                              str(work / "codebooks")) for M, C in books.items()}
     warm = f"{work}/n{WARMUP_ROWS}"
-    spark_encode(spark, warm, arts[args.spark_m], "warmup")
-    floor_encode(spark, warm, arts[args.spark_m], "warmup_floor")
+    for direct in (True, False):
+        spark_encode(spark, warm, arts[args.spark_m], "warmup", direct)
+        floor_encode(spark, warm, arts[args.spark_m], "warmup_floor", direct)
     for n in sizes:
         root = f"{work}/n{n}"
         for M in (m for m in books if m in args.spark_ms):
             with_floor = n in args.floor_sizes
             if not with_floor and args.spark_m != M and n not in args.compare_rows:
                 continue
-            if with_floor:
-                f = floor_encode(spark, root, arts[M], f"item_sids_m{M}_floor")
-            r = spark_encode(spark, root, arts[M], f"item_sids_m{M}")
-            summary["spark"].append({"M": M, **r})
-            print(f"spark M={M} n={n}: {r}", flush=True)
-            if with_floor:
-                summary["job_vs_floor"].append({
-                    "M": M, "rows": n, "job_s": r["seconds"], "floor_s": f["seconds"],
-                    "ratio": r["seconds"] / f["seconds"], "job_worker_mb": r["peak_worker_mb"],
-                    "floor_worker_mb": f["peak_worker_mb"]})
-                print(f"floor M={M} n={n}: {f}", flush=True)
+            reads = [True, False] if with_floor and n in args.spark_read_sizes else [True]
+            for direct in reads:  # the job reading the files (default), then through Spark
+                tag = "" if direct else "_spark"
+                if with_floor:
+                    f = floor_encode(spark, root, arts[M], f"item_sids_m{M}_floor{tag}", direct)
+                r = spark_encode(spark, root, arts[M], f"item_sids_m{M}{tag}", direct)
+                if direct:
+                    summary["spark"].append({"M": M, **r})
+                    job = r
+                print(f"spark M={M} n={n} direct_read={direct}: {r}", flush=True)
+                if with_floor:
+                    summary["job_vs_floor"].append({
+                        "M": M, "rows": n, "read": "files" if direct else "spark",
+                        "job_s": r["seconds"], "floor_s": f["seconds"],
+                        "ratio": r["seconds"] / f["seconds"],
+                        "job_worker_mb": r["peak_worker_mb"],
+                        "floor_worker_mb": f["peak_worker_mb"]})
+                    print(f"floor M={M} n={n} direct_read={direct}: {f}", flush=True)
             if n in args.compare_rows:
                 alone = kernel_alone(books[M], n)
                 summary["spark_vs_kernel"].append({
-                    "M": M, "rows": n, "spark_items_per_s": r["items_per_s"],
-                    "kernel_alone_items_per_s": alone, "ratio": r["items_per_s"] / alone})
+                    "M": M, "rows": n, "spark_items_per_s": job["items_per_s"],
+                    "kernel_alone_items_per_s": alone, "ratio": job["items_per_s"] / alone})
         if n == args.overhead_rows:
             summary["spark_overhead"] = {"M": args.spark_m, "rows": n, **spark_overhead(
                 spark, root, load_artifact(arts[args.spark_m]))}
@@ -402,6 +418,8 @@ def main() -> None:
     ap.add_argument("--overhead_rows", type=int, default=1_000_000,
                     help="size for c) where the time goes (M = --spark_m; 0: skip)")
     ap.add_argument("--floor_sizes", default="1000000,10000000", help="sizes for c) vs floor")
+    ap.add_argument("--spark_read_sizes", default="1000000",
+                    help="sizes for c) whose job and floor also run with direct_read: false")
     ap.add_argument("--spark_m", type=int, default=256, help="M of the d) size sweep")
     ap.add_argument("--kernel_rows", default="200000,20000", help="rows for a)/b), per M")
     ap.add_argument("--sample_rows", type=int, default=50_000, help="codebook training rows")
@@ -414,9 +432,11 @@ def main() -> None:
     if args.quick:
         args.sizes, args.compare_rows, args.kernel_rows = "20000,100000", "100000", "50000,5000"
         args.floor_sizes, args.overhead_rows = "100000", 100_000
+        args.spark_read_sizes = "100000"
     args.sizes = [int(x) for x in args.sizes.split(",")]
     args.floor_sizes = [int(x) for x in args.floor_sizes.split(",") if x]
     args.compare_rows = [int(x) for x in args.compare_rows.split(",") if x]
+    args.spark_read_sizes = [int(x) for x in args.spark_read_sizes.split(",") if x]
     args.spark_ms = [int(x) for x in args.spark_ms.split(",")]
     summary: dict = {
         "env": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg(),
