@@ -163,13 +163,32 @@ def embedding_matrix(values: pa.Array, dim: int) -> np.ndarray:
     return flat.astype(np.float32, copy=False).reshape(n, dim)
 
 
-def pass_schema(num_layers: int) -> str:
-    """Columns out of Python: scalar codes and norms (c0.., n0..; null on a bad row), which
-    Arrow moves without per-row work, and the row's reason and payload passed through. Spark
-    SQL packs codes and norms into the ARRAY columns of the contract afterwards."""
+def valid_schema(num_layers: int) -> str:
+    """Columns out of the direct pass: the valid rows' id, scalar codes and norms (c0..,
+    n0..), which Arrow moves without per-row work. Spark SQL packs codes and norms into the
+    ARRAY columns of the contract afterwards."""
     codes = ", ".join(f"c{i} int" for i in range(num_layers))
     norms = ", ".join(f"n{i} float" for i in range(num_layers))
-    return f"item_id string, {codes}, {norms}, _reason string, _payload string"
+    return f"item_id string, {codes}, {norms}"
+
+
+def pass_schema(num_layers: int) -> str:
+    """Columns out of the Spark-read pass: `valid_schema`'s (codes and norms null on a bad
+    row), and the row's reason and payload passed through."""
+    return f"{valid_schema(num_layers)}, _reason string, _payload string"
+
+
+def _layer_columns(ids: pa.Array, codes: np.ndarray, norms: np.ndarray,
+                   nulls: np.ndarray | None = None) -> tuple[list[pa.Array], list[str]]:
+    """The id and one column per layer's code and norm (null where `nulls`), as named in
+    `valid_schema`."""
+    import pyarrow as pa
+
+    layers = codes.shape[1]
+    cols = [ids, *(pa.array(codes[:, i], mask=nulls) for i in range(layers)),
+            *(pa.array(norms[:, i], mask=nulls) for i in range(layers))]
+    return cols, ["item_id", *(f"c{i}" for i in range(layers)),
+                  *(f"n{i}" for i in range(layers))]
 
 
 def encode_batch(batch: pa.RecordBatch, enc: ArtifactEncoder) -> pa.RecordBatch:
@@ -192,13 +211,10 @@ def encode_batch(batch: pa.RecordBatch, enc: ArtifactEncoder) -> pa.RecordBatch:
     codes = np.zeros((len(good), layers), np.int32)
     norms = np.zeros((len(good), layers), np.float32)
     codes[good], norms[good] = out.codes, out.residual_norms
-    nulls = None if all_ok else ~good
-    cols = [batch.column("item_id")]
-    cols += [pa.array(codes[:, i], mask=nulls) for i in range(layers)]
-    cols += [pa.array(norms[:, i], mask=nulls) for i in range(layers)]
+    cols, names = _layer_columns(batch.column("item_id"), codes, norms,
+                                 None if all_ok else ~good)
     cols += [batch.column("_reason"), batch.column("_payload")]
-    names = ["item_id", *(f"c{i}" for i in range(layers)), *(f"n{i}" for i in range(layers)),
-             "_reason", "_payload"]
+    names += ["_reason", "_payload"]
     return pa.RecordBatch.from_arrays(cols, names=names)
 
 
@@ -246,11 +262,6 @@ def valid_rows(batch: pa.RecordBatch, dim: int) -> np.ndarray:
     return ok & ~rows_with(parents, beyond, n)
 
 
-def valid_schema(num_layers: int) -> str:
-    """Columns out of the direct pass: the valid rows' id, scalar codes and norms."""
-    return pass_schema(num_layers).rsplit(", _reason", 1)[0]
-
-
 def encode_valid(batches: Iterator[pa.RecordBatch], bc: Broadcast, codebook_id: str, dim: int,
                  device: str = "cpu", chunk_rows: int | None = None, threads: int | None = None,
                  refused: list[int] | None = None) -> Iterator[pa.RecordBatch]:
@@ -268,12 +279,8 @@ def encode_valid(batches: Iterator[pa.RecordBatch], bc: Broadcast, codebook_id: 
                 if refused is not None:
                     refused.append(int((~ok).sum()))
             out = enc.encode(embedding_matrix(batch.column("embedding"), dim))
-            layers = out.codes.shape[1]
-            yield pa.RecordBatch.from_arrays(
-                [batch.column("item_id"), *(pa.array(out.codes[:, i]) for i in range(layers)),
-                 *(pa.array(out.residual_norms[:, i]) for i in range(layers))],
-                names=["item_id", *(f"c{i}" for i in range(layers)),
-                       *(f"n{i}" for i in range(layers))])
+            cols, names = _layer_columns(batch.column("item_id"), out.codes, out.residual_norms)
+            yield pa.RecordBatch.from_arrays(cols, names=names)
 
 
 def bad_rows(batches: Iterator[pa.RecordBatch], dim: int) -> Iterator[pa.RecordBatch]:
