@@ -87,6 +87,45 @@ def test_numpy_validity_equals_fixed_frame(spark, tmp_path):
     assert sorted(i for i, ok in got.items() if ok) == ["\t", " x ", "maxfloat", "ok", "zero"]
 
 
+def test_pack_units_packs_as_spark_does_by_hand():
+    """Largest first, a task closes when the next unit would pass the split size (open cost
+    counted after each unit); a file over the split size becomes equal row-group units."""
+    from hourglass.spark.parquet_scan import pack_units
+
+    tasks = pack_units({"a": 10, "b": 6, "c": 5, "d": 1}, split_bytes=12, open_cost=1)
+    assert tasks == [[("a", 0, 1)], [("b", 0, 1), ("c", 0, 1)], [("d", 0, 1)]]
+    assert pack_units({"big": 30}, 12, 0) == [[("big", k, 3)] for k in range(3)]
+    assert pack_units({}, 12, 1) == []
+
+
+def test_plan_files_packs_small_files_into_spark_tasks(spark, tmp_path):
+    """Forty small files: the plan's tasks hold as many files each as Spark's own read of the
+    same version puts in its partitions, and the units cover every file once."""
+    from pyspark.sql import functions as F
+
+    from hourglass.spark.parquet_scan import plan_files
+    from hourglass.spark.session import scoped_conf
+    from hourglass.spark.tables import write_table
+
+    ref = str(tmp_path / "small")
+    rows = spark.range(4000).select(
+        F.format_string("item-%d", "id").alias("item_id"),
+        F.array(*[(F.col("id") + g) % M for g in range(L)]).cast("array<int>").alias("codes"),
+        F.array(*[F.rand(g).cast("float") for g in range(L)]).alias("residual_norms"))
+    write_table(rows.repartition(40), ref, {"job": "test"})
+    cols = ("item_id", "codes", "residual_norms")
+    with scoped_conf(spark, "spark.sql.files.maxPartitionBytes", "16k"), \
+            scoped_conf(spark, "spark.sql.files.openCostInBytes", "2k"):
+        plan = plan_files(spark, ref, 0, cols)
+        held = (spark.read.format("delta").load(ref)
+                .select(F.spark_partition_id().alias("p"), F.input_file_name().alias("f"))
+                .distinct().groupBy("p").count().collect())
+    assert plan.reason is None and 4 < len(plan.tasks) < 40
+    assert sorted(len(t) for t in plan.tasks) == sorted(r["count"] for r in held)
+    paths = [p for p, _, _ in plan.units]
+    assert len(paths) == len(set(paths)) == 40 and {n for _, _, n in plan.units} == {1}
+
+
 def test_plan_files_says_when_to_read_through_spark(spark, tmp_path):
     from hourglass.spark.parquet_scan import plan_files
     from hourglass.spark.tables import read_table, write_table

@@ -307,8 +307,8 @@ class UnitCounts:
 
 @dataclasses.dataclass
 class FilePasses:
-    """The passes over a plan's files (those of `df`'s version), one Spark task per read unit
-    and one Python call per task (pyarrow read, numpy validation, kernel; the JVM never
+    """The passes over a plan's files (those of `df`'s version), one Spark task per task of the
+    plan and one Python call per task (pyarrow read, numpy validation, kernel; the JVM never
     decodes the embeddings). `valid`: the valid rows encoded; while it runs, each task reports
     the units where it refused rows, so `refused` re-reads only those."""
 
@@ -327,15 +327,15 @@ class FilePasses:
 
         from hourglass.spark.parquet_scan import FilePlan, read_units, unit_frame
 
-        dim, schema, units = self.dim, self.schema, self.plan.units
+        dim, schema, plan = self.dim, self.schema, self.plan
         if expected is not None and sum(self.found.value.values()) == expected:
-            units = sorted(self.found.value)
+            plan = FilePlan([[u] for u in sorted(self.found.value)])  # few, each its own task
 
         def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             return bad_rows(read_units(batches, schema), dim)
 
         raw = self.df.select(*schema.names).schema
-        frame = unit_frame(self.df.sparkSession, FilePlan(units)).mapInArrow(fn, raw)
+        frame = unit_frame(self.df.sparkSession, plan).mapInArrow(fn, raw)
         bad = score_rows(frame, dim)
         guard = F.raise_error(F.concat(
             F.lit("item "), F.coalesce("item_id", F.lit("null")),

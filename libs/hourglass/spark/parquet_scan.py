@@ -43,13 +43,20 @@ _LEN = np.uint64(0xC2B2AE3D27D4EB4F)
 _M1, _M2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
 
 
+Unit = tuple[str, int, int]  # (path, part, parts): the row groups i % parts == part of a file
+
+
 @dataclass(frozen=True)
 class FilePlan:
-    """Where the rows are: (path, part, parts) units, each a task reading the row groups
-    i % parts == part of one file; or why the table must be read through Spark."""
+    """Where the rows are: read units packed into Spark tasks (`tasks`, each a list of units
+    read in turn by one Python call), or why the table must be read through Spark."""
 
-    units: list[tuple[str, int, int]]
+    tasks: list[list[Unit]]
     reason: str | None = None
+
+    @property
+    def units(self) -> list[Unit]:
+        return [u for task in self.tasks for u in task]
 
 
 def _local_path(uri: str) -> str | None:
@@ -61,9 +68,38 @@ def _local_path(uri: str) -> str | None:
     return None
 
 
+def _bytes(spark: SparkSession, key: str, default: str) -> int:
+    return int(spark._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
+        spark.conf.get(key, default)))
+
+
+def pack_units(sizes: dict[str, int], split_bytes: int, open_cost: int) -> list[list[Unit]]:
+    """Spark's file-scan packing (`FilePartition.getFilePartitions`) over whole row groups: a
+    file over `split_bytes` becomes ceil(size / split_bytes) units, and the units, largest
+    first, fill tasks of up to `split_bytes`, each unit counted with `open_cost` more. Why:
+    one task per small file multiplies per-task costs (a Python call, the scan's blocks,
+    which number tasks x ranges) for nothing."""
+    units = []
+    for path, size in sizes.items():
+        n = max(1, math.ceil(size / split_bytes))
+        units += [((path, k, n), size / n) for k in range(n)]
+    tasks: list[list[Unit]] = []
+    current: list[Unit] = []
+    filled = 0.0
+    for unit, size in sorted(units, key=lambda u: -u[1]):
+        if current and filled + size > split_bytes:
+            tasks.append(current)
+            current, filled = [], 0.0
+        current.append(unit)
+        filled += size + open_cost
+    return tasks + [current] if current else tasks
+
+
 def plan_files(spark: SparkSession, ref: str, version: int, columns: Iterable[str],
                target_bytes: int | None = None) -> FilePlan:
-    """The files of `ref` at `version` as read units, or the reason to read through Spark."""
+    """The files of `ref` at `version` packed into tasks as Spark would (`pack_units`, split
+    size from `spark.sql.files.*` as `FilePartition.maxSplitBytes` makes it; `target_bytes`
+    fixes it), or the reason to read through Spark."""
     if not is_path(ref) or _local_path(ref) is None:
         return FilePlan([], f"{ref} is not a path on a mounted filesystem")
     default_fs = spark._jsc.hadoopConfiguration().get("fs.defaultFS") or "file:///"
@@ -85,17 +121,20 @@ def plan_files(spark: SparkSession, ref: str, version: int, columns: Iterable[st
     parts = set(dt.metadata().partition_columns) & set(columns)
     if parts:
         return FilePlan([], f"{ref} is partitioned by {sorted(parts)}")
-    if target_bytes is None:  # as Spark splits files into tasks
-        target_bytes = int(spark._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
-            spark.conf.get("spark.sql.files.maxPartitionBytes", "128MB")))
-    units = []
+    sizes = {}
     for uri in dt.file_uris():
         path = _local_path(uri)
         if path is None:
             return FilePlan([], f"{ref} lists a file outside the filesystem: {uri}")
-        n = max(1, math.ceil(os.path.getsize(path) / target_bytes))
-        units += [(path, k, n) for k in range(n)]
-    return FilePlan(units)
+        sizes[path] = os.path.getsize(path)
+    open_cost = _bytes(spark, "spark.sql.files.openCostInBytes", "4MB")
+    if target_bytes is None:
+        min_parts = int(spark.conf.get("spark.sql.files.minPartitionNum", None)
+                        or spark.sparkContext.defaultParallelism)
+        per_core = sum(s + open_cost for s in sizes.values()) // max(1, min_parts)
+        target_bytes = min(_bytes(spark, "spark.sql.files.maxPartitionBytes", "128MB"),
+                           max(open_cost, per_core))
+    return FilePlan(pack_units(sizes, target_bytes, open_cost))
 
 
 def unit_rows(chunks: Iterable[pa.RecordBatch]) -> Iterator[tuple[str, int, int]]:
@@ -231,8 +270,9 @@ def scan_batches(batches: Iterator[pa.RecordBatch], L: int, M: int, id_col: str,
 
 
 def unit_frame(spark: SparkSession, plan: FilePlan) -> DataFrame:
-    """The plan's read units as a frame of one row per partition: a Spark task per unit."""
-    rdd = spark.sparkContext.parallelize(plan.units, max(1, len(plan.units)))
+    """The plan's read units as a frame, one partition (a Spark task) per task of the plan."""
+    tasks = plan.tasks
+    rdd = spark.sparkContext.parallelize(tasks, max(1, len(tasks))).flatMap(lambda t: t)
     return spark.createDataFrame(rdd, UNIT_SCHEMA)
 
 
@@ -247,8 +287,8 @@ def arrow_schema(df: DataFrame, columns: Iterable[str]) -> pa.Schema:
 def file_blocks(spark: SparkSession, plan: FilePlan, schema: pa.Schema, L: int, M: int,
                 id_col: str, scan: Callable[[Iterator], Iterator], block_schema: str,
                 hash_ids: bool = True) -> DataFrame:
-    """`scan` over the rows of the plan's units, one unit per Spark task, in one Python call
-    per task (read, validate and reduce without another trip through the JVM)."""
+    """`scan` over the rows of the plan's units, one Spark task per task of the plan, in one
+    Python call per task (read, validate and reduce without another trip through the JVM)."""
     units = unit_frame(spark, plan)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -132,9 +132,10 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
         passes = file_passes(files, src.df, bc, art.codebook_id, art.dim, L, cfg.device,
                              cfg.chunk_rows or None, cfg.blas_threads or None)
         sids = pack_sids(passes.valid, art.codebook_id, L)
+    how = ("through Spark" if files.reason
+           else f"{len(files.units)} file units in {len(files.tasks)} tasks")
     try:
-        next_step(spark, STAGE, f"encode to {L}-token SIDs and write {sids_ref} (reading "
-                  f"{'through Spark' if files.reason else f'{len(files.units)} file units'})")
+        next_step(spark, STAGE, f"encode to {L}-token SIDs and write {sids_ref} (reading {how})")
         sids_commit = write_table(sids, sids_ref, record)
         next_step(spark, STAGE, f"count {src.ref} v{src.version}")
         rows_in = src.df.count()  # answered from the Delta log's file statistics when present

@@ -270,7 +270,7 @@ def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, 
     if files.reason:
         log.info("hourglass_stats %s: reading %s through Spark: %s", cfg.run_id, src.ref,
                  files.reason)
-    tasks = len(files.units) if not files.reason else framed.rdd.getNumPartitions()
+    tasks = len(files.tasks) if not files.reason else framed.rdd.getNumPartitions()
     ranges = max(spark.sparkContext.defaultParallelism, tasks)
     next_step(spark, "hourglass_stats", f"scan {src.ref} v{src.version} ({kind}, L={L}, M={M}, "
               f"{ranges} ranges, {'Spark' if files.reason else 'Parquet files'})")
