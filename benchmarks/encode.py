@@ -233,7 +233,7 @@ def spark_overhead(spark, root: str, art) -> dict:
     src = read_table(spark, f"{root}/item_embeddings")
     df = src.df
     bc = spark.sparkContext.broadcast(art)
-    plan = plan_files(spark, src.ref, src.version, READ_COLUMNS)
+    plan = plan_files(spark, src.ref, src.version, READ_COLUMNS, pack=False)  # as the stage
     passes = {"read_only_s": df.select("item_id", "embedding"),
               "encode_pass_no_write_s": encode_rows(score_rows(df, D), bc, art.codebook_id, L),
               "file_pass_no_write_s": file_passes(plan, df, bc, art.codebook_id, D, L).valid,

@@ -160,7 +160,7 @@ def test_bad_rows_are_read_again_from_the_units_that_held_them(spark, encoded):
     root, *_, trained, _ = encoded
     src = read_table(spark, f"{root}/item_embeddings")
     art = load_artifact(trained.path)
-    plan = plan_files(spark, src.ref, src.version, ["item_id", "model", "embedding"])
+    plan = plan_files(spark, src.ref, src.version, ["item_id", "model", "embedding"], pack=False)
     passes = file_passes(plan, src.df, spark.sparkContext.broadcast(art), art.codebook_id, D,
                          3)
     assert passes.valid.count() == N
@@ -200,6 +200,26 @@ def test_clean_input_empties_the_slice_of_an_earlier_run(spark, encoded):
     assert counts.reasons == {}
     assert read_table(spark, f"{root}/quarantine").df.where("stage = 'encode_items'").count() == 0
     assert sids_by_id(spark, root) == {i: before[i] for i in ids}
+
+
+@pytest.mark.parametrize("lengths, want", [([3, 3, 5, 5, 5, None, 0], 5),
+                                             ([3, 3, 5, 5, None], 3),  # a tie: the shorter
+                                             ([None, None], None)])
+def test_files_dim_equals_table_dim(spark, tmp_path, lengths, want):
+    """D from the files with pyarrow (no Spark job) follows table_dim's rule: the most common
+    length of the non-null embeddings, the shorter on a tie, none when all are null."""
+    from hourglass.spark.encode import files_dim, table_dim
+    from hourglass.spark.parquet_scan import arrow_schema, plan_files
+
+    rows = [(f"i{k}", None if n is None else [0.5] * n, "syn") for k, n in enumerate(lengths)]
+    ref = str(tmp_path / "emb")
+    spark.createDataFrame(rows, SCHEMA).repartition(3).write.format("delta").save(ref)
+    df = read_table(spark, ref).df
+    plan = plan_files(spark, ref, 0, ["item_id", "model", "embedding"], pack=False)
+    got = files_dim(plan, arrow_schema(df, ["embedding"]))
+    assert got == table_dim(df) == want
+    if want is not None:  # a sample of one row reads one length of the table
+        assert files_dim(plan, arrow_schema(df, ["embedding"]), sample_rows=1) in lengths
 
 
 def test_dimension_mismatch_stops_before_anything_is_written(spark, encoded, table_root):

@@ -107,9 +107,43 @@ def table_dim(df: DataFrame, sample_rows: int = 10_000) -> int | None:
     return int(sizes[0]["n"]) if sizes else None
 
 
-def check_dim(df: DataFrame, art: CodebookArtifact, sample_rows: int = 10_000) -> int | None:
-    """Raise `DimensionMismatchError` unless the table's D equals the codebook's D."""
-    dim = table_dim(df, sample_rows)
+def files_dim(plan: FilePlan, schema: pa.Schema, sample_rows: int = 10_000) -> int | None:
+    """`table_dim` from the plan's files, read in plan order with pyarrow on the driver: the
+    same rule (most common length among the first non-null embeddings, the shorter on a tie)
+    without a Spark job before the encode's own."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from hourglass.spark.parquet_scan import read_unit
+
+    emb = pa.schema([schema.field("embedding")])
+    lengths: list[np.ndarray] = []
+    seen = 0
+    for unit in plan.units:
+        for b in read_unit(*unit, emb, batch_rows=min(sample_rows, 65_536)):
+            n = pc.list_value_length(b.column(0)).drop_null().to_numpy(zero_copy_only=False)
+            lengths.append(n[:sample_rows - seen])
+            seen += lengths[-1].size
+            if seen >= sample_rows:
+                break
+        if seen >= sample_rows:
+            break
+    if not seen:
+        return None
+    values, counts = np.unique(np.concatenate(lengths), return_counts=True)
+    return int(values[np.argmax(counts)])  # values ascending: the first maximum is the shorter
+
+
+def check_dim(df: DataFrame, art: CodebookArtifact, sample_rows: int = 10_000,
+              plan: FilePlan | None = None) -> int | None:
+    """Raise `DimensionMismatchError` unless the table's D equals the codebook's D (read from
+    the files of `plan` when it has no reason to read through Spark)."""
+    if plan is not None and plan.reason is None:
+        from hourglass.spark.parquet_scan import arrow_schema
+
+        dim = files_dim(plan, arrow_schema(df, ["embedding"]), sample_rows)
+    else:
+        dim = table_dim(df, sample_rows)
     if dim is not None and dim != art.dim:
         raise DimensionMismatchError(
             f"codebook {art.codebook_id} has D={art.dim} but the embeddings have D={dim}: "

@@ -96,10 +96,13 @@ def pack_units(sizes: dict[str, int], split_bytes: int, open_cost: int) -> list[
 
 
 def plan_files(spark: SparkSession, ref: str, version: int, columns: Iterable[str],
-               target_bytes: int | None = None) -> FilePlan:
+               target_bytes: int | None = None, pack: bool = True) -> FilePlan:
     """The files of `ref` at `version` packed into tasks as Spark would (`pack_units`, split
     size from `spark.sql.files.*` as `FilePartition.maxSplitBytes` makes it; `target_bytes`
-    fixes it), or the reason to read through Spark."""
+    fixes it), or the reason to read through Spark. Without `pack`, one task per unit: for a
+    pass whose per-row work dwarfs per-task costs (encoding), where smaller tasks even out the
+    load across cores (five tasks of 1-2 units on two cores left one idle for a fifth of the
+    job)."""
     if not is_path(ref) or _local_path(ref) is None:
         return FilePlan([], f"{ref} is not a path on a mounted filesystem")
     default_fs = spark._jsc.hadoopConfiguration().get("fs.defaultFS") or "file:///"
@@ -134,7 +137,8 @@ def plan_files(spark: SparkSession, ref: str, version: int, columns: Iterable[st
         per_core = sum(s + open_cost for s in sizes.values()) // max(1, min_parts)
         target_bytes = min(_bytes(spark, "spark.sql.files.maxPartitionBytes", "128MB"),
                            max(open_cost, per_core))
-    return FilePlan(pack_units(sizes, target_bytes, open_cost))
+    tasks = pack_units(sizes, target_bytes, open_cost)
+    return FilePlan(tasks if pack else [[u] for task in tasks for u in task])
 
 
 def unit_rows(chunks: Iterable[pa.RecordBatch]) -> Iterator[tuple[str, int, int]]:

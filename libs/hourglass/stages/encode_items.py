@@ -110,16 +110,16 @@ def run(spark: SparkSession, cfg: EncodeItemsConfig) -> EncodeCounts:
     art = load_artifact(cfg.artifact_path())
     L = int(art.manifest["L"])
     src = read_table(spark, cfg.ref(cfg.embeddings_table))
+    files = (plan_files(spark, src.ref, src.version,
+                        [c for c in READ_COLUMNS if c in src.df.columns], pack=False)
+             if cfg.direct_read else FilePlan([], "direct_read is off"))
     next_step(spark, STAGE, f"check D={art.dim} of {src.ref} v{src.version} against codebook "
               f"{art.codebook_id[:12]}")
-    check_dim(src.df, art, cfg.dim_check_rows)  # raises before any write
+    check_dim(src.df, art, cfg.dim_check_rows, files)  # raises before any write
     record = lineage("encode_items", cfg.config_hash(), {src.ref: src.version},
                      codebook_id=art.codebook_id)
     bc = spark.sparkContext.broadcast(art)
     sids_ref, q_ref = cfg.ref(cfg.sids_table), cfg.ref(cfg.quarantine_table)
-    files = (plan_files(spark, src.ref, src.version, [c for c in READ_COLUMNS
-                                                      if c in src.df.columns])
-             if cfg.direct_read else FilePlan([], "direct_read is off"))
     encoded = None
     if files.reason:
         log.info("encode_items: reading %s through Spark: %s", src.ref, files.reason)
