@@ -117,15 +117,14 @@ def files_dim(plan: FilePlan, schema: pa.Schema, sample_rows: int = 10_000) -> i
     from hourglass.spark.parquet_scan import read_unit
 
     emb = pa.schema([schema.field("embedding")])
+    batches = (b for unit in plan.units
+               for b in read_unit(*unit, emb, batch_rows=min(sample_rows, 65_536)))
     lengths: list[np.ndarray] = []
     seen = 0
-    for unit in plan.units:
-        for b in read_unit(*unit, emb, batch_rows=min(sample_rows, 65_536)):
-            n = pc.list_value_length(b.column(0)).drop_null().to_numpy(zero_copy_only=False)
-            lengths.append(n[:sample_rows - seen])
-            seen += lengths[-1].size
-            if seen >= sample_rows:
-                break
+    for b in batches:  # lazily: reading stops at the batch that completes the sample
+        n = pc.list_value_length(b.column(0)).drop_null().to_numpy(zero_copy_only=False)
+        lengths.append(n[:sample_rows - seen])
+        seen += lengths[-1].size
         if seen >= sample_rows:
             break
     if not seen:

@@ -141,7 +141,7 @@ def plan_files(spark: SparkSession, ref: str, version: int, columns: Iterable[st
     return FilePlan(tasks if pack else [[u] for task in tasks for u in task])
 
 
-def unit_rows(chunks: Iterable[pa.RecordBatch]) -> Iterator[tuple[str, int, int]]:
+def unit_rows(chunks: Iterable[pa.RecordBatch]) -> Iterator[Unit]:
     """The (path, part, parts) read units in Arrow batches of `UNIT_SCHEMA` rows."""
     for chunk in chunks:
         yield from zip(*(chunk.column(c).to_pylist() for c in ("path", "part", "parts")),
