@@ -114,37 +114,29 @@ def test_trie_accepts_exactly_the_table_sids(spark, first_run):
         assert path.endswith(f"/sid_index/{name}")
 
 
-def test_trie_export_reads_smaller_splits_and_restores_the_conf(spark, first_run, monkeypatch):
-    """The trie export plans its input with its own split size (more, smaller task results),
-    gives the same tries, and leaves the session's setting as it was."""
-    from pathlib import Path
-    from urllib.parse import urlparse
-
+def test_trie_export_sorts_on_executors_into_the_same_trie(spark, first_run):
+    """The export's Spark sort, over several shuffle partitions with every SID twice (adjacent
+    duplicates that may straddle partitions) and two strategies, gives the very arrays the
+    in-memory build gives for the table's SIDs."""
+    from hourglass.rewrite.trie import SidTrie
     from hourglass.spark import rewrite as rw
+    from hourglass.spark.session import scoped_conf
 
     root = first_run[0]
-    rows = _table(spark, root, "item_sids_rw").collect()
-    _table(spark, root, "item_sids_rw").repartition(7).write.format("delta").save(
-        f"{root}/rw_many_files")
-    many = _table(spark, root, "rw_many_files")
-    sizes = [Path(urlparse(f).path).stat().st_size for f in many.inputFiles()]
-    key = "spark.sql.files.maxPartitionBytes"
-    spark.conf.set(key, "64m")
-    spark.conf.set("spark.sql.files.openCostInBytes", "1")  # small files get packed together
-    monkeypatch.setattr(rw, "TRIE_SPLIT_BYTES", str(max(sizes)))
-    try:
-        packed = _table(spark, root, "rw_many_files").rdd.getNumPartitions()
-        with rw.scoped_conf(spark, key, rw.TRIE_SPLIT_BYTES):
-            splits = _table(spark, root, "rw_many_files").rdd.getNumPartitions()
-        assert len(sizes) == 7 and packed < splits <= 7
-        tries = rw.build_tries(_table(spark, root, "rw_many_files"), ["none", "topk(2)"])
-        assert spark.conf.get(key) == "64m"
-    finally:
-        spark.conf.unset(key)
-        spark.conf.unset("spark.sql.files.openCostInBytes")
-    for name, trie in tries.items():
-        expected = {tuple(r["tokens"]) for r in rows if r["strategy"] == name}
-        assert {tuple(s) for s in trie} == expected and len(trie) == len(expected)
+    table = _table(spark, root, "item_sids_rw")
+    rows = table.collect()
+    names = ["none", "topk_2"]
+    with scoped_conf(spark, "spark.sql.adaptive.enabled", "false"), \
+            scoped_conf(spark, "spark.sql.shuffle.partitions", "7"):
+        twice = table.unionByName(table).repartition(5)
+        tries = rw.build_tries(twice, names)
+    for name in names:
+        expected = SidTrie.build([list(r["tokens"]) for r in rows if r["strategy"] == name])
+        got = tries[name]
+        assert got.vocab == expected.vocab and len(got) == len(expected) > 0
+        for a, b in ((got.offsets, expected.offsets), (got.edge_tokens, expected.edge_tokens),
+                     (got.terminal, expected.terminal)):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_rerun_replaces_only_its_strategy(spark, first_run):

@@ -124,6 +124,8 @@ def test_build_streams_chunks_like_one_pass(rng, monkeypatch):
                                                                                   strict=True)]
     whole = SidTrie.build(sids)
     monkeypatch.setattr(trie_mod, "_CHUNK", 7)
+    monkeypatch.setattr(trie_mod, "_ROWS", 50)  # sorted rows streamed in steps
+    monkeypatch.setattr(trie_mod, "_BLOCK", 64)  # stored and checked in blocks
     chunked = SidTrie.build(iter(sids))
     assert list(whole) == list(chunked)
     assert np.array_equal(whole.offsets, chunked.offsets)
@@ -151,3 +153,57 @@ def test_arrow_batches_build_the_same_trie_as_token_lists(rng):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="must not be null"):
         SidTrieBuilder().add_arrow(pa.array([["<a_1>"], None]))
+
+
+def _spark_order(sids):
+    """The order build_tries asks Spark for: tokens joined by a separator below every token
+    character (compared as UTF-8 bytes, as Spark compares strings)."""
+    from hourglass.spark.rewrite import SORT_SEPARATOR
+
+    return sorted(sids, key=lambda s: SORT_SEPARATOR.join(s).encode())
+
+
+def _assert_same_trie(a: SidTrie, b: SidTrie) -> None:
+    assert a.vocab == b.vocab and len(a) == len(b)
+    for x, y in ((a.offsets, b.offsets), (a.edge_tokens, b.edge_tokens),
+                 (a.terminal, b.terminal)):
+        np.testing.assert_array_equal(x, y)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_sid, max_size=40), st.lists(st.integers(0, 40), max_size=6),
+       st.sampled_from([1, 2, 1 << 24]))
+def test_sorted_builder_equals_build_in_any_chunking(sids, cuts, block):
+    """SIDs in Spark's sort order, appended in arbitrary chunks (widths differ, duplicates
+    straddle chunk ends), give the very arrays `SidTrie.build` gives for them in any order."""
+    import pyarrow as pa
+
+    import hourglass.rewrite.trie as trie_mod
+    from hourglass.rewrite.trie import SortedSidTrieBuilder
+
+    ordered = [list(s) for s in _spark_order(sids)]
+    bounds = sorted({0, len(ordered), *[min(c, len(ordered)) for c in cuts]})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trie_mod, "_BLOCK", block)
+        builder = SortedSidTrieBuilder()
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            builder.add_arrow(pa.array(ordered[a:b], pa.list_(pa.string())))
+        built = builder.build()
+    _assert_same_trie(built, SidTrie.build(list(reversed(sids))))
+    assert {tuple(s) for s in built} == set(sids)
+
+
+@pytest.mark.parametrize("sids", [
+    [["<a_1>", "<b_2>"], ["<a_1>"]],  # a SID after its own extension
+    [["<a_1>"], ["<a_2>"], ["<a_1>"]],  # a prefix that comes back
+    [["<a_1>", "<b_2>"], ["<a_1>", "<b_3>"], ["<a_1>", "<b_2>"]],  # a duplicate, not adjacent
+    [["<a_2>"], ["<a_1>"]],  # descending
+])
+def test_sorted_builder_refuses_input_out_of_order(sids):
+    """Out-of-order SIDs raise instead of giving a trie that loses SIDs or repeats edges."""
+    import pyarrow as pa
+
+    from hourglass.rewrite.trie import SortedSidTrieBuilder
+
+    with pytest.raises(ValueError, match="lexicographic order"):
+        SortedSidTrieBuilder().add_arrow(pa.array(sids)).build()

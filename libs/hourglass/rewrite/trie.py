@@ -31,7 +31,11 @@ _CHUNK = 262_144
 
 
 class _Encoder:
-    """Accumulates SIDs as int32 token ids per chunk, so the builder never holds Python lists."""
+    """Accumulates SIDs as int32 token ids per chunk, so the builder never holds Python lists.
+
+    Ids are given in order of first appearance; `vocab_remap` maps them to the sorted
+    vocabulary's ids once every token has been seen.
+    """
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
@@ -44,79 +48,234 @@ class _Encoder:
         self.flat.append(np.asarray(flat, dtype=np.int32))
         self.lengths.append(np.fromiter((len(s) for s in chunk), dtype=np.int32, count=len(chunk)))
 
-    def matrix(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Padded (n, depth) matrix of sorted-vocab ids (-1 = no token), lengths, vocab."""
+    def arrow_ids(self, chunk) -> tuple[np.ndarray, np.ndarray]:
+        """(flat token ids, lengths) of a pyarrow list<string> array, without a Python object
+        per SID or token: Arrow dictionary-encodes the tokens and only the dictionary is mapped."""
+        import pyarrow.compute as pc
+
+        if chunk.null_count:
+            raise ValueError("a SID must not be null")
+        encoded = pc.dictionary_encode(chunk.flatten())
+        get = self.ids.setdefault
+        to_global = np.array([get(t, len(self.ids)) for t in encoded.dictionary.to_pylist()],
+                             dtype=np.int32)
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        lengths = pc.list_value_length(chunk).to_numpy(zero_copy_only=False).astype(np.int32)
+        return to_global[indices], lengths
+
+    def vocab_remap(self) -> tuple[list[str], np.ndarray]:
+        """The sorted vocabulary and, per id of appearance, its id in that vocabulary."""
         vocab = sorted(self.ids)
         remap = np.empty(len(vocab), dtype=np.int32)
         for new, tok in enumerate(vocab):
             remap[self.ids[tok]] = new
+        return vocab, remap
+
+    def matrix(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Padded (n, depth) matrix of sorted-vocab ids (-1 = no token), lengths, vocab."""
+        vocab, remap = self.vocab_remap()
         # one array each, the chunks dropped: they would double the tokens' memory
         self.lengths = [np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int32)]
         self.flat = [np.concatenate(self.flat) if self.flat else np.zeros(0, np.int32)]
-        lengths, flat = self.lengths[0], self.flat[0]
-        if np.any(lengths == 0):
+        mat = _padded(self.flat[0], self.lengths[0], remap)
+        return mat, self.lengths[0], vocab
+
+
+def _padded(flat: np.ndarray, lengths: np.ndarray, remap: np.ndarray | None = None
+            ) -> np.ndarray:
+    """(n, max length) int32 matrix of the SIDs' token ids (through `remap` if given), -1 after
+    each SID's end."""
+    if np.any(lengths == 0):
+        raise ValueError("a SID must have at least one token")
+    depth = int(lengths.max()) if len(lengths) else 0
+    mat = np.full((len(lengths), depth), -1, dtype=np.int32)
+    # a column at a time: int64 temporaries of one id per SID, not one per token (at 10^8
+    # SIDs the per-token row/column indices alone were ~7 GB of the driver's 15.7 GB)
+    start = np.cumsum(lengths, dtype=np.int64) - lengths
+    for d in range(depth):
+        alive = lengths > d
+        at = start[alive]
+        at += d
+        mat[alive, d] = flat[at] if remap is None else remap[flat[at]]
+        del at
+    return mat
+
+
+class _Blocks:
+    """A 1-d array grown in fixed blocks: no copy when it grows, and `drain` frees each block
+    (large, so mmapped: the memory goes back to the OS) once its values are copied out."""
+
+    def __init__(self, dtype) -> None:
+        self.dtype = np.dtype(dtype)
+        self.blocks: list[np.ndarray] = []
+        self.n = 0
+
+    def append(self, values: np.ndarray | None = None, zeros: int = 0) -> None:
+        """Append `values`, or `zeros` zeros."""
+        k = zeros if values is None else len(values)
+        done = 0
+        while done < k:
+            at = self.n % _BLOCK
+            if at == 0:
+                self.blocks.append(np.zeros(_BLOCK, self.dtype))
+            take = min(k - done, _BLOCK - at)
+            if values is not None:
+                self.blocks[-1][at:at + take] = values[done:done + take]
+            self.n += take
+            done += take
+
+    def add(self, start: int, values: np.ndarray) -> None:
+        """self[start : start + len(values)] += values."""
+        done = 0
+        while done < len(values):
+            b, at = divmod(start + done, _BLOCK)
+            take = min(len(values) - done, _BLOCK - at)
+            self.blocks[b][at:at + take] += values[done:done + take]
+            done += take
+
+    def drain(self) -> Iterator[np.ndarray]:
+        """The values block by block, in order; each block is dropped once the next is asked."""
+        self.blocks.reverse()
+        left, self.n = self.n, 0
+        while self.blocks:
+            block = self.blocks.pop()
+            take = min(left, _BLOCK)
+            left -= take
+            yield block[:take]
+            del block
+
+
+class _CsrStream:
+    """The CSR arrays of SIDs that arrive in order, chunk by chunk.
+
+    Rows must come sorted lexicographically by token (a SID before its extensions, duplicates
+    adjacent), as a Spark sort or `np.lexsort` delivers them. Node ids are breadth-first, so
+    they are final only once every depth's count is known: until `finish`, each depth keeps
+    per node its token, whether it ends a SID and its number of children — 9 bytes per node,
+    the finished trie's own size, in blocks that `finish` frees as it copies them. Rows equal
+    to the row before add nothing (kept collisions).
+    """
+
+    def __init__(self) -> None:
+        self._tokens: list[_Blocks] = []  # per depth, per node: the token on its edge
+        self._terminal: list[_Blocks] = []  # ... whether the path to it is a whole SID
+        self._children: list[_Blocks] = []  # ... how many children it has
+        self._root_children = 0
+        self._last: np.ndarray | None = None  # the previous chunk's last row, padded
+        self.n_sids = 0
+
+    def add(self, mat: np.ndarray, lengths: np.ndarray) -> None:
+        """Append sorted rows: `mat` (k, width) token ids padded with -1, `lengths` (k,)."""
+        k = len(lengths)
+        if k == 0:
+            return
+        if np.any(lengths < 1):
             raise ValueError("a SID must have at least one token")
-        depth = int(lengths.max()) if len(lengths) else 0
-        mat = np.full((len(lengths), depth), -1, dtype=np.int32)
-        # a column at a time: int64 temporaries of one id per SID, not one per token (at 10^8
-        # SIDs the per-token row/column indices alone were ~7 GB of the driver's 15.7 GB)
-        start = np.cumsum(lengths, dtype=np.int64) - lengths
+        while len(self._tokens) < mat.shape[1]:
+            self._tokens.append(_Blocks(np.int32))
+            self._terminal.append(_Blocks(bool))
+            self._children.append(_Blocks(np.int32))
+        depth = len(self._tokens)
+        mat = _widen(mat, depth)
+        changed = np.zeros(k, dtype=bool)  # the row's prefix so far differs from the row before
+        if self._last is None:
+            changed[0] = True
+        last = None if self._last is None else _widen(self._last[None, :], depth)[0]
+        up_rank = np.zeros(k, dtype=np.int64)  # rank of each row's node one depth up (root 0)
+        ended_new = 0  # rows whose whole SID is a new node
         for d in range(depth):
-            alive = lengths > d
-            at = start[alive]
-            at += d
-            mat[alive, d] = remap[flat[at]]
-            del at
-        return mat, lengths, vocab
+            col = mat[:, d]
+            changed[1:] |= col[1:] != col[:-1]
+            if last is not None:
+                changed[0] |= col[0] != last[d]
+            new = (lengths > d) & changed
+            count = self._tokens[d].n
+            if new.any():
+                parents = up_rank[new]  # non-decreasing: rows are in order
+                if d == 0:
+                    self._root_children += len(parents)
+                else:
+                    self._children[d - 1].add(int(parents[0]), np.bincount(parents - parents[0]))
+                ends = lengths[new] == d + 1
+                self._tokens[d].append(col[new])
+                self._terminal[d].append(ends)
+                self._children[d].append(zeros=len(parents))
+                ended_new += int(ends.sum())
+            # the rank of the latest depth-d node at or before each row
+            up_rank = np.cumsum(new, dtype=np.int64)
+            up_rank += count - 1
+        # in sorted input a row is either its predecessor again or ends at a new node; a row
+        # that is neither came out of order (the trie would lose SIDs or repeat edges)
+        if ended_new != int(changed.sum()):
+            raise ValueError("SIDs are not in lexicographic order: the trie needs sorted input")
+        self.n_sids += ended_new
+        self._last = mat[-1].copy()
+
+    def finish(self, remap: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """(offsets, edge_tokens, terminal, n_sids), tokens mapped through `remap` if given.
+
+        Checks what the order promised: each node's edge tokens strictly ascending.
+        """
+        n_edges = sum(t.n for t in self._tokens)
+        n_nodes = n_edges + 1
+        edge_tokens = np.empty(n_edges, dtype=np.int32)
+        terminal = np.zeros(n_nodes, dtype=bool)
+        offsets = np.empty(n_nodes + 1, dtype=np.int32 if n_edges < 2**31 - 1 else np.int64)
+        offsets[:2] = 0, self._root_children
+        tok_at, term_at, off_at = 0, 1, 2
+        for tokens, ends, children in zip(self._tokens, self._terminal, self._children,
+                                          strict=True):
+            for block in tokens.drain():
+                edge_tokens[tok_at:tok_at + len(block)] = block if remap is None else remap[block]
+                tok_at += len(block)
+            for block in ends.drain():
+                terminal[term_at:term_at + len(block)] = block
+                term_at += len(block)
+            for block in children.drain():
+                out = offsets[off_at:off_at + len(block)]
+                np.cumsum(block, out=out)
+                out += offsets[off_at - 1]
+                off_at += len(block)
+        _check_ascending(edge_tokens, offsets)
+        return offsets, edge_tokens, terminal, self.n_sids
+
+
+def _widen(mat: np.ndarray, width: int) -> np.ndarray:
+    if mat.shape[1] >= width:
+        return mat
+    pad = np.full((mat.shape[0], width - mat.shape[1]), -1, dtype=mat.dtype)
+    return np.concatenate([mat, pad], axis=1)
+
+
+_BLOCK = 1 << 24  # items per storage block (64 MB of int32) and per checked slice
+_ROWS = 1 << 20  # sorted rows per step of an in-memory build
+
+
+def _check_ascending(edge_tokens: np.ndarray, offsets: np.ndarray) -> None:
+    """Raise unless the edge tokens ascend strictly within every node's edges."""
+    for a in range(1, len(edge_tokens), _BLOCK):
+        b = min(a + _BLOCK, len(edge_tokens))
+        rising = edge_tokens[a:b] > edge_tokens[a - 1:b - 1]
+        starts = offsets[np.searchsorted(offsets, a):np.searchsorted(offsets, b)]
+        rising[starts - a] = True  # a node's first edge follows another node's last
+        if not rising.all():
+            raise ValueError("SIDs are not in lexicographic order: a node repeats or misorders "
+                             "its edges")
 
 
 def _csr_from_matrix(mat: np.ndarray, lengths: np.ndarray):
-    """Sorted, de-duplicated padded rows → (offsets, edge_tokens, terminal, n_sids)."""
-    n, depth = mat.shape
-    if n == 0:
-        return np.zeros(2, np.int64), np.zeros(0, np.int32), np.zeros(1, bool), 0
-    # -1 padding sorts first, so a SID precedes its own extensions (lexicographic order).
+    """Padded rows in any order → (offsets, edge_tokens, terminal, n_sids): sorted by index
+    (-1 padding sorts first, so a SID precedes its own extensions) and streamed in chunks."""
+    stream = _CsrStream()
+    if len(lengths) == 0:
+        return stream.finish()
     order = np.lexsort(mat.T[::-1])
-    mat, lengths = mat[order], lengths[order]
+    for a in range(0, len(order), _ROWS):
+        rows = order[a:a + _ROWS]
+        stream.add(mat[rows], lengths[rows])
     del order
-    keep = np.ones(n, dtype=bool)
-    keep[1:] = np.any(mat[1:] != mat[:-1], axis=1)
-    mat, lengths = mat[keep], lengths[keep]
-    del keep
-    n = len(lengths)
-    # node ids fit int32 below 2^31 tokens: halves the per-SID temporaries (a driver at 10^8)
-    node_dtype = np.int32 if n * depth < 2**31 - 1 else np.int64
-    row_node = np.zeros(n, dtype=node_dtype)  # node of each row's prefix at the current depth
-    changed = np.zeros(n, dtype=bool)
-    parents, tokens = [], []
-    terminal_nodes = []
-    next_id = 1
-    for d in range(depth):
-        changed[1:] |= mat[1:, d] != mat[:-1, d]
-        changed[0] = True
-        alive = lengths > d
-        new = alive & changed
-        # the id the latest new node at or before each row got
-        ids = np.cumsum(new, dtype=node_dtype)
-        ids += next_id - 1
-        parents.append(row_node[new])
-        tokens.append(mat[new, d])
-        np.copyto(row_node, ids, where=alive)
-        del ids
-        next_id += int(new.sum())
-        terminal_nodes.append(row_node[lengths == d + 1])
-    parent = np.concatenate(parents)
-    del parents
-    edge_tokens = np.concatenate(tokens).astype(np.int32)
-    del tokens
-    n_nodes = next_id
-    counts = np.bincount(parent, minlength=n_nodes)
-    idx_dtype = np.int32 if len(edge_tokens) < 2**31 - 1 else np.int64
-    offsets = np.zeros(n_nodes + 1, dtype=idx_dtype)
-    np.cumsum(counts, out=offsets[1:])
-    terminal = np.zeros(n_nodes, dtype=bool)
-    terminal[np.concatenate(terminal_nodes)] = True
-    return offsets, edge_tokens, terminal, n
+    return stream.finish()
 
 
 class SidTrieBuilder:
@@ -141,24 +300,12 @@ class SidTrieBuilder:
         return self
 
     def add_arrow(self, sids) -> SidTrieBuilder:
-        """Add a pyarrow list<string> array of SIDs without a Python object per SID or token:
-        the tokens are dictionary-encoded by Arrow and only the (small) dictionary is mapped."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
+        """Add a pyarrow list<string> array (or chunked array) of SIDs."""
         self._flush()  # keep the order of ids stable with any SIDs added one by one
-        chunks = sids.chunks if isinstance(sids, pa.ChunkedArray) else [sids]
-        for chunk in chunks:
-            if chunk.null_count:
-                raise ValueError("a SID must not be null")
-            encoded = pc.dictionary_encode(chunk.flatten())
-            get = self._enc.ids.setdefault
-            to_global = np.array([get(t, len(self._enc.ids))
-                                  for t in encoded.dictionary.to_pylist()], dtype=np.int32)
-            indices = encoded.indices.to_numpy(zero_copy_only=False)
-            self._enc.flat.append(to_global[indices])
-            self._enc.lengths.append(
-                pc.list_value_length(chunk).to_numpy(zero_copy_only=False).astype(np.int32))
+        for chunk in _chunks(sids):
+            flat, lengths = self._enc.arrow_ids(chunk)
+            self._enc.flat.append(flat)
+            self._enc.lengths.append(lengths)
         return self
 
     def _flush(self) -> None:
@@ -172,6 +319,39 @@ class SidTrieBuilder:
         mat, lengths, vocab = self._enc.matrix()
         offsets, edge_tokens, terminal, n = _csr_from_matrix(mat, lengths)
         return SidTrie(offsets, edge_tokens, terminal, vocab, n, meta)
+
+
+class SortedSidTrieBuilder:
+    """Builder for SIDs that arrive already sorted by token string (a Spark sort on the
+    executors), so nothing is held or sorted per SID: the driver keeps the growing trie only.
+
+    Token ids are given in order of first appearance and mapped to the sorted vocabulary at
+    `build`; string order of tokens is that vocabulary's order, so the edges stay ascending.
+    Out-of-order input raises instead of building a wrong trie.
+    """
+
+    def __init__(self) -> None:
+        self._enc = _Encoder()
+        self._stream = _CsrStream()
+
+    def add_arrow(self, sids) -> SortedSidTrieBuilder:
+        """Append a pyarrow list<string> array (or chunked array) of SIDs, sorted."""
+        for chunk in _chunks(sids):
+            flat, lengths = self._enc.arrow_ids(chunk)
+            self._stream.add(_padded(flat, lengths), lengths)
+        return self
+
+    def build(self, meta: dict[str, Any] | None = None) -> SidTrie:
+        vocab, remap = self._enc.vocab_remap()
+        offsets, edge_tokens, terminal, n = self._stream.finish(remap)
+        self._stream = _CsrStream()
+        return SidTrie(offsets, edge_tokens, terminal, vocab, n, meta)
+
+
+def _chunks(sids) -> list:
+    import pyarrow as pa
+
+    return sids.chunks if isinstance(sids, pa.ChunkedArray) else [sids]
 
 
 class SidTrie:
