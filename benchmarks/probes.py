@@ -133,5 +133,14 @@ def dir_mb(path: str) -> float:
     return round(total / 2**20, 1)
 
 
+def table_mb(spark, path: str) -> float:
+    """Size of a Delta table's current version (its live files), MB: `dir_mb` also counts the
+    files of versions a re-run replaced, which stay until VACUUM. Other folders: `dir_mb`."""
+    if not (Path(path) / "_delta_log").is_dir():
+        return dir_mb(path)
+    row = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
+    return round(row["sizeInBytes"] / 2**20, 1)
+
+
 def cpu_count() -> int:
     return os.cpu_count() or 1

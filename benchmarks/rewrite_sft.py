@@ -22,7 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
-from probes import dir_mb, event_log_conf, measured, spill
+from probes import event_log_conf, measured, spill, table_mb
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WARMUP_ITEMS = 100_000
@@ -73,7 +73,7 @@ def run_size(spark, root: str, n: int, args, windows: dict, tag: str) -> list[di
         r = rw.pop("result")
         rw.update(rows_written=len(REWRITE) * r.items_valid,
                   distinct_sids={o.strategy: o.distinct_sids for o in r.outcomes},
-                  table_mb=dir_mb(f"{root}/item_sids_rw"))
+                  table_mb=table_mb(spark, f"{root}/item_sids_rw"))
         out.append(rw)
     if "build_sft_data" not in args.stages:
         return out
@@ -84,7 +84,7 @@ def run_size(spark, root: str, n: int, args, windows: dict, tag: str) -> list[di
     sft.update(rows_written=examples, interactions=s.strategies[0].interactions_in,
                us_per_interaction_per_core=round(
                    1e6 * sft["seconds"] * cores / s.strategies[0].interactions_in, 2),
-               table_mb=dir_mb(f"{root}/sft_examples"))
+               table_mb=table_mb(spark, f"{root}/sft_examples"))
     return [*out, sft]
 
 

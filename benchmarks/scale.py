@@ -25,7 +25,7 @@ import resource
 import shutil
 from pathlib import Path
 
-from probes import dir_mb, event_log_conf, measured, spill
+from probes import dir_mb, event_log_conf, measured, spill, table_mb
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -116,7 +116,9 @@ def main() -> None:
                "driver_python_peak_mb": round(
                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                "table": "+".join(tables),
-               "table_mb": round(sum(dir_mb(f"{root}/{t}") for t in tables), 1)}
+               # the current version; the folder also keeps versions a --resume replaced
+               "table_mb": round(sum(table_mb(spark, f"{root}/{t}") for t in tables), 1),
+               "dir_mb": round(sum(dir_mb(f"{root}/{t}") for t in tables), 1)}
         out["stages"].append(row)
         print(json.dumps(row), flush=True)
         write(out, args.out)  # a stage that fails later keeps what ran (--resume)
