@@ -139,6 +139,41 @@ def test_trie_export_sorts_on_executors_into_the_same_trie(spark, first_run):
             np.testing.assert_array_equal(a, b)
 
 
+def test_summary_aggregates_equal_plain_python_counts(spark, rng):
+    """Every count of `summary_aggregates` against a Counter over the same rows: kept
+    collisions, suffixed SIDs sharing a base, shortened SIDs, two strategies in one table."""
+    from collections import Counter
+
+    from hourglass.spark.rewrite import summary_aggregates
+
+    rows = []
+    for i in range(600):
+        strategy = "topk_2" if i % 3 else "none"
+        sid = [f"<a_{rng.integers(0, 3)}>"]
+        if strategy == "none" or rng.random() < 0.6:
+            sid.append(f"<b_{rng.integers(0, 2)}>")
+        sid.append(f"<c_{rng.integers(0, 3)}>")
+        if rng.random() < 0.5:
+            sid.append(f"<d_{rng.integers(0, 3)}>")  # suffixes that may collide again
+        rows.append((f"it{i}", sid, strategy))
+    table = spark.createDataFrame(rows, "item_id STRING, tokens ARRAY<STRING>, strategy STRING")
+    got = summary_aggregates(table.repartition(3), L)
+    for name in ("none", "topk_2"):
+        sids = [tuple(t) for _, t, s in rows if s == name]
+        bases = [tuple(x for x in t if not x.startswith("<d_")) for t in sids]
+        per_sid, per_base = Counter(sids), Counter(bases)
+        expected = {
+            "n_items": len(sids), "mean_length": np.mean([len(t) for t in sids]),
+            "distinct_sids": len(per_sid), "distinct_sids_before_suffix": len(per_base),
+            "collided_after": sum(c for c in per_sid.values() if c > 1),
+            "collided_before": sum(c for c in per_base.values() if c > 1),
+            "shortened_items": sum(len(b) < L for b in bases),
+            **{f"length_{n}": c for n, c in Counter(len(t) for t in sids).items()},
+        }
+        assert got[name] == pytest.approx(expected)
+        assert 0 < expected["collided_after"] < expected["collided_before"] <= len(sids)
+
+
 def test_rerun_replaces_only_its_strategy(spark, first_run):
     root, _, _, (codes, ids, pop) = first_run
     before = {r["strategy"]: r["count"]

@@ -183,34 +183,41 @@ def summary_aggregates(rw: DataFrame, num_layers: int) -> dict[str, dict[str, fl
     Suffix tokens are stripped to recover the SID before collision resolution. Keys: n_items,
     mean_length, distinct_sids, collided_after, distinct_sids_before_suffix, collided_before,
     shortened_items (fewer than L codebook tokens), length_<n> (items with n tokens).
+
+    The rows are shuffled once, by (strategy, SID before suffix): a SID's rows share its base,
+    so the count per SID and then per base are hash aggregations inside those partitions (no
+    second exchange, no sort); the last aggregation has one row per strategy.
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     prefix = f"<{layer_letter(num_layers + 1)}_"
     base = F.filter("tokens", lambda t: ~t.startswith(prefix))
-    per_sid = (rw.select("strategy", F.array_join("tokens", " ").alias("_sid"),
-                         F.array_join(base, " ").alias("_base"), F.size("tokens").alias("_len"),
-                         F.size(base).alias("_base_len"))
-               .groupBy("strategy", "_base", "_sid", "_len", "_base_len").count())
-    same_base = Window.partitionBy("strategy", "_base")
-    per_sid = per_sid.withColumn("_base_count", F.sum("count").over(same_base))
-    per_sid = per_sid.withColumn("_base_first", F.row_number().over(same_base.orderBy("_sid")))
-    c = F.col("count")
-    lengths = range(1, num_layers + 2)
-    aggs = [
-        F.sum(c).alias("n_items"),
-        (F.sum(c * F.col("_len")) / F.sum(c)).alias("mean_length"),
-        F.count(F.lit(1)).alias("distinct_sids"),
+    rows = (rw.select("strategy", F.array_join("tokens", " ").alias("_sid"),
+                      F.array_join(base, " ").alias("_base"), F.size("tokens").alias("_len"),
+                      F.size(base).alias("_base_len"))
+            .repartition("strategy", "_base"))
+    per_sid = rows.groupBy("strategy", "_base", "_sid", "_len", "_base_len").count()
+    c, lengths = F.col("count"), range(1, num_layers + 2)
+    per_base = per_sid.groupBy("strategy", "_base", "_base_len").agg(
+        F.sum(c).alias("items"), F.count(F.lit(1)).alias("sids"),
+        F.sum(c * F.col("_len")).alias("tokens"),
         F.sum(F.when(c > 1, c).otherwise(0)).alias("collided_after"),
-        F.sum((F.col("_base_first") == 1).cast("long")).alias("distinct_sids_before_suffix"),
-        F.sum(F.when(F.col("_base_count") > 1, c).otherwise(0)).alias("collided_before"),
-        F.sum(F.when(F.col("_base_len") < num_layers, c).otherwise(0)).alias("shortened_items"),
         *[F.sum(F.when(F.col("_len") == n, c).otherwise(0)).alias(f"length_{n}")
-          for n in lengths],
+          for n in lengths])
+    items = F.col("items")
+    aggs = [
+        F.sum(items).alias("n_items"),
+        (F.sum("tokens") / F.sum(items)).alias("mean_length"),
+        F.sum("sids").alias("distinct_sids"),
+        F.sum("collided_after").alias("collided_after"),
+        F.count(F.lit(1)).alias("distinct_sids_before_suffix"),
+        F.sum(F.when(items > 1, items).otherwise(0)).alias("collided_before"),
+        F.sum(F.when(F.col("_base_len") < num_layers, items).otherwise(0))
+        .alias("shortened_items"),
+        *[F.sum(f"length_{n}").alias(f"length_{n}") for n in lengths],
     ]
     out: dict[str, dict[str, float]] = {}
-    for r in per_sid.groupBy("strategy").agg(*aggs).collect():
+    for r in per_base.groupBy("strategy").agg(*aggs).collect():
         values = {k: float(v or 0) for k, v in r.asDict().items() if k != "strategy"}
         out[r["strategy"]] = {k: v for k, v in values.items()
                               if not (k.startswith("length_") and v == 0)}
