@@ -102,8 +102,9 @@ def _padded(flat: np.ndarray, lengths: np.ndarray, remap: np.ndarray | None = No
 
 
 class _Blocks:
-    """A 1-d array grown in fixed blocks: no copy when it grows, and `drain` frees each block
-    (large, so mmapped: the memory goes back to the OS) once its values are copied out."""
+    """A 1-d array grown in fixed blocks: no copy when it grows, and `drain` drops each block
+    once its values are copied out (an int32 block, 64 MB, is above glibc's largest mmap
+    threshold, so its memory goes back to the OS when dropped)."""
 
     def __init__(self, dtype) -> None:
         self.dtype = np.dtype(dtype)
