@@ -28,6 +28,7 @@ import numpy as np
 FORMAT = "hourglass-sid-trie"
 FORMAT_VERSION = 1
 _CHUNK = 262_144
+_APPEND_ROWS = 1 << 20  # sorted SIDs gathered per append to the trie
 
 
 class _Encoder:
@@ -334,15 +335,29 @@ class SortedSidTrieBuilder:
     def __init__(self) -> None:
         self._enc = _Encoder()
         self._stream = _CsrStream()
+        self._pending: list = []  # Arrow arrays not yet appended: few, large numpy steps
+        self._pending_rows = 0
 
     def add_arrow(self, sids) -> SortedSidTrieBuilder:
-        """Append a pyarrow list<string> array (or chunked array) of SIDs, sorted."""
+        """Append a pyarrow list<string> array (or chunked array) of SIDs, sorted; they are
+        gathered and appended `_APPEND_ROWS` at a time."""
         for chunk in _chunks(sids):
-            flat, lengths = self._enc.arrow_ids(chunk)
-            self._stream.add(_padded(flat, lengths), lengths)
+            self._pending.append(chunk)
+            self._pending_rows += len(chunk)
+        if self._pending_rows >= _APPEND_ROWS:
+            self._flush()
         return self
 
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._pending:
+            flat, lengths = self._enc.arrow_ids(pa.chunked_array(self._pending).combine_chunks())
+            self._pending, self._pending_rows = [], 0
+            self._stream.add(_padded(flat, lengths), lengths)
+
     def build(self, meta: dict[str, Any] | None = None) -> SidTrie:
+        self._flush()
         vocab, remap = self._enc.vocab_remap()
         offsets, edge_tokens, terminal, n = self._stream.finish(remap)
         self._stream = _CsrStream()
