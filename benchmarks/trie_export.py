@@ -33,20 +33,14 @@ METHODS = ("executor_sort", "driver_sort")
 
 def driver_sort(rw, names: list[str]) -> dict:
     """The replaced export: IPC blobs in table order, sorted and built on the driver."""
-    import pyarrow as pa
     from pyspark.sql import functions as F
 
     from hourglass.rewrite.trie import SidTrieBuilder
-    from hourglass.spark.rewrite import _ipc_blobs
+    from hourglass.spark.rewrite import _ipc_blobs, build_from_blobs
 
-    builders = {name: SidTrieBuilder() for name in names}
     blobs = (rw.where(F.col("strategy").isin(names)).select("strategy", "tokens")
              .mapInArrow(_ipc_blobs, "strategy string, ipc binary"))
-    for row in blobs.toLocalIterator(prefetchPartitions=True):
-        with pa.ipc.open_stream(row["ipc"]) as reader:
-            for batch in reader:
-                builders[row["strategy"]].add_arrow(batch.column(0))
-    return {name: b.build() for name, b in builders.items()}
+    return build_from_blobs(blobs, {name: SidTrieBuilder() for name in names})
 
 
 def trie_hash(trie) -> str:

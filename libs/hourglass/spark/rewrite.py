@@ -267,7 +267,6 @@ def build_tries(rw: DataFrame, names: list[str]) -> dict[str, SidTrie]:
     out of order raises in the builder. Duplicates (kept collisions) arrive adjacent and add
     nothing.
     """
-    import pyarrow as pa
     from pyspark.sql import functions as F
 
     builders = {name: SortedSidTrieBuilder() for name in names}
@@ -276,6 +275,14 @@ def build_tries(rw: DataFrame, names: list[str]) -> dict[str, SidTrie]:
              .select("strategy", F.array_join("tokens", SORT_SEPARATOR).alias("sid"))
              .orderBy("strategy", "sid")
              .mapInArrow(_split_ipc_blobs, "strategy string, ipc binary"))
+    return build_from_blobs(blobs, builders)
+
+
+def build_from_blobs(blobs: DataFrame, builders: dict) -> dict[str, SidTrie]:
+    """Stream (strategy, ipc) rows to the driver, a partition at a time and in order, into each
+    strategy's builder (anything with `add_arrow` and `build`); the tries they build."""
+    import pyarrow as pa
+
     for row in blobs.toLocalIterator(prefetchPartitions=True):
         with pa.ipc.open_stream(row["ipc"]) as reader:
             for batch in reader:
