@@ -139,6 +139,22 @@ def test_trie_export_sorts_on_executors_into_the_same_trie(spark, first_run):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("tokens", [[], None, ["<a_1>", None], ["<a_1>", "<b\x01_2>"],
+                                    ["<a_1>\x00"]], ids=["empty", "null", "null_token",
+                                                         "separator", "nul"])
+def test_trie_export_refuses_sids_the_join_cannot_carry(spark, tokens):
+    """A token holding the sort separator would be split into two nodes (another SID) and an
+    empty or null SID would become one empty token: each fails the export with the item named,
+    while the same table without that row builds (so the guard is what refuses)."""
+    from hourglass.spark import rewrite as rw
+
+    schema = "item_id STRING, tokens ARRAY<STRING>, strategy STRING"
+    good = [("a", ["<a_1>", "<b_2>"], "none"), ("b", ["<a_1>"], "none")]
+    assert len(rw.build_tries(spark.createDataFrame(good, schema), ["none"])["none"]) > 0
+    with pytest.raises(Exception, match="cannot build the trie of strategy none: item bad"):
+        rw.build_tries(spark.createDataFrame([*good, ("bad", tokens, "none")], schema), ["none"])
+
+
 def test_summary_aggregates_equal_plain_python_counts(spark, rng):
     """Every count of `summary_aggregates` against a Counter over the same rows: kept
     collisions, suffixed SIDs sharing a base, shortened SIDs, two strategies in one table."""

@@ -265,14 +265,21 @@ def build_tries(rw: DataFrame, names: list[str]) -> dict[str, SidTrie]:
     nodes without holding or sorting any SID: the driver holds little beyond the finished
     tries (2.0 GB at 10^8 SIDs, 0.87 GB of arrays; the driver-side sort held 15.7 GB). Input
     out of order raises in the builder. Duplicates (kept collisions) arrive adjacent and add
-    nothing.
+    nothing. A SID that the join cannot carry (no tokens, a null token, a token holding the
+    separator or a character below it) fails the job instead of splitting into another SID.
     """
     from pyspark.sql import functions as F
 
     builders = {name: SortedSidTrieBuilder() for name in names}
+    unjoinable = (F.coalesce(F.size("tokens"), F.lit(-1)) < 1) | F.exists(
+        "tokens", lambda t: t.isNull() | t.contains(SORT_SEPARATOR) | t.contains("\x00"))
+    sid = F.when(~unjoinable, F.array_join("tokens", SORT_SEPARATOR)).otherwise(F.raise_error(
+        F.concat(F.lit("cannot build the trie of strategy "), F.col("strategy"),
+                 F.lit(": item "), F.coalesce(F.col("item_id"), F.lit("null")),
+                 F.lit(" has no tokens, a null token or a token with a control character"))))
     # only the joined string is shuffled (the tokens again beside it would double the bytes)
     blobs = (rw.where(F.col("strategy").isin(names))
-             .select("strategy", F.array_join("tokens", SORT_SEPARATOR).alias("sid"))
+             .select("strategy", sid.alias("sid"))
              .orderBy("strategy", "sid")
              .mapInArrow(_split_ipc_blobs, "strategy string, ipc binary"))
     return build_from_blobs(blobs, builders)
