@@ -387,7 +387,12 @@ def spark_section(args, books: dict, sample_rows: int, summary: dict) -> None:
                         "job_s": r["seconds"], "floor_s": f["seconds"],
                         "ratio": r["seconds"] / f["seconds"],
                         "job_worker_mb": r["peak_worker_mb"],
-                        "floor_worker_mb": f["peak_worker_mb"]})
+                        "floor_worker_mb": f["peak_worker_mb"],
+                        "job_cpu_busy": r["cpu_busy"], "floor_cpu_busy": f["cpu_busy"],
+                        "job_core_s": r["busy_core_s"], "floor_core_s": f["busy_core_s"],
+                        # the job's CPU time spread over every core for its whole wall time:
+                        # no overlap on these cores can bring job / floor below this
+                        "cpu_bound_ratio": r["busy_core_s"] / (os.cpu_count() * f["seconds"])})
                     print(f"floor M={M} n={n} direct_read={direct}: {f}", flush=True)
             if n in args.compare_rows:
                 alone = kernel_alone(books[M], n)

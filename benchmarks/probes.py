@@ -13,6 +13,13 @@ import threading
 from pathlib import Path
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, all) CPU time of the whole machine in clock ticks, summed over its cores, from
+    /proc/stat: busy is everything but idle and iowait."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
 class WorkerMemory(threading.Thread):
     """Peak RSS (VmHWM, reset at start) of the Spark JVM and of the Python workers under it
     that did work during the run; idle leftovers (e.g. a worker that generated data earlier)
@@ -46,6 +53,7 @@ class WorkerMemory(threading.Thread):
         return found
 
     def run(self) -> None:
+        self.jiffies = machine_jiffies()
         for pid in [self.jvm_pid, *self.workers()]:
             with contextlib.suppress(OSError):  # reset the high-water mark
                 Path(f"/proc/{pid}/clear_refs").write_text("5")
@@ -66,13 +74,20 @@ class WorkerMemory(threading.Thread):
                 self.cpu.setdefault(pid, [ticks, ticks])[1] = ticks
 
     def stop(self) -> dict:
+        """Peaks, and how busy the machine's cores were over the run: `busy_core_s` is CPU time
+        summed over every process (what the run cost the cores, whoever ran it), `cpu_busy` that
+        as a share of all cores for the run's wall time."""
         self.done.set()
         self.join()
+        busy, total = (b - a for a, b in zip(self.jiffies, machine_jiffies(), strict=True))
+        tick = os.sysconf("SC_CLK_TCK")
         active = [kb for pid, kb in self.peak_kb.items()
                   if self.cpu[pid][1] - self.cpu[pid][0] > 10]  # > 0.1 s of CPU in the run
         return {"peak_worker_mb": round(max(active) / 1024, 1) if active else None,
                 "workers_active": len(active), "workers_seen": len(self.peak_kb),
-                "peak_jvm_mb": round(self.jvm_kb / 1024, 1)}
+                "peak_jvm_mb": round(self.jvm_kb / 1024, 1),
+                "busy_core_s": round(busy / tick, 2),
+                "cpu_busy": round(busy / total, 3) if total else None}
 
 
 def measured(spark, fn) -> tuple[object, float, float, dict]:
