@@ -4,7 +4,7 @@ PYTHON_BOOT ?= python3
 VENV        := .venv
 PY          := $(VENV)/bin/python
 JARS_DIR    := .jars
-REQS        := requirements/base.txt requirements/spark.txt requirements/embed.txt requirements/train.txt requirements/dev.txt requirements/constraints.txt
+REQS        := requirements/base.txt requirements/spark.txt requirements/embed.txt requirements/track.txt requirements/train.txt requirements/dev.txt requirements/constraints.txt
 DEMO_OUT    ?= demo-output
 # Two workers (pytest-xdist), fed whole modules in collection order, the end-to-end ones first;
 # tests/conftest.py groups them (the installed wheel's tests share one worker).

@@ -28,6 +28,10 @@ settings are environment variables of the scheduler and workers (defaults in bra
   HOURGLASS_DS_HOSTFILE    DeepSpeed hostfile: set for a multi-node fine-tune, else one node
   HOURGLASS_DS_MASTER_ADDR first host of the hostfile (multi-node only)
   HOURGLASS_SCHEDULE       cron expression, or "none" for manual runs [0 3 * * *]
+  MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME
+                           where the jobs' MLflow runs go; cluster-mode drivers get them as
+                           driver environment (deploy/spark-submit/driver-env.list) [a SQLite
+                           store under the output root, experiment hourglass]
 """
 
 from __future__ import annotations
@@ -96,6 +100,12 @@ def spark_conf() -> dict[str, str]:
         if len(parts) == 2 and not parts[0].startswith("#"):
             conf[parts[0]] = parts[1].strip()
     conf["spark.log.level"] = "WARN"
+    if DEPLOY_MODE == "cluster":  # the driver runs elsewhere: hand it the MLflow settings
+        names = (HOME / "deploy" / "spark-submit" / "driver-env.list").read_text().split("\n")
+        for name in (n.strip() for n in names if n.strip() and not n.startswith("#")):
+            if os.environ.get(name):
+                conf[f"spark.yarn.appMasterEnv.{name}"] = os.environ[name]
+                conf[f"spark.kubernetes.driverEnv.{name}"] = os.environ[name]
     if DRIVER_PYTHON:
         conf["spark.pyspark.driver.python"] = DRIVER_PYTHON
     return conf

@@ -7,8 +7,10 @@
 # pyspark.zip and py4j on every Python worker's path, and a second copy would be ~450 MB of
 # jars in each archive. venv-pack cannot pack editable installs, hence the wheel.
 # requirements/embed.txt is in: embed_items runs on the executors with `backend: onnx` (an ONNX
-# export of the encoder, ONNX Runtime, no torch; ~0.1 GB). Stages whose executors run torch
-# (embed_items with backend torch, encode_items with device=cuda) need more:
+# export of the encoder, ONNX Runtime, no torch; ~0.1 GB). So is requirements/track.txt: a driver
+# running from the archive (cluster mode, and client mode by default) logs its MLflow run.
+# Stages whose executors run torch (embed_items with backend torch, encode_items with
+# device=cuda) need more:
 # EXTRA_REQUIREMENTS="requirements/train.txt" adds those files (GBs).
 # The archive is rebuilt only when the package sources or requirements change (a stamp records
 # their hash), so a second run takes a second. Usage: deploy/spark-submit/pack_venv.sh [--force]
@@ -44,7 +46,7 @@ if [[ ! -f "$venv/.reqs" || "$(cat "$venv/.reqs")" != "$reqs_hash" ]]; then
   grep -viE '^(pyspark|delta-spark)[=<>! ]' "$ROOT/requirements/spark.txt" > "$spark_reqs"
   delta_pin="$(grep -iE '^delta-spark[=<>! ]' "$ROOT/requirements/spark.txt")"
   "${pip[@]}" -r "$ROOT/requirements/base.txt" -r "$spark_reqs" -r "$ROOT/requirements/embed.txt" \
-      "${extra[@]}" importlib_metadata
+      -r "$ROOT/requirements/track.txt" "${extra[@]}" importlib_metadata
   "${pip[@]}" --no-deps "$delta_pin"
   echo "$reqs_hash" > "$venv/.reqs"
 fi

@@ -90,6 +90,16 @@ if [[ "$mode" == "client" ]]; then
     args+=(--conf "spark.pyspark.python=$DRIVER_PYTHON")
   fi
 fi
+# Cluster mode: the driver does not inherit this shell's environment, so the variables of
+# driver-env.list set here (MLflow's tracking URI and experiment) go to it as driver environment,
+# under the YARN and the Kubernetes key (each ignores the other's).
+if [[ "$mode" == "cluster" ]]; then
+  for var in $(grep -v '^#' "$(dirname "${BASH_SOURCE[0]}")/driver-env.list"); do
+    [[ -n "${!var:-}" ]] || continue
+    args+=(--conf "spark.yarn.appMasterEnv.$var=${!var}"
+           --conf "spark.kubernetes.driverEnv.$var=${!var}")
+  done
+fi
 # shellcheck disable=SC2206  # word splitting of SPARK_SUBMIT_ARGS is intended
 args+=(${SPARK_SUBMIT_ARGS:-})
 

@@ -5,7 +5,8 @@ Databricks the workspace, else a SQLite store under `<output_root>/mlflow` (arti
 that `mlflow ui --backend-store-uri sqlite:///<output_root>/mlflow/mlflow.db` shows. The
 experiment is `MLFLOW_EXPERIMENT_NAME` or `hourglass`. Each tracked config has a `tracking` key
 (true by default); without the `mlflow` package a job logs one warning and runs untracked, so a
-slim executor venv (base + spark) still runs every stage.
+venv without it still runs every stage. A job needs only `requirements/track.txt` (mlflow-skinny
+and the SQLite store's SQLAlchemy/Alembic), which the spark-submit archive carries.
 
 Runs are written through `MlflowClient` with explicit run ids, not the fluent API's global
 active run, so a parent and its children (and code that uses the fluent API itself) never

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cluster_util import PythonWorkerWatch, assert_frames_equal, read_delta, submit
-from wheel_util import sid_steps
+from wheel_util import SID_STATS_RUN, sid_steps
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +70,7 @@ def test_sid_stages_on_the_cluster_equal_local(standalone_cluster, onnx_model, o
     assert (site / "hourglass" / "__init__.py").is_file()
     assert not (site / "pyspark").exists()
     assert not list(site.glob("__editable__*")) and not list(site.glob("*.egg-link"))
+    _check_tracked_by_the_archive_driver(cluster_root)
 
     # The reference: the same steps run by the installed wheel on local[2]. Embeddings are
     # bitwise equal (ONNX Runtime, one thread per task, the same batches), the codebook sample
@@ -88,3 +89,24 @@ def test_sid_stages_on_the_cluster_equal_local(standalone_cluster, onnx_model, o
         assert len(want) > 0 or table == "quarantine", table
         assert_frames_equal(got, want, keys, table, atol=1e-5 if table in (
             "item_embeddings", "item_sids", "sid_summary") else 0.0)
+
+
+def _check_tracked_by_the_archive_driver(root: Path) -> None:
+    """The driver ran from the archive (mlflow-skinny and the SQLite store's backend in it) and
+    logged the statistics run to the local store under the output root: each summary column a
+    metric over the layers equal to the `sid_summary` table the same job wrote."""
+    from mlflow.tracking import MlflowClient
+
+    from hourglass.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri(str(root)))
+    exp = client.get_experiment_by_name("hourglass")
+    assert exp is not None, "the cluster driver logged no MLflow run"
+    (run,) = client.search_runs([exp.experiment_id],
+                                f"tags.`hourglass.stats_run_id` = '{SID_STATS_RUN}'")
+    assert run.info.status == "FINISHED"
+    summary = read_delta(root / "sid_summary")
+    summary = summary[summary["run_id"] == SID_STATS_RUN].set_index("layer")
+    history = client.get_metric_history(run.info.run_id, "distinct_prefixes")
+    assert {m.step: m.value for m in history} == {
+        int(layer): float(v) for layer, v in summary["distinct_prefixes"].items()}

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "deploy" / "airflow" / "hourglass_dag.py"
 SOURCE = DAG_FILE.read_text()
 FINE_TUNE = "sft_train"
+MLFLOW_URI, TRACKING_SERVER = "MLFLOW_TRACKING_URI", "http://mlflow.internal:5000"
 
 
 def upstream() -> dict[str, tuple[str, ...]]:
@@ -68,7 +69,12 @@ def airflow_dag(tmp_path_factory):
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow 2
         from airflow.models.dagbag import DagBag
-    bag = DagBag(dag_folder=str(DAG_FILE.parent))
+    # read while the DAG is parsed; never left set (the tracking tests use the local store)
+    os.environ[MLFLOW_URI] = TRACKING_SERVER
+    try:
+        bag = DagBag(dag_folder=str(DAG_FILE.parent))
+    finally:
+        del os.environ[MLFLOW_URI]
     assert bag.import_errors == {}
     return bag.dags["hourglass_pipeline"]
 
@@ -93,14 +99,16 @@ def test_dagbag_loads_the_dag_with_the_declared_graph(airflow_dag):
 
 
 def test_operator_submits_what_submit_sh_submits(airflow_dag):
-    """Same archive, jars, Spark settings, application and arguments as the shell path (both in
-    YARN cluster mode, where the driver too runs from the archive)."""
+    """Same archive, jars, Spark settings (with the MLflow URI for the driver), application and
+    arguments as the shell path (both in YARN cluster mode, where the driver too runs from the
+    archive)."""
     task = airflow_dag.get_task("encode_items")
     dag_cmd = task._get_hook()._build_spark_submit_command(task.application)
     archive = dag_cmd[dag_cmd.index("--archives") + 1]
     assert archive.endswith("#environment")
     env = {**os.environ, "DRY_RUN": "1", "SPARK_SUBMIT": "spark-submit", "SPARK_MASTER": "yarn",
-           "DEPLOY_MODE": "cluster", "HOURGLASS_ARCHIVE": archive.removesuffix("#environment")}
+           "DEPLOY_MODE": "cluster", "HOURGLASS_ARCHIVE": archive.removesuffix("#environment"),
+           MLFLOW_URI: TRACKING_SERVER}
     # submit.sh is given the local config, as a person would; it ships it and passes its name.
     args = list(task.application_args)
     args[args.index("--config") + 1] = task.files
@@ -117,6 +125,7 @@ def test_operator_submits_what_submit_sh_submits(airflow_dag):
         return cmd[cmd.index(name) + 1]
 
     assert spark_defaults().items() <= confs(dag_cmd).items()
+    assert confs(dag_cmd)[f"spark.yarn.appMasterEnv.{MLFLOW_URI}"] == TRACKING_SERVER
     assert confs(sh_cmd) == confs(dag_cmd)
     for name in ("--archives", "--jars", "--name", "--master", "--deploy-mode", "--files"):
         assert flag(dag_cmd, name) == flag(sh_cmd, name), name

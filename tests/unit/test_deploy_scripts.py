@@ -94,6 +94,23 @@ def test_submit_cluster_mode_ships_a_local_config(tmp_path):
     assert "--files" not in client and client[-2:] == ["--config", str(conf)]
 
 
+def test_submit_hands_the_mlflow_settings_to_a_cluster_driver(tmp_path):
+    """A cluster-mode driver does not inherit the submitting shell: the MLflow variables set
+    there go to it as YARN and Kubernetes driver environment; unset ones and client mode (whose
+    driver inherits the shell) add nothing."""
+    env = {"SPARK_SUBMIT": "spark-submit", "DEPLOY_MODE": "cluster", "SPARK_MASTER": "yarn",
+           "HOURGLASS_ARCHIVE": str(tmp_path / "a.tar.gz"),
+           "MLFLOW_TRACKING_URI": "http://mlflow.internal:5000", "MLFLOW_EXPERIMENT_NAME": ""}
+    cmd = argv(run("spark-submit/submit.sh", "ingest", **env))
+    confs = dict(cmd[i + 1].split("=", 1) for i, a in enumerate(cmd) if a == "--conf")
+    driver_env = {k: v for k, v in confs.items() if "appMasterEnv." in k or "driverEnv." in k}
+    assert driver_env == {
+        "spark.yarn.appMasterEnv.MLFLOW_TRACKING_URI": "http://mlflow.internal:5000",
+        "spark.kubernetes.driverEnv.MLFLOW_TRACKING_URI": "http://mlflow.internal:5000"}
+    client = argv(run("spark-submit/submit.sh", "ingest", **{**env, "DEPLOY_MODE": "client"}))
+    assert not any("MLFLOW" in a for a in client)
+
+
 def test_submit_rejects_unknown_job():
     proc = run("spark-submit/submit.sh", "no_such_job", SPARK_SUBMIT="spark-submit")
     assert proc.returncode == 2 and "no such job" in proc.stderr

@@ -25,7 +25,7 @@ def _pins(name: str) -> dict[str, str]:
 
 
 def test_installed_versions_match_pins():
-    for name in ("base", "spark", "train", "dev"):
+    for name in ("base", "spark", "track", "train", "dev"):
         for pkg, ver in _pins(name).items():
             assert version(pkg) == ver, f"{pkg}: installed {version(pkg)}, pinned {ver}"
 
@@ -67,7 +67,7 @@ def test_pyspark_files_are_pysparks_own():
     assert not changed, f"pyspark files overwritten by another distribution: {changed[:5]}"
 
 
-EXTRAS = ("spark", "embed", "train", "dev")
+EXTRAS = ("spark", "embed", "track", "train", "dev")
 
 
 def _declared() -> dict[str, list]:
