@@ -173,6 +173,27 @@ def test_bad_rows_are_read_again_from_the_units_that_held_them(spark, encoded):
         assert all(r._payload for r in rows)
 
 
+def test_a_row_numpy_refuses_but_sql_accepts_stops_the_job(spark, encoded, monkeypatch):
+    """The executors' numpy rules and the driver's SQL rules must agree row for row; where they
+    do not (here the driver's magnitude bound is raised, as a driver and executors of different
+    versions would have it), the bad-row read stops the job naming the item, rather than write
+    a quarantine row without a reason or lose the row."""
+    from hourglass.spark import encode
+    from hourglass.spark.parquet_scan import plan_files
+
+    root, *_, trained, _ = encoded
+    src = read_table(spark, f"{root}/item_embeddings")
+    art = load_artifact(trained.path)
+    plan = plan_files(spark, src.ref, src.version, ["item_id", "model", "embedding"], pack=False)
+    passes = encode.file_passes(plan, src.df, spark.sparkContext.broadcast(art),
+                                art.codebook_id, D, 3)
+    assert passes.valid.count() == N
+    assert passes.refused(len(BAD)).count() == len(BAD)  # the rules agree: every row a reason
+    monkeypatch.setattr(encode, "MAX_ABS", 1e16)  # the driver's SQL now admits b-huge (2e15)
+    with pytest.raises(Exception, match="item b-huge failed the numpy checks"):
+        passes.refused(len(BAD)).collect()
+
+
 def test_rerun_through_the_jobs_on_repartitioned_input_gives_the_same_table(spark, encoded,
                                                                             capsys):
     root, ids, X, trained, _ = encoded
