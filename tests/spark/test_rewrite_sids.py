@@ -155,6 +155,32 @@ def test_trie_export_refuses_sids_the_join_cannot_carry(spark, tokens):
         rw.build_tries(spark.createDataFrame([*good, ("bad", tokens, "none")], schema), ["none"])
 
 
+def test_collision_key_is_the_token_list_and_ranks_as_the_string_key(spark):
+    """`base_key` groups exactly as the token lists do (one key per distinct list, for every
+    strategy), and the window keyed by it gives the same rows as the joined-token key it falls
+    back to when (M+1)^L does not fit a long (forced here with a huge M)."""
+    from hourglass.rewrite.strategies import removed_tokens
+    from hourglass.spark import rewrite as rw
+
+    codes, ids, pop = _inputs(seed=11)
+    rows = [(ids[i], [int(c) for c in codes[i]], "cb", int(pop[i])) for i in range(N)]
+    good = spark.createDataFrame(
+        rows, "item_id STRING, codes ARRAY<INT>, codebook_id STRING, _popularity BIGINT")
+    layer2, counts = np.unique(codes[:, 1], return_counts=True)
+    assert rw.base_key(parse_strategy("none"), np.array([]), L, 2 ** 40) is None
+    for spec in STRATEGIES:
+        s = parse_strategy(spec)
+        removed = removed_tokens(s, layer2, counts, M)
+        pairs = {(r["k"], tuple(r["t"])) for r in good.select(
+            rw.base_key(s, removed, L, M).alias("k"),
+            rw.base_tokens(s, removed, L).alias("t")).collect()}
+        assert len({k for k, _ in pairs}) == len({t for _, t in pairs}) == len(pairs), spec
+        by_key, by_string = (
+            sorted(tuple(r) for r in rw.rewrite_frame(good, s, removed, L, True, m).collect())
+            for m in (M, 2 ** 40))
+        assert by_key == by_string and len(by_key) == N, spec
+
+
 def test_summary_aggregates_equal_plain_python_counts(spark, rng):
     """Every count of `summary_aggregates` against a Counter over the same rows: kept
     collisions, suffixed SIDs sharing a base, shortened SIDs, two strategies in one table."""

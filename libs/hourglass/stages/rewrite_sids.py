@@ -197,7 +197,7 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
 
     q_ref = cfg.ref(cfg.quarantine_table)
     quarantined = write_quarantine(bad, q_ref, rw.STAGE, record).rows
-    frames = [rw.rewrite_frame(good, s, removed[s.name], L, cfg.resolve_collisions)
+    frames = [rw.rewrite_frame(good, s, removed[s.name], L, cfg.resolve_collisions, M)
               for s in strategies]
     union = frames[0]
     for frame in frames[1:]:
