@@ -181,9 +181,11 @@ def test_collision_key_is_the_token_list_and_ranks_as_the_string_key(spark):
         assert by_key == by_string and len(by_key) == N, spec
 
 
-def test_summary_aggregates_equal_plain_python_counts(spark, rng):
+@pytest.mark.parametrize("partitions", [None, 7])
+def test_summary_aggregates_equal_plain_python_counts(spark, rng, partitions):
     """Every count of `summary_aggregates` against a Counter over the same rows: kept
-    collisions, suffixed SIDs sharing a base, shortened SIDs, two strategies in one table."""
+    collisions, suffixed SIDs sharing a base, shortened SIDs, two strategies in one table;
+    with the shuffle left to adaptive execution and with a set number of partitions."""
     from collections import Counter
 
     from hourglass.spark.rewrite import summary_aggregates
@@ -199,7 +201,7 @@ def test_summary_aggregates_equal_plain_python_counts(spark, rng):
             sid.append(f"<d_{rng.integers(0, 3)}>")  # suffixes that may collide again
         rows.append((f"it{i}", sid, strategy))
     table = spark.createDataFrame(rows, "item_id STRING, tokens ARRAY<STRING>, strategy STRING")
-    got = summary_aggregates(table.repartition(3), L)
+    got = summary_aggregates(table.repartition(3), L, partitions)
     for name in ("none", "topk_2"):
         sids = [tuple(t) for _, t, s in rows if s == name]
         bases = [tuple(x for x in t if not x.startswith("<d_")) for t in sids]
@@ -214,6 +216,17 @@ def test_summary_aggregates_equal_plain_python_counts(spark, rng):
         }
         assert got[name] == pytest.approx(expected)
         assert 0 < expected["collided_after"] < expected["collided_before"] <= len(sids)
+
+
+def test_summary_partitions_hold_a_million_rows_each_and_every_core_works():
+    from hourglass.spark.rewrite import SUMMARY_ROWS_PER_TASK, summary_partitions
+
+    per_task = SUMMARY_ROWS_PER_TASK
+    assert summary_partitions(100 * per_task, 2) == 100
+    assert summary_partitions(3 * per_task + 1, 2) == 4  # rounded up
+    assert summary_partitions(3 * per_task, 2) == 3
+    assert summary_partitions(per_task // 2, 2) == 2
+    assert summary_partitions(0, 16) == 16
 
 
 def test_rerun_replaces_only_its_strategy(spark, first_run):

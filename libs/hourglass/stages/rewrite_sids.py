@@ -206,7 +206,9 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
     out_version = write_slice(union, out_ref, record, {"strategy": names}).version
     written = read_table(spark, out_ref, out_version).df.where(F.col("strategy").isin(names))
 
-    aggregates = rw.summary_aggregates(written, L)
+    parts = rw.summary_partitions(int(counts.sum()) * len(names),
+                                  spark.sparkContext.defaultParallelism)
+    aggregates = rw.summary_aggregates(written, L, parts)
     tries = rw.build_tries(written, names)
     summary_rows, outcomes = [], []
     for s in strategies:
