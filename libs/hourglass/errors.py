@@ -10,6 +10,7 @@ from __future__ import annotations
 
 CONFIG_ERROR = 2  # argparse's own status for bad arguments
 INPUT_ERROR = 3
+CONFLICT_ERROR = 75  # sysexits' EX_TEMPFAIL: a temporary failure, worth retrying the task
 
 
 class HourglassError(Exception):
@@ -43,3 +44,11 @@ class TableNotFoundError(MissingInputError):
         """The one message for a missing table, whichever reader (Spark or deltalake) found it."""
         return cls(f"Delta table not found: {ref}; run the stage that writes it first, or point "
                    "output_root (or the job's *_table key) at where it is")
+
+
+class CommitConflictError(HourglassError):
+    """Concurrent writers kept conflicting with this job's commit to a Delta table after every
+    retry; nothing of this commit landed, and re-running the task is safe (writes replace their
+    own slice, so they never duplicate rows)."""
+
+    exit_status = CONFLICT_ERROR

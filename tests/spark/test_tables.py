@@ -137,13 +137,24 @@ def test_write_slice_creates_then_replaces_only_its_slice(spark, table_root):
     ref = f"{table_root}/shared"
     schema = "run_id string, strategy string, value long"
     rec = lineage("unit", "x", {})
-    first = [("r1", "none", 1), ("r1", "topk_8", 2), ("r2", "none", 3)]
+    first = [("r1", "none", 1), ("r1", "topk_8", 2)]
     write_slice(spark.createDataFrame(first, schema), ref, rec, {"run_id": "r1"})
+    # the first write created the table empty, partitioned by its slice's columns
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{ref}`").collect()[0]
+    assert list(detail["partitionColumns"]) == ["run_id"]
+    write_slice(spark.createDataFrame([("r2", "none", 3)], schema), ref, rec, {"run_id": "r2"})
     write_slice(spark.createDataFrame([("r1", "none", 10)], schema), ref, rec,
                 {"run_id": "r1", "strategy": ["none"]})
     rows = sorted(tuple(r) for r in read_table(spark, ref).df.collect())
-    # The first write created the table with every row; the second replaced (r1, none) only.
     assert rows == [("r1", "none", 10), ("r1", "topk_8", 2), ("r2", "none", 3)]
+    # a slice write holding another slice's rows is refused whole, on creation as on replace
+    from pyspark.errors import AnalysisException
+
+    stray = spark.createDataFrame([("r1", "none", 5), ("r3", "none", 6)], schema)
+    for target in (ref, f"{table_root}/fresh"):
+        with pytest.raises(AnalysisException, match="DELTA_REPLACE_WHERE_MISMATCH"):
+            write_slice(stray, target, rec, {"run_id": "r1"})
+    assert sorted(tuple(r) for r in read_table(spark, ref).df.collect()) == rows
     with pytest.raises(ValueError):
         write_slice(spark.createDataFrame([], schema), ref, rec, {"run_id": "r1' OR '1"})
     assert sorted(tuple(r) for r in read_table(spark, ref).df.collect()) == rows

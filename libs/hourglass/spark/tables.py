@@ -6,23 +6,47 @@ than appending duplicates. Lineage (job, config hash, input table versions, pack
 stored as the commit's `userMetadata`, visible in `DESCRIBE HISTORY`. A write returns its
 commit: the version and Delta's operation metrics, so jobs reconcile counts from what the commit
 recorded (`numOutputRows`) instead of scanning the table they just wrote.
+
+Tables that several jobs write side by side (quarantine, item_sids_rw, sft_examples, the
+statistics and evaluation tables; a scheduler runs `hourglass_stats` and `build_sft_data` as
+parallel branches) take slice writes only: the table is created empty first, partitioned by the
+slice's columns, so concurrent writers of different slices touch disjoint partitions, which
+Delta's conflict detection sees as independent; a commit that still conflicts (two creators at
+once, a writer of the same slice, a schema change) is retried a bounded number of times. A retry
+replaces the same slice again, so it never duplicates rows.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import hourglass
-from hourglass.errors import TableNotFoundError
+from hourglass.errors import CommitConflictError, TableNotFoundError
+from hourglass.logs import log
 from hourglass.table_refs import is_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 T = TypeVar("T")
+
+# How many times a slice write that lost a commit race is retried (a Spark conf, so a job's
+# --conf or a cluster's settings can change it), and the backoff before each retry.
+COMMIT_RETRIES_CONF = "spark.hourglass.commitRetries"
+DEFAULT_COMMIT_RETRIES = 8
+RETRY_BASE_S, RETRY_CAP_S = 0.5, 15.0
+# Delta's commit conflicts by their error classes (the Python classes differ between classic
+# PySpark and Spark Connect; the error classes do not).
+_CONFLICT_CLASSES = ("DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED")
+_CONFLICT_NAMES = ("ConcurrentAppendException", "ConcurrentDeleteReadException",
+                   "ConcurrentDeleteDeleteException", "ConcurrentTransactionException",
+                   "ConcurrentWriteException", "MetadataChangedException",
+                   "ProtocolChangedException", "DeltaConcurrentModificationException")
 
 
 @dataclass(frozen=True)
@@ -59,11 +83,21 @@ class Commit:
 
 
 def table_exists(spark: SparkSession, ref: str) -> bool:
+    """Whether the Delta table exists now, also when another process has just created it."""
     from delta.tables import DeltaTable
+    from pyspark.errors import AnalysisException
 
-    if is_path(ref):
-        return DeltaTable.isDeltaTable(spark, ref)
-    return spark.catalog.tableExists(ref)
+    if not is_path(ref):
+        return spark.catalog.tableExists(ref)
+    if DeltaTable.isDeltaTable(spark, ref):
+        return True
+    # isDeltaTable answers from this JVM's cached snapshot, which a table another process has
+    # created since does not refresh; forPath reads the log anew.
+    try:
+        DeltaTable.forPath(spark, ref)
+    except AnalysisException:
+        return False
+    return True
 
 
 def _delta_table(spark: SparkSession, ref: str):
@@ -178,19 +212,89 @@ def write_slice(
     add_columns: bool = False,
     read_back: bool = True,
 ) -> Commit | None:
-    """Create `ref` from `df`, or replace only the rows of `slice_` (see `slice_predicate`) in
-    one commit, so jobs sharing a table (stages in quarantine, runs in the statistics tables,
-    strategies in item_sids_rw) each re-run their own rows without touching the others'. The
+    """Replace only the rows of `slice_` (see `slice_predicate`) in one commit, so jobs sharing
+    a table (stages in quarantine, runs in the statistics tables, strategies in item_sids_rw)
+    each re-run their own rows without touching the others', also at the same moment. The
     commit's `rows` are this slice's rows (None without `read_back`).
 
-    `partition_by` applies when this creates the table; an existing table keeps its own. A
-    table partitioned by the slice's columns replaces a slice by dropping its files, where
-    otherwise Delta scans and rewrites the files holding the slice's rows."""
+    A missing table is first created empty with `df`'s schema, partitioned by `partition_by`
+    (default: the slice's columns); an existing table keeps its own partitioning. A table
+    partitioned by the slice's columns replaces a slice by dropping its files, and writers of
+    different slices never conflict. A commit that loses a race anyway is retried
+    (`retry_commit_conflicts`)."""
     where = slice_predicate(slice_)
-    exists = table_exists(df.sparkSession, ref)
-    return write_table(df, ref, lineage_record, replace_where=where if exists else None,
-                       partition_by=None if exists else partition_by, add_columns=add_columns,
-                       read_back=read_back)
+    spark = df.sparkSession
+
+    def attempt() -> Commit | None:
+        if not table_exists(spark, ref):
+            create_table(spark, ref, df.schema, partition_by or list(slice_))
+        return write_table(df, ref, lineage_record, replace_where=where,
+                           add_columns=add_columns, read_back=read_back)
+
+    return retry_commit_conflicts(spark, ref, attempt)
+
+
+def create_table(spark: SparkSession, ref: str, schema: Any, partition_by: Sequence[str],
+                 settle_s: float = 10.0) -> None:
+    """Create an empty Delta table unless it exists.
+
+    Of several jobs creating it at once one commits the table; the others fail with a commit
+    conflict (retried by `write_slice`) or, while the winner's first commit is being written,
+    find a folder that is not a table yet: they wait up to `settle_s` for it to become one."""
+    from delta.tables import DeltaTable
+
+    builder = DeltaTable.createIfNotExists(spark)
+    builder = builder.location(ref) if is_path(ref) else builder.tableName(ref)
+    try:
+        builder.addColumns(schema).partitionedBy(*partition_by).execute()
+    except Exception as exc:
+        if is_commit_conflict(exc):
+            raise
+        deadline = time.monotonic() + settle_s
+        while not table_exists(spark, ref):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+        log.info("%s was created by a concurrent job", ref)
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """Whether `exc` is Delta refusing a commit because another one landed first."""
+    import delta.exceptions  # noqa: F401  (installs the conversion of Delta's Java exceptions)
+
+    get_class = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+    error_class = (get_class() if callable(get_class) else None) or ""
+    if error_class.startswith(_CONFLICT_CLASSES):
+        return True
+    names = {t.__name__ for t in type(exc).__mro__}
+    java = getattr(exc, "java_exception", None)  # a Py4JJavaError: calls Delta's own builders
+    if java is not None:  # make (DeltaTableBuilder.execute) raise unconverted
+        names.add(str(java.getClass().getSimpleName()))
+    return bool(names.intersection(_CONFLICT_NAMES))
+
+
+def retry_commit_conflicts(spark: SparkSession, ref: str, attempt: Callable[[], T]) -> T:
+    """Run `attempt` (one idempotent commit to `ref`), again after a commit conflict, at most
+    `spark.hourglass.commitRetries` more times with jittered exponential backoff; then raise
+    `CommitConflictError` naming the table. Any other failure is raised at once."""
+    retries = int(spark.conf.get(COMMIT_RETRIES_CONF, str(DEFAULT_COMMIT_RETRIES)) or 0)
+    done = 0
+    while True:
+        try:
+            return attempt()
+        except Exception as exc:
+            if not is_commit_conflict(exc):
+                raise
+            if done >= retries:
+                raise CommitConflictError(
+                    f"commit to {ref} kept conflicting with concurrent writers "
+                    f"({type(exc).__name__}) after {retries} retries; nothing of it landed, "
+                    f"re-run the task or raise {COMMIT_RETRIES_CONF}") from exc
+            wait = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** done) * random.uniform(0.5, 1.5)
+            done += 1
+            log.warning("commit to %s conflicted with a concurrent writer (%s); retry %d of %d "
+                        "in %.1f s", ref, type(exc).__name__, done, retries, wait)
+            time.sleep(wait)
 
 
 def commit_lineage(spark: SparkSession, ref: str, version: int | None = None) -> dict[str, Any]:
