@@ -201,6 +201,15 @@ class JobConfig:
     def validate(self) -> None:
         """Raise ConfigError for invalid values; called after every construction."""
 
+    def preflight(self) -> None:
+        """Raise ConfigError for what the environment the job runs in refuses, once, before
+        any work (the values themselves are checked by `validate`): a tracked job's MLflow
+        experiment name that the tracking server would refuse at the first run."""
+        if getattr(self, "tracking", False):
+            from hourglass.tracking import experiment_name
+
+            experiment_name()
+
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         fields = {f.name: f for f in dataclasses.fields(cls)}

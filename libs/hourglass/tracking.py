@@ -29,6 +29,7 @@ from hourglass.logs import log
 
 ENV_URI = "MLFLOW_TRACKING_URI"
 ENV_EXPERIMENT = "MLFLOW_EXPERIMENT_NAME"
+ENV_REGISTRY = "MLFLOW_REGISTRY_URI"
 DEFAULT_EXPERIMENT = "hourglass"
 STORE_DIR = "mlflow"  # under output_root: mlflow.db and artifacts/
 PARAM_MAX = 6000  # MLflow's limit on a param value
@@ -45,6 +46,45 @@ def tracking_field() -> Any:
 def local_store(root: str) -> Path:
     """The folder of the local store of a run under `root` (an output_root or run folder)."""
     return Path(root.removeprefix("file:")).resolve() / STORE_DIR
+
+
+def on_databricks_tracking() -> bool:
+    """Whether runs go to a Databricks workspace: `MLFLOW_TRACKING_URI` says `databricks`
+    (or `databricks://<profile>`), or it is unset on a Databricks cluster."""
+    uri = os.environ.get(ENV_URI, "")
+    if uri:
+        return uri == "databricks" or uri.startswith("databricks://")
+    return bool(os.environ.get("DATABRICKS_RUNTIME_VERSION"))
+
+
+def experiment_name() -> str:
+    """`MLFLOW_EXPERIMENT_NAME` or `hourglass`; on Databricks only an absolute workspace path,
+    refused before any work otherwise (the workspace would refuse it at the first run)."""
+    name = os.environ.get(ENV_EXPERIMENT) or DEFAULT_EXPERIMENT
+    if on_databricks_tracking() and not name.startswith("/"):
+        raise ConfigError(
+            f"MLflow experiment {name!r} is not an absolute workspace path, which Databricks "
+            f"requires: set {ENV_EXPERIMENT}, e.g. /Workspace/Users/<you>/hourglass (the "
+            "bundle sets it from its experiment resource), or tracking: false")
+    return name
+
+
+def registry_uri(tracking: str) -> str:
+    """`MLFLOW_REGISTRY_URI`, else Unity Catalog (`databricks-uc`) on Databricks, else the
+    tracking store's own registry."""
+    if os.environ.get(ENV_REGISTRY):
+        return os.environ[ENV_REGISTRY]
+    return "databricks-uc" if on_databricks_tracking() else tracking
+
+
+def check_model_name(name: str, registry: str) -> None:
+    """Unity Catalog registers models only under a three-part `catalog.schema.model` name."""
+    if registry.startswith("databricks-uc") and (name.count(".") != 2 or ".." in name
+                                                 or name.startswith(".") or name.endswith(".")):
+        raise ConfigError(
+            f"registered_model {name!r}: Unity Catalog (registry {registry}) takes a three-part "
+            "name catalog.schema.model; set registered_model (the bundle passes "
+            "${var.catalog}.${var.schema}.<model>), or MLFLOW_REGISTRY_URI for another registry")
 
 
 def tracking_uri(root: str) -> str:
@@ -190,7 +230,7 @@ def _create(client: Any, experiment_id: str, name: str, tags: Mapping[str, Any],
 
 def _experiment(client: Any, uri: str, root: str) -> str:
     """The experiment's id, created on first use (local artifacts beside the SQLite file)."""
-    name = os.environ.get(ENV_EXPERIMENT) or DEFAULT_EXPERIMENT
+    name = experiment_name()
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
@@ -235,7 +275,7 @@ def tracked_run(enabled: bool, root: str, name: str, job: str,
     uri = tracking_uri(root)
     if uri.startswith("sqlite:"):
         local_store(root).mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=registry_uri(uri))
     inherited = {"hourglass.job": job, "hourglass.code_version": code_version()}
     run = _create(client, _experiment(client, uri, root), name, {**inherited, **(tags or {})},
                   inherited)

@@ -278,11 +278,49 @@ def test_mlflow_runs_hold_eval_results_and_the_fine_tune(spark, world, trained, 
 
     version = client.get_model_version("hourglass-sid-retrieval",
                                        evaluated.registered_version)
-    assert version.run_id == fine_tune.info.run_id
-    assert version.source == f"{fine_tune.info.artifact_uri}/model"
+    assert version.run_id == parent.info.run_id  # the pyfunc is logged by the evaluation
+    assert version.source == f"{parent.info.artifact_uri}/sid_retriever"
+    assert version.tags["hourglass.train_run_id"] == fine_tune.info.run_id
     assert version.tags["hourglass.sids_version"] == str(result["sids_version"])
     assert float(version.tags["metric.all/recall_at_1"]) == pytest.approx(
         children["none"].data.metrics["all/recall_at_1"], rel=1e-5)
+
+
+def test_registered_pyfunc_generates_sids_for_a_history(world, evaluated):
+    """The registered model loaded back as a pyfunc (registry URI, signature, no Spark): for
+    each walk it names whole SIDs of the catalog, best first, and the items behind them; the
+    same items the evaluation's own ranker finds for that prompt; mostly the walk's next item."""
+    import mlflow
+    import pandas as pd
+
+    from hourglass.decode.ranking import Catalog, Ranker
+    from hourglass.evaluation.lm import load_finetuned
+    from hourglass.sft.format import join_history
+    from hourglass.tracking import tracking_uri
+
+    mlflow.set_registry_uri(tracking_uri(world["root"]))
+    model = mlflow.pyfunc.load_model(
+        f"models:/hourglass-sid-retrieval/{evaluated.registered_version}")
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == ["history"]
+    walks = [[f"i{(s + j) % N_ITEMS}" for j in range(3)] for s in range(N_ITEMS)]
+    walks[0] = [*walks[0], "unknown-item"]  # an item without a SID is left out of the prompt
+    out = model.predict(pd.DataFrame({"history": walks}), params={"k": 5})
+    assert list(out.columns) == ["item_ids", "sids", "scores"] and len(out) == N_ITEMS
+    whole = {" ".join(_sid(i)) for i in range(N_ITEMS)}
+    for row in out.itertuples():
+        assert len(row.item_ids) == 5 and len(row.sids) == 5
+        assert set(row.sids) <= whole and list(row.scores) == sorted(row.scores, reverse=True)
+
+    lm, tok, _ = load_finetuned(trained_model_dir(evaluated))
+    items = [f"i{i}" for i in range(N_ITEMS)]
+    ranker = Ranker(lm, tok, Catalog.build(items, [_sid(i) for i in range(N_ITEMS)]), beam=10,
+                    max_prompt_len=64 - 3)
+    prompts = [join_history([_sid(int(i[1:])) for i in w if i in items]) for w in walks]
+    beams = ranker.decode(ranker.prompts(prompts), constrained=True)
+    assert [list(r) for r in out["item_ids"]] == [ranker.items(beams, u, 5)
+                                                  for u in range(N_ITEMS)]
+    nxt = [row[0] == f"i{(s + 3) % N_ITEMS}" for s, row in enumerate(out["item_ids"])]
+    assert np.mean(nxt) > 0.8
 
 
 def test_spark_metrics_equal_numpy(spark):

@@ -60,13 +60,18 @@ def variables_for(target: str) -> dict:
 
 
 def resource_field(target: str, ref: str):
-    """`resources.<kind>.<key>.<field>` as deployed: development mode prefixes schema names
-    with `dev_<short name>_` (volumes keep theirs; they live in the prefixed schema)."""
+    """`resources.<kind>.<key>.<field>` as deployed: development mode prefixes schema and
+    registered model names with `dev_<short name>_` and an experiment path's last part with
+    `[dev <short name>] ` (volumes keep theirs; they live in the prefixed schema)."""
     _, kind, key, field = ref.split(".")
     value = resolve(BUNDLE["resources"][kind][key][field], target)
     development = BUNDLE["targets"][target].get("mode") == "development"
-    if (kind, field) == ("schemas", "name") and development:
-        value = f"dev_{BUILTINS['workspace.current_user.short_name']}_{value}"
+    short = BUILTINS["workspace.current_user.short_name"]
+    if development and field == "name" and kind in ("schemas", "registered_models"):
+        value = f"dev_{short}_{value}"
+    if development and (kind, field) == ("experiments", "name"):  # the path's last part
+        head, _, base = value.rpartition("/")
+        value = f"{head}/[dev {short}] {base}"
     return value
 
 
@@ -298,7 +303,7 @@ def test_schema_and_volume_accepted_by_databricks_typed_models(target):
     from databricks.bundles.volumes import Volume
 
     schemas, volumes = BUNDLE["resources"]["schemas"], BUNDLE["resources"]["volumes"]
-    assert set(BUNDLE["resources"]) == {"schemas", "volumes"}
+    assert set(BUNDLE["resources"]) == {"schemas", "volumes", "experiments", "registered_models"}
     for spec, model in [(v, Schema) for v in schemas.values()] + [(v, Volume)
                                                                   for v in volumes.values()]:
         resolved = resolve(spec, target)
@@ -310,6 +315,35 @@ def test_schema_and_volume_accepted_by_databricks_typed_models(target):
         broken = {**resolved, "grants": [{"principal": "x", "privilegez": ["READ_VOLUME"]}]}
         with pytest.raises(ValueError, match="privilegez"):
             model.from_dict(broken)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_job_cluster_tracks_to_the_bundles_absolute_experiment(target):
+    """The experiment resource (an absolute workspace path, as Databricks requires) is what
+    every job cluster gets as MLFLOW_EXPERIMENT_NAME, so no tracked task falls back to a bare
+    name; the registered model is the bundle's three-part Unity Catalog model."""
+    from databricks.bundles.experiments import MlflowExperiment
+    from databricks.bundles.registered_models import RegisteredModel
+
+    from hourglass.tracking import check_model_name
+
+    (experiment,) = BUNDLE["resources"]["experiments"].values()
+    MlflowExperiment.from_dict(resolve(experiment, target))
+    deployed = resource_field(target, "resources.experiments.hourglass.name")
+    assert deployed.startswith("/Workspace/") and "${" not in deployed
+    for name, (_, job) in JOBS.items():
+        for cluster in resolve(job, target).get("job_clusters", []):
+            env = cluster["new_cluster"].get("spark_env_vars", {})
+            assert env.get("MLFLOW_EXPERIMENT_NAME") == deployed, (name, cluster["job_cluster_key"])
+    (model,) = BUNDLE["resources"]["registered_models"].values()
+    RegisteredModel.from_dict(resolve(model, target))
+    name = variables_for(target)["registered_model"]
+    full = resolve(name, target)
+    check_model_name(full, "databricks-uc")
+    assert full.split(".")[1] == resource_field(target, "resources.schemas.hourglass.name")
+    (evaluate,) = [t for t in JOBS["hourglass_pipeline"][1]["tasks"] if t["task_key"] == "evaluate"]
+    params = resolve(evaluate["python_wheel_task"]["parameters"], target)
+    assert params[params.index("--registered_model") + 1] == full
 
 
 def _grants(spec: dict, target: str) -> dict[str, set[str]]:

@@ -5,12 +5,22 @@ from __future__ import annotations
 import pytest
 
 from hourglass.config import ConfigError
-from hourglass.tracking import Run, flatten, metric_key, tracked_run, tracking_uri
+from hourglass.tracking import (
+    Run,
+    check_model_name,
+    experiment_name,
+    flatten,
+    metric_key,
+    registry_uri,
+    tracked_run,
+    tracking_uri,
+)
 
 
 @pytest.fixture
 def no_env(monkeypatch):
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DATABRICKS_RUNTIME_VERSION"):
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DATABRICKS_RUNTIME_VERSION",
+                 "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -26,6 +36,68 @@ def test_uri_is_the_environment_then_databricks_then_sqlite_under_output_root(no
     assert tracking_uri("s3a://bucket/tables") == "databricks"
     no_env.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
     assert tracking_uri(str(tmp_path)) == "http://mlflow:5000"
+
+
+def test_a_bare_experiment_name_is_refused_on_databricks_only(no_env):
+    assert experiment_name() == "hourglass"  # local store: any name
+    no_env.setenv("MLFLOW_TRACKING_URI", "databricks://prod-profile")
+    with pytest.raises(ConfigError, match="absolute workspace path.*set MLFLOW_EXPER"):
+        experiment_name()
+    no_env.delenv("MLFLOW_TRACKING_URI")
+    no_env.setenv("DATABRICKS_RUNTIME_VERSION", "17.3")
+    no_env.setenv("MLFLOW_EXPERIMENT_NAME", "hourglass-dev")
+    with pytest.raises(ConfigError, match="'hourglass-dev'"):
+        experiment_name()
+    no_env.setenv("MLFLOW_EXPERIMENT_NAME", "/Workspace/Users/me@x.com/hourglass")
+    assert experiment_name() == "/Workspace/Users/me@x.com/hourglass"
+    no_env.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")  # a server of one's own
+    no_env.setenv("MLFLOW_EXPERIMENT_NAME", "hourglass")
+    assert experiment_name() == "hourglass"
+
+
+def test_models_register_in_unity_catalog_on_databricks_under_three_part_names(no_env):
+    assert registry_uri("sqlite:///x/mlflow.db") == "sqlite:///x/mlflow.db"
+    no_env.setenv("DATABRICKS_RUNTIME_VERSION", "17.3")
+    assert registry_uri("databricks") == "databricks-uc"
+    no_env.setenv("MLFLOW_REGISTRY_URI", "databricks")  # the legacy workspace registry, asked for
+    assert registry_uri("databricks") == "databricks"
+    check_model_name("main.hourglass_dev.sid_retrieval", "databricks-uc")
+    check_model_name("hourglass-sid-retrieval", "databricks")
+    for bad in ("hourglass-sid-retrieval", "main.sid", "main..sid", "a.b.c.d", ".a.b"):
+        with pytest.raises(ConfigError, match="registered_model.*catalog.schema.model"):
+            check_model_name(bad, "databricks-uc")
+
+
+def test_jobs_refuse_a_bare_databricks_experiment_before_any_work(no_env, tmp_path, capsys):
+    """The check runs between parsing and the Spark session: exit 2, one line, nothing made."""
+    from hourglass.stages import evaluate, hourglass_stats, ingest, pipeline
+    from hourglass.stages.common import main_for
+
+    no_env.setenv("MLFLOW_TRACKING_URI", "databricks")
+    root = str(tmp_path / "out")
+    with pytest.raises(SystemExit) as exit_:
+        main_for(hourglass_stats.HourglassStatsConfig, None, "hourglass-stats",
+                 ["--output_root", root, "--run_id", "r"])
+    assert exit_.value.code == 2
+    assert "MLFLOW_EXPERIMENT_NAME" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    # untracked: no experiment needed
+    hourglass_stats.HourglassStatsConfig(output_root=root, run_id="r", tracking=False).preflight()
+    paths = {"items_path": "items.jsonl", "interactions_path": "interactions.csv"}
+    ingest.IngestConfig(output_root=root, **paths).preflight()
+    # a pipeline checks the steps it runs
+    steps = [{"stage": "hourglass_stats", "run_id": "r"}, {"stage": "ingest", **paths}]
+    pipe = pipeline.PipelineConfig(output_root=root, steps=steps, only=["ingest"])
+    pipe.preflight()
+    with pytest.raises(ConfigError, match="MLFLOW_EXPERIMENT_NAME"):
+        pipeline.PipelineConfig(output_root=root, steps=steps).preflight()
+    # Unity Catalog wants a three-part model name, before anything is evaluated
+    no_env.setenv("MLFLOW_EXPERIMENT_NAME", "/Shared/hourglass")
+    ecfg = evaluate.EvaluateConfig(output_root=root, run_id="e", register_strategy="none")
+    with pytest.raises(ConfigError, match="registered_model"):
+        ecfg.preflight()
+    evaluate.EvaluateConfig(output_root=root, run_id="e", register_strategy="none",
+                            registered_model="main.hg.sid_retrieval").preflight()
 
 
 def test_names_and_params_are_what_mlflow_accepts():

@@ -74,15 +74,20 @@ class Ranker:
         return beam_search(self.stepper, prompts, self.beam, self.constraint.max_depth, sp.eos,
                            sp.pad, self.constraint if constrained else None)
 
-    def _items(self, out: BeamOutput, u: int, max_k: int) -> list[str]:
+    def sids(self, out: BeamOutput, u: int) -> list[tuple[tuple[str, ...], float]]:
+        """User `u`'s whole SIDs of a constrained decode, best first, with their log-probs."""
+        found = []
+        for b in range(out.scores.shape[1]):
+            if out.finished[u, b] and np.isfinite(out.scores[u, b]):
+                trie_ids = self.constraint.trie_of_model[out.sequence(u, b, self.ids.special.eos)]
+                found.append((tuple(self.vocab[i] for i in trie_ids), float(out.scores[u, b])))
+        return found
+
+    def items(self, out: BeamOutput, u: int, max_k: int) -> list[str]:
+        """User `u`'s first `max_k` items: those of each SID in turn, most popular first."""
         items: list[str] = []
         seen: set[str] = set()
-        for b in range(out.scores.shape[1]):
-            if not out.finished[u, b] or not np.isfinite(out.scores[u, b]):
-                continue
-            seq = out.sequence(u, b, self.ids.special.eos)
-            trie_ids = self.constraint.trie_of_model[seq]
-            key = tuple(self.vocab[i] for i in trie_ids)
+        for key, _ in self.sids(out, u):
             for item in self.catalog.sid_items.get(key, ()):
                 if item not in seen:
                     seen.add(item)
@@ -108,7 +113,7 @@ class Ranker:
         out = self.decode(prompts, constrained=True)
         ranks = np.zeros(len(targets), dtype=np.int32)
         for u, target in enumerate(targets):
-            items = self._items(out, u, max_k)
+            items = self.items(out, u, max_k)
             ranks[u] = items.index(target) + 1 if target in items else 0
         invalid = None
         if invalid_ks:

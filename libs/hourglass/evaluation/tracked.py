@@ -10,11 +10,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hourglass.tracking import Run, metric_key
 from hourglass.train.runs import RESULT_FILE, TrainedModel
+
+
+@dataclass(frozen=True)
+class ServingCatalog:
+    """What the registered retriever decodes against: one strategy's items, their SID tokens
+    and popularity, and the beam and prompt length it was evaluated with."""
+
+    item_ids: list[str]
+    tokens: list[list[str]]
+    popularity: dict[str, int]
+    beam: int
+    max_prompt_len: int
+
 
 ROW_COLUMNS = ("run_id", "strategy", "subset", "metric", "k", "value")
 TABLE_FILE = "eval_results.json"
@@ -68,14 +82,20 @@ def wide_table(rows: Sequence[tuple]) -> dict[str, list]:
 
 
 def register_model(run: Run, name: str, strategy: str, model: TrainedModel,
-                   rows: Sequence[tuple], eval_run_id: str) -> str:
-    """Register the strategy's model: the fine-tune's logged model when that run was tracked,
-    else the model folder itself; tagged with its lineage and headline metrics."""
+                   rows: Sequence[tuple], eval_run_id: str, catalog: ServingCatalog) -> str:
+    """Register the strategy's model as an MLflow pyfunc (`hourglass.evaluation.pyfunc`: the
+    fine-tuned folder, the strategy's catalog, a signature and an input example) logged to the
+    evaluation's run, tagged with its lineage, the fine-tune's run and its headline metrics."""
+    from hourglass.evaluation.pyfunc import log_retriever
+
     result = Path(model.model_dir).parent / RESULT_FILE
     trained = json.loads(result.read_text()) if result.exists() else {}
-    source = trained.get("mlflow_model_uri") or Path(model.model_dir).resolve().as_uri()
+    source = log_retriever(run, model_dir=model.model_dir, item_ids=catalog.item_ids,
+                           tokens=catalog.tokens, popularity=catalog.popularity,
+                           beam=catalog.beam, max_prompt_len=catalog.max_prompt_len)
     metrics = strategy_metrics(rows, strategy)
     tags = {**model_lineage(model), "hourglass.strategy": strategy,
             "hourglass.eval_run_id": eval_run_id,
+            "hourglass.train_run_id": trained.get("mlflow_run_id", ""),
             **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if k.startswith("all/")}}
-    return run.register(name, source, tags, run_id=trained.get("mlflow_run_id", ""))
+    return run.register(name, source, tags)

@@ -35,6 +35,7 @@ def main_for(cfg_cls: type[StageConfig], run, app_name: str, argv: list[str] | N
     setup_logging()
     try:
         cfg = cfg_cls.from_args(sys.argv[1:] if argv is None else argv, app_name)
+        cfg.preflight()
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc

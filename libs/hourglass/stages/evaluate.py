@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from hourglass.config import StageConfig, require
 from hourglass.evaluation.metrics import NDCG_KS, RECALL_KS, popularity_order
+from hourglass.evaluation.tracked import ServingCatalog
 from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.spark.progress import spark_step
@@ -68,8 +69,10 @@ class EvaluateConfig(StageConfig):
         summary_table: statistics summary: the stats runs and the SID table each measured
         output_table: output table of the metrics
         scheduler_run_id: the scheduler's run id of the fine-tunes to score
-        register_strategy: register this strategy's model in the MLflow model registry; empty: none
-        registered_model: name of the registered model
+        register_strategy: register this strategy's model in the MLflow model registry, as a
+            pyfunc with a signature (history item ids in, SIDs and items out); empty: none
+        registered_model: name of the registered model; three-part catalog.schema.model for
+            Unity Catalog (the registry on Databricks, or MLFLOW_REGISTRY_URI=databricks-uc)
     """
 
     run_id: str = ""
@@ -109,6 +112,10 @@ class EvaluateConfig(StageConfig):
         root = self.runs_root or str(Path(self.output_root.removeprefix("file:")) / "sft_runs")
         return Path(root) / strategy
 
+    def registered(self) -> str:
+        """The name of the strategy to register ("topk(16)" and "topk_16" alike), or ""."""
+        return parse_strategy(self.register_strategy).name if self.register_strategy else ""
+
     def max_k(self) -> int:
         return max([*self.recall_ks, *self.ndcg_ks])
 
@@ -132,11 +139,19 @@ class EvaluateConfig(StageConfig):
                 "is required when output_root is empty")
         require(run_folder_name(self.scheduler_run_id) not in (".", ".."), "scheduler_run_id",
                 "must name a folder")
-        require(not self.register_strategy or self.register_strategy in self.strategy_names(),
+        require(not self.register_strategy or self.registered() in self.strategy_names(),
                 "register_strategy", f"must be one of the evaluated {self.strategy_names()}")
         require(not self.register_strategy or self.tracking, "register_strategy",
                 "needs tracking: true (the registry is MLflow's)")
         require(bool(self.registered_model), "registered_model", "must not be empty")
+
+    def preflight(self) -> None:
+        super().preflight()
+        if self.register_strategy:
+            from hourglass.tracking import check_model_name, registry_uri, tracking_uri
+
+            uri = tracking_uri(self.output_root or self.runs_root)
+            check_model_name(self.registered_model, registry_uri(uri))
 
 
 def _held_out(sft: DataFrame, strategy: str, split: str) -> DataFrame:
@@ -213,20 +228,22 @@ def run(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool = False,
                       "evaluate", {"hourglass.eval_run_id": cfg.run_id})
     with contextlib.nullcontext(parent) if parent is not None else own as track:
         track.params(cfg.to_dict(), prefix="" if parent is None else "evaluate.")
-        out, rows, models = _evaluate(spark, cfg, replace_run)
+        out, rows, models, serving = _evaluate(spark, cfg, replace_run)
         log_evaluation(track, cfg.run_id, rows, out.users, models)
         track.tags({"hourglass.eval_results_version": out.output_version,
                     "hourglass.sids_version": out.sids_version})
-        if cfg.register_strategy:
+        if serving is not None:
             out.registered_version = register_model(
-                track, cfg.registered_model, cfg.register_strategy,
-                models[cfg.register_strategy], rows, cfg.run_id)
+                track, cfg.registered_model, cfg.registered(), models[cfg.registered()], rows,
+                cfg.run_id, serving)
     return out
 
 
 def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
-              ) -> tuple[EvaluateResult, list[tuple], dict[str, TrainedModel]]:
-    """The evaluation itself: its summary, the `eval_results` rows and the models scored."""
+              ) -> tuple[EvaluateResult, list[tuple], dict[str, TrainedModel],
+                         ServingCatalog | None]:
+    """The evaluation itself: its summary, the `eval_results` rows, the models scored and the
+    catalog of `register_strategy` (None when none is registered)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -250,6 +267,7 @@ def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
     n_parts = cfg.partitions or spark.sparkContext.defaultParallelism
     rows: list[tuple] = []
     users: dict[str, int] = {}
+    serving = None
     for i, name in enumerate(names):
         model_dir = models[name].model_dir
         sft = sft_reads[sft_version_for(cfg, models[name])]
@@ -265,6 +283,8 @@ def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
         longest = max((len(t) for t in catalog[1]), default=0)
         trained_len = trained_max_seq_len(model_dir, TrainConfig.max_seq_len)
         max_prompt = cfg.max_prompt_len or trained_len - (longest + 1)
+        if name == cfg.registered():
+            serving = ServingCatalog(*catalog, beam=cfg.beam_size, max_prompt_len=max_prompt)
         scored = rank_users(test.repartition(n_parts), model_dir, catalog_bc, cfg.beam_size,
                             cfg.max_k(), invalid_ks, max_prompt, cfg.batch_users, threads)
         scored_sets = [(name, scored, invalid_ks)]
@@ -302,7 +322,7 @@ def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
                               None if replace_run else written, record)
     out = EvaluateResult(cfg.run_id, version, users, len(rows),
                          {n: m.model_dir for n, m in models.items()}, sids.version)
-    return out, rows, models
+    return out, rows, models, serving
 
 
 def locate_model(cfg: EvaluateConfig, strategy: str, sids_version: int) -> TrainedModel:

@@ -67,6 +67,11 @@ class PipelineConfig(StageConfig):
         for step in self.steps:  # fail on any bad step config before the first stage runs
             self.step_config(step)
 
+    def preflight(self) -> None:
+        for step in self.steps:
+            if not self.only or step["stage"] in self.only:
+                self.step_config(step).preflight()
+
     def step_config(self, step: dict[str, Any]) -> StageConfig:
         cfg_cls, _ = stage_entry(step["stage"])
         body = {k: v for k, v in step.items() if k != "stage"}

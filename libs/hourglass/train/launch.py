@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     try:
         cfg = parse_train_args(sys.argv[1:] if argv is None else argv)
+        cfg.preflight()
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
