@@ -3,7 +3,10 @@
 Where runs go: `MLFLOW_TRACKING_URI` when set (a Databricks workspace, a tracking server), on
 Databricks the workspace, else a SQLite store under `<output_root>/mlflow` (artifacts beside it)
 that `mlflow ui --backend-store-uri sqlite:///<output_root>/mlflow/mlflow.db` shows. The
-experiment is `MLFLOW_EXPERIMENT_NAME` or `hourglass`. Each tracked config has a `tracking` key
+experiment is `MLFLOW_EXPERIMENT_NAME` or `hourglass`; a Databricks workspace takes only an
+absolute workspace path, checked before any work (`experiment_name`). Models register where
+`MLFLOW_REGISTRY_URI` says, else in Unity Catalog on Databricks (three-part names), else in the
+tracking store's own registry. Each tracked config has a `tracking` key
 (true by default); without the `mlflow` package a job logs one warning and runs untracked, so a
 venv without it still runs every stage. A job needs only `requirements/track.txt` (mlflow-skinny
 and the SQLite store's SQLAlchemy/Alembic), which the spark-submit archive carries.

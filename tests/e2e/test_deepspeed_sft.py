@@ -286,7 +286,7 @@ def test_mlflow_runs_hold_eval_results_and_the_fine_tune(spark, world, trained, 
         children["none"].data.metrics["all/recall_at_1"], rel=1e-5)
 
 
-def test_registered_pyfunc_generates_sids_for_a_history(world, evaluated):
+def test_registered_pyfunc_generates_sids_for_a_history(world, evaluated, monkeypatch):
     """The registered model loaded back as a pyfunc (registry URI, signature, no Spark): for
     each walk it names whole SIDs of the catalog, best first, and the items behind them; the
     same items the evaluation's own ranker finds for that prompt; mostly the walk's next item."""
@@ -298,7 +298,8 @@ def test_registered_pyfunc_generates_sids_for_a_history(world, evaluated):
     from hourglass.sft.format import join_history
     from hourglass.tracking import tracking_uri
 
-    mlflow.set_registry_uri(tracking_uri(world["root"]))
+    # the store the job wrote, for the registry and the artifacts behind the model version
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri(world["root"]))
     model = mlflow.pyfunc.load_model(
         f"models:/hourglass-sid-retrieval/{evaluated.registered_version}")
     assert [c.name for c in model.metadata.get_input_schema().inputs] == ["history"]
