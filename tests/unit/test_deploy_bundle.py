@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 TARGETS = ("dev", "staging", "prod")
 REF = re.compile(r"\$\{([a-z_]+(?:\.[A-Za-z_]+)+)\}")
+JOB_PARAM = re.compile(r"\{\{job\.parameters\.(\w+)\}\}")
+RUN_DATE = "2026-12-07"
 # `${workspace.file_path}` is where the bundle syncs the repository root; locally that is ROOT.
 USER = "someone@example.com"
 BUILTINS = {"workspace.file_path": str(ROOT), "bundle.name": "hourglass",
@@ -101,9 +103,26 @@ def resolve(obj, target: str):
             if new == value:
                 break
             value = new
-        return value.replace("{{job.run_id}}", "987654321")  # a dynamic value reference
+        # dynamic value references, resolved by Databricks at run time
+        return value.replace("{{job.run_id}}", "987654321").replace(
+            "{{job.start_time.iso_date}}", RUN_DATE)
 
-    return sub(obj)
+    resolved = sub(obj)
+    if isinstance(resolved, dict) and "tasks" in resolved:  # a job: its parameters' defaults
+        given = {p["name"]: p["default"] for p in resolved.get("parameters", [])}
+        resolved = _sub_job_parameters(resolved, given)
+    return resolved
+
+
+def _sub_job_parameters(obj, given: dict[str, str]):
+    """`{{job.parameters.<name>}}` → the job parameter's value for this run."""
+    if isinstance(obj, dict):
+        return {k: _sub_job_parameters(v, given) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_sub_job_parameters(v, given) for v in obj]
+    if isinstance(obj, str):
+        return JOB_PARAM.sub(lambda m: given[m.group(1)], obj)
+    return obj
 
 
 def task_job(task: dict) -> str:
@@ -216,6 +235,95 @@ def test_task_parameters_parse_into_each_jobs_typed_config(target):
             except ConfigError as exc:
                 raise AssertionError(f"{target} {name}.{task['task_key']}: {exc}") from exc
             assert cfg.output_root == expected_root
+
+
+def test_job_parameters_reach_the_tasks_and_every_task_retries():
+    """Run-time settings are job parameters (declared once, each used by a task, each task
+    reference declared); every task has a timeout and bounded retries spaced apart."""
+    for name, (_, job) in JOBS.items():
+        declared = [p["name"] for p in job.get("parameters", [])]
+        assert "output_root" in declared, name
+        used = set(JOB_PARAM.findall(yaml.safe_dump(job["tasks"])))
+        assert used == set(declared), (name, set(declared) ^ used)
+        assert "${var.output_root}" not in yaml.safe_dump(job["tasks"]), name
+        for task in job["tasks"]:
+            where = f"{name}.{task['task_key']}"
+            assert 0 < task["timeout_seconds"] <= 86400, where
+            assert 1 <= task["max_retries"] <= 3, where
+            assert task["min_retry_interval_millis"] >= 60000, where
+    pipeline = JOBS["hourglass_pipeline"][1]
+    assert {p["name"] for p in pipeline["parameters"]} == {
+        "config_file", "output_root", "items_path", "interactions_path", "strategy", "run_date"}
+
+
+def test_pipeline_parameters_given_at_run_time_reach_the_stage_configs():
+    """What `databricks bundle run --params` sets for one run lands in the typed configs."""
+    from hourglass.stages.pipeline import PipelineConfig
+
+    job = copy.deepcopy(JOBS["hourglass_pipeline"][1])
+    for p in job["parameters"]:
+        p["default"] = {"items_path": "/Volumes/m/raw/d/2026-11-30/items.jsonl",
+                        "output_root": "/Volumes/m/s/other", "run_date": "2026-11-30",
+                        "strategy": "drop_layer(2)"}.get(p["name"], p["default"])
+    tasks = {t["task_key"]: t for t in resolve(job, "dev")["tasks"]}
+    cfgs = {k: task_parser(t)(t["python_wheel_task"]["parameters"]) for k, t in tasks.items()}
+    ingest = cfgs["ingest"]
+    assert isinstance(ingest, PipelineConfig)
+    (step,) = [ingest.step_config(s) for s in ingest.steps if s["stage"] == "ingest"]
+    assert step.items_path == "/Volumes/m/raw/d/2026-11-30/items.jsonl"
+    assert step.interactions_path.endswith("data/amazon-office/interactions.csv")
+    assert all(c.output_root == "/Volumes/m/s/other" for c in cfgs.values())
+    assert cfgs["evaluate"].run_id == "pipeline-2026-11-30"
+    assert cfgs["evaluate"].strategy_names() == ["drop_layer_2"]
+    assert cfgs["sft_train"].strategy_name == "drop_layer_2"
+
+
+def _strict_keys(value, tp, where: str) -> list[str]:
+    """Keys of `value` that the databricks-sdk type `tp` (a dataclass of its service models,
+    possibly inside Optional/List/Dict) does not declare, recursively."""
+    import dataclasses
+    import enum
+    import typing
+
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        origin = typing.get_origin(tp)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return [k for i, v in enumerate(value) for k in _strict_keys(v, item, f"{where}[{i}]")]
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        return [k for n, v in value.items() for k in _strict_keys(v, item, f"{where}.{n}")]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return [] if value in {e.value for e in tp} else [f"{where}={value!r}"]
+    if not dataclasses.is_dataclass(tp):
+        return []
+    hints = typing.get_type_hints(tp)
+    bad = [f"{where}.{k}" for k in value if k not in hints]
+    return bad + [k for n, v in value.items() if n in hints
+                  for k in _strict_keys(v, hints[n], f"{where}.{n}")]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_key_is_known_to_the_databricks_sdk_job_types(target):
+    """Each job as deployed, key by key against `databricks.sdk.service.jobs.JobSettings` (the
+    REST API's own types): a key the API does not know would be ignored or refused there."""
+    from databricks.sdk.service.jobs import JobSettings
+
+    for name, (_, job) in JOBS.items():
+        resolved = resolve(job, target)
+        for task in resolved["tasks"]:  # bundle-only: the CLI uploads the wheel and rewrites
+            for lib in task.get("libraries", []):  # the path (the API takes a workspace path)
+                if "whl" in lib:
+                    lib["whl"] = lib["whl"].replace("../../dist/", "/Workspace/dist/")
+        assert _strict_keys(resolved, JobSettings, name) == []
+        JobSettings.from_dict(resolved)
+    broken = resolve(JOBS["hourglass_ingest"][1], target)
+    broken["tasks"][0]["max_retrys"] = 2
+    broken["parameters"][0]["defualt"] = "x"
+    assert _strict_keys(broken, JobSettings, "ingest") == [
+        "ingest.parameters[0].defualt", "ingest.tasks[0].max_retrys"]
 
 
 def test_pipeline_graph_mirrors_the_dag_and_runs_each_stage_once():
@@ -341,8 +449,9 @@ def test_every_job_cluster_tracks_to_the_bundles_absolute_experiment(target):
     full = resolve(name, target)
     check_model_name(full, "databricks-uc")
     assert full.split(".")[1] == resource_field(target, "resources.schemas.hourglass.name")
-    (evaluate,) = [t for t in JOBS["hourglass_pipeline"][1]["tasks"] if t["task_key"] == "evaluate"]
-    params = resolve(evaluate["python_wheel_task"]["parameters"], target)
+    pipeline = resolve(JOBS["hourglass_pipeline"][1], target)
+    (evaluate,) = [t for t in pipeline["tasks"] if t["task_key"] == "evaluate"]
+    params = evaluate["python_wheel_task"]["parameters"]
     assert params[params.index("--registered_model") + 1] == full
 
 

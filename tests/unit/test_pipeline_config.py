@@ -37,6 +37,26 @@ def test_bad_steps_are_named(steps, only, needle):
         PipelineConfig.from_dict({"output_root": "/tmp/x", "steps": steps, "only": only})
 
 
+def test_overrides_set_step_keys_at_run_time():
+    """What a scheduler passes per run (input paths, run ids) reaches the steps it names,
+    typed by the step's config; a bad override is named before anything runs."""
+    demo = str(ROOT / "configs" / "demo.yaml")
+    cfg = PipelineConfig.from_args([
+        "--config", demo, "--overrides",
+        "ingest.items_path=s3a://b/2026-12-07/items.jsonl,hourglass_stats.head_share=0.5"])
+    (ingest,) = [cfg.step_config(s) for s in cfg.steps if s["stage"] == "ingest"]
+    assert ingest.items_path == "s3a://b/2026-12-07/items.jsonl"
+    assert ingest.interactions_path == "data/amazon-office/interactions.csv"  # untouched
+    stats = [cfg.step_config(s) for s in cfg.steps if s["stage"] == "hourglass_stats"]
+    assert len(stats) > 1 and {s.head_share for s in stats} == {0.5}
+    for bad, needle in (("ingest.items_path", "not stage.key=value"),
+                        ("nostage.key=1", "names no step"),
+                        ("ingest.no_such_key=1", "no_such_key"),
+                        ("hourglass_stats.head_share=two", "head_share")):
+        with pytest.raises(ConfigError, match=needle):
+            PipelineConfig.from_args(["--config", demo, "--overrides", bad])
+
+
 def test_report_paths_lists_report_steps_in_order():
     def report(path: str) -> StepResult:
         return StepResult("report", 1.0, ReportResult(path=path, runs=[], figures=0,

@@ -51,10 +51,14 @@ class PipelineConfig(StageConfig):
     Keys:
         steps: ordered stages, each a mapping {stage: name, ...that stage's keys}
         only: run only the steps of these stages; empty: all
+        overrides: step keys set at run time, each stage.key=value, applied to every step of
+            that stage (e.g. ingest.items_path=s3a://bucket/2026-12-07/items.jsonl, from a
+            scheduler's run parameters); comma-separated on the command line
     """
 
     steps: list[dict] = dataclasses.field(default_factory=list)
     only: list[str] = dataclasses.field(default_factory=list)
+    overrides: list[str] = dataclasses.field(default_factory=list)
 
     def validate(self) -> None:
         require(bool(self.steps), "steps", "needs at least one step")
@@ -64,6 +68,11 @@ class PipelineConfig(StageConfig):
         names = [s["stage"] for s in self.steps]
         unknown = [n for n in self.only if n not in names]
         require(not unknown, "only", f"names no step: {unknown}")
+        for item in self.overrides:
+            stage, _, key = item.partition("=")[0].partition(".")
+            require("=" in item and bool(key), "overrides",
+                    f"{item!r} is not stage.key=value")
+            require(stage in names, "overrides", f"{item!r} names no step of the pipeline")
         for step in self.steps:  # fail on any bad step config before the first stage runs
             self.step_config(step)
 
@@ -75,6 +84,11 @@ class PipelineConfig(StageConfig):
     def step_config(self, step: dict[str, Any]) -> StageConfig:
         cfg_cls, _ = stage_entry(step["stage"])
         body = {k: v for k, v in step.items() if k != "stage"}
+        for item in self.overrides:
+            target, value = item.split("=", 1)
+            stage, key = target.split(".", 1)
+            if stage == step["stage"]:
+                body[key] = value
         body.setdefault("output_root", self.output_root)
         try:
             return cfg_cls.from_dict(body)
