@@ -132,3 +132,30 @@ def test_stages_sft_evaluate_and_report_from_the_wheel(wheel_venv, wheel_sid_run
     assert ((ours["value"] >= 0) & (ours["value"] <= 16)).all()
     html = tmp_path / "report" / "index.html"
     assert html.is_file() and SID_STATS_RUN in html.read_text()
+
+
+def test_fine_tune_launcher_runs_from_the_wheel_outside_the_checkout(wheel_venv, wheel_sid_run,
+                                                                     tmp_path):
+    """`hourglass-sft-launch` of the installed wheel, from a folder outside the repository: the
+    DeepSpeed launcher script shipped in the package starts two CPU ranks of
+    `python -m hourglass.train` with the venv's interpreter; no file of the checkout is used."""
+    root = str(wheel_sid_run.root)
+    env = {**wheel_env(tmp_path), "CPU_RANKS": "2"}
+    env.pop("PYTHON", None)
+    proc = subprocess.run(
+        [str(wheel_venv / "bin" / "hourglass-sft-launch"), "--output_root", root,
+         "--strategy", "topk(4)", "--max_steps", "4", "--log_every", "2", "--hidden_size", "32",
+         "--num_heads", "2", "--intermediate_size", "64", "--max_seq_len", "48",
+         "--max_valid_examples", "40", "--device", "cpu", "--progress", "false",
+         "--deepspeed_config", "zero2_cpu_fp32.json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (log,) = (tmp_path / "build" / "deepspeed").glob("*/launcher.log")
+    launch = log.read_text().splitlines()[0].split()
+    assert launch[1] == str(wheel_venv / "bin" / "python")
+    assert launch[-len(proc.args) + 1:] == proc.args[1:]
+    assert launch[launch.index("--module") + 1] == "hourglass.train"
+    assert not any(str(ROOT) in a for a in launch), launch
+    (result_file,) = Path(root, "sft_runs", "topk_4").glob("*/train_result.json")
+    result = json.loads(result_file.read_text())
+    assert (result["steps"], result["world_size"]) == (4, 2)

@@ -9,6 +9,7 @@ runs for the same stage.
 from __future__ import annotations
 
 import ast
+import copy
 import os
 import re
 import shlex
@@ -44,9 +45,8 @@ def test_structure_stages_launchers_and_order():
     assert {"SparkSubmitOperator", "BashOperator", "DAG"} <= imports
     apps = set(re.findall(r'return "(\w+\.py)"', SOURCE))
     assert "pipeline.py" in apps and all((ROOT / "jobs" / a).is_file() for a in apps)
-    launchers = set(re.findall(r"deploy/deepspeed/([\w.]+\.sh)", SOURCE))
-    assert launchers == {"launch_single_node.sh", "launch_multi_node.sh"}
-    assert all((ROOT / "deploy" / "deepspeed" / s).is_file() for s in launchers)
+    # the fine-tune is the wheel's launcher command, not a file of a checkout
+    assert '"hourglass-sft-launch"' in SOURCE and "deploy/deepspeed" not in SOURCE
     # submit_all.sh runs the same stages in an order that respects the DAG's dependencies.
     script = (ROOT / "deploy" / "spark-submit" / "submit_all.sh").read_text()
     order = [s for line in re.findall(r"^for stage in (.+); do$", script, re.M)
@@ -84,8 +84,10 @@ def test_dagbag_loads_the_dag_with_the_declared_graph(airflow_dag):
     assert {t.task_id for t in airflow_dag.tasks} == set(graph)
     for task in airflow_dag.tasks:
         assert task.upstream_task_ids == set(graph[task.task_id])
-    assert type(airflow_dag.get_task(FINE_TUNE)).__name__ == "BashOperator"
-    assert "launch_single_node.sh" in airflow_dag.get_task(FINE_TUNE).bash_command
+    fine_tune = airflow_dag.get_task(FINE_TUNE)
+    assert type(fine_tune).__name__ == "BashOperator"
+    assert fine_tune.bash_command.startswith("hourglass-sft-launch ")
+    assert fine_tune.pool == "hourglass_gpu" and fine_tune.retries == 1
     for task in airflow_dag.tasks:
         if task.task_id == FINE_TUNE:
             continue
@@ -102,7 +104,9 @@ def test_operator_submits_what_submit_sh_submits(airflow_dag):
     """Same archive, jars, Spark settings (with the MLflow URI for the driver), application and
     arguments as the shell path (both in YARN cluster mode, where the driver too runs from the
     archive)."""
-    task = airflow_dag.get_task("encode_items")
+    task = copy.copy(airflow_dag.get_task("encode_items"))
+    for field, value in _render(airflow_dag, "encode_items", "manual__x").items():
+        setattr(task, field, value)  # as rendered for a run with the default params
     dag_cmd = task._get_hook()._build_spark_submit_command(task.application)
     archive = dag_cmd[dag_cmd.index("--archives") + 1]
     assert archive.endswith("#environment")
@@ -132,23 +136,111 @@ def test_operator_submits_what_submit_sh_submits(airflow_dag):
     assert dag_cmd[-len(task.application_args) - 1:] == sh_cmd[-len(task.application_args) - 1:]
 
 
-def test_fine_tune_and_evaluate_share_the_dag_runs_id(airflow_dag):
-    """Both tasks get `{{ run_id }}` as `scheduler_run_id`: the fine-tune trains in that run's
-    folder and evaluate scores that run's model. Rendered with a real Airflow run id, the
-    arguments parse into each job's config."""
+def _render(dag, task_id: str, run_id: str, params: dict | None = None) -> dict:
+    """A task's templated fields as Airflow renders them for a run with these params."""
+    import jinja2
+
+    task = dag.get_task(task_id)
+    merged = {k: v.value if hasattr(v, "value") else v for k, v in dag.params.items()}
+    context = {"run_id": run_id, "params": {**merged, **(params or {})},
+               **dag.user_defined_macros}
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+
+    def render(value):
+        if isinstance(value, str):
+            return env.from_string(value).render(context)
+        if isinstance(value, list):
+            return [render(v) for v in value]
+        if isinstance(value, dict):
+            return {k: render(v) for k, v in value.items()}
+        return value
+
+    return {f: render(getattr(task, f)) for f in task.template_fields}
+
+
+def test_every_task_keys_its_run_by_the_run_id_and_reads_the_params(airflow_dag, monkeypatch):
+    """Run settings are params rendered per run, not read when the file is parsed; the one
+    idempotence key is `{{ run_id }}`: the fine-tune trains in that run's folder and evaluate
+    scores that model into rows of run `airflow-<run id>`. Rendered, each parses into its job's
+    config."""
     from hourglass.stages.evaluate import EvaluateConfig
+    from hourglass.stages.pipeline import PipelineConfig
     from hourglass.train.config import parse_train_args
 
     run_id = "scheduled__2026-12-01T03:00:00+00:00"
+    params = {"output_root": "/data/hg", "strategy": "drop_layer(2)",
+              "overrides": "ingest.items_path=/drops/2026-12-01/items.jsonl",
+              "config": str(ROOT / "configs" / "demo.yaml")}
+    assert set(airflow_dag.params) == {"config", "output_root", "strategy", "sft_args",
+                                       "overrides"}
+    keys = set()
+    for task in airflow_dag.tasks:
+        text = " ".join(str(getattr(task, f)) for f in task.template_fields)
+        keys |= set(re.findall(r"\{\{ (run_id|ts_nodash|ds|logical_date)[^}]*\}\}", text))
+    assert keys == {"run_id"}  # one idempotence key, used by every task that keys by run
 
-    def render(text: str) -> str:
-        return text.replace("{{ run_id }}", run_id).replace("{{ ts_nodash }}", "20261201T030000")
+    evaluate = _render(airflow_dag, "evaluate", run_id, params)
+    ecfg = EvaluateConfig.from_args(evaluate["application_args"])
+    assert (ecfg.scheduler_run_id, ecfg.run_id) == (run_id, f"airflow-{run_id}")
+    assert ecfg.output_root == "/data/hg" and ecfg.strategy_names() == ["drop_layer_2"]
+    rendered = _render(airflow_dag, "ingest", run_id, params)
+    assert rendered["files"] == params["config"]  # cluster mode ships the local config
+    monkeypatch.chdir(ROOT / "configs")  # where the driver finds it, by its file name
+    ingest = PipelineConfig.from_args(rendered["application_args"])
+    (step,) = [ingest.step_config(s) for s in ingest.steps if s["stage"] == "ingest"]
+    assert step.items_path == "/drops/2026-12-01/items.jsonl" and ingest.output_root == "/data/hg"
 
-    evaluate = airflow_dag.get_task("evaluate")
-    assert "application_args" in evaluate.template_fields
-    args = [render(a) for a in evaluate.application_args]
-    assert EvaluateConfig.from_args(args).scheduler_run_id == run_id
-    fine_tune = airflow_dag.get_task(FINE_TUNE)
-    assert "bash_command" in fine_tune.template_fields
-    argv = shlex.split(render(fine_tune.bash_command).split("launch_single_node.sh", 1)[1])
-    assert parse_train_args(argv).scheduler_run_id == run_id
+    fine_tune = _render(airflow_dag, FINE_TUNE, run_id, params)
+    env = fine_tune["env"]
+    command = fine_tune["bash_command"]
+    for name, value in env.items():
+        command = command.replace(f'"${name}"', shlex.quote(value)).replace(f"${name}", value)
+    argv = shlex.split(command)
+    assert argv[0] == "hourglass-sft-launch"
+    tcfg = parse_train_args(argv[1:])
+    assert (tcfg.scheduler_run_id, tcfg.strategy_name, tcfg.output_root) == (
+        run_id, "drop_layer_2", "/data/hg")
+
+
+def test_a_failed_try_is_reported_by_the_failure_callback(airflow_dag, caplog):
+    import logging
+    import types
+
+    callbacks = airflow_dag.default_args["on_failure_callback"]
+    ti = types.SimpleNamespace(task_id="encode_items", try_number=2, log_url="http://af/log")
+    with caplog.at_level(logging.ERROR):
+        for callback in callbacks:
+            callback({"task_instance": ti, "run_id": "manual__x",
+                      "exception": RuntimeError("executor lost")})
+    (line,) = [r.getMessage() for r in caplog.records if "hourglass_pipeline" in r.getMessage()]
+    assert "encode_items" in line and "manual__x" in line and "try 2" in line
+    assert "executor lost" in line
+    for task in airflow_dag.tasks:
+        assert task.retries >= 1 and task.on_failure_callback == callbacks
+
+
+def _dag_module(monkeypatch, **env: str):
+    """The DAG file imported afresh under an installation's environment."""
+    import importlib.util
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    spec = importlib.util.spec_from_file_location("hourglass_dag_under_test", DAG_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_installation_settings_reach_every_spark_job(airflow_dag, monkeypatch):
+    """Cluster-specific Spark settings and executors with hourglass installed (no archive)."""
+    dag = _dag_module(monkeypatch, HOURGLASS_SPARK_CONF="spark.executor.memory=8g "
+                      "spark.sql.shuffle.partitions=400", HOURGLASS_EXECUTOR_PYTHON="/opt/hg/py",
+                      HOURGLASS_DEPLOY_MODE="client")
+    conf = dag.spark_conf()
+    assert conf["spark.executor.memory"] == "8g"
+    assert conf["spark.sql.shuffle.partitions"] == "400"
+    assert conf["spark.pyspark.python"] == "/opt/hg/py"
+    task = dag.dag.get_task("encode_items")
+    assert task._archives is None and task.conf == conf
+    with pytest.raises(ValueError, match="HOURGLASS_SPARK_CONF.*executor.memory"):
+        _dag_module(monkeypatch, HOURGLASS_SPARK_CONF="executor.memory=8g")

@@ -121,7 +121,7 @@ def test_single_node_launcher(gpus, ranks):
     cmd = argv(run("deepspeed/launch_single_node.sh", "--config", "c.yaml", NUM_GPUS=gpus))
     assert cmd[1:4] == ["-m", "deepspeed.launcher.runner", "--num_gpus"]
     assert cmd[4] == ranks
-    assert cmd[-3:] == [str(ROOT / "jobs" / "sft_train.py"), "--config", "c.yaml"]
+    assert cmd[-4:] == ["--module", "hourglass.train", "--config", "c.yaml"]  # no checkout file
     assert 1024 <= int(cmd[cmd.index("--master_port") + 1]) <= 65535  # a free port by default
     pinned = argv(run("deepspeed/launch_single_node.sh", NUM_GPUS=gpus, MASTER_PORT="29511"))
     assert pinned[pinned.index("--master_port") + 1] == "29511"
@@ -134,7 +134,28 @@ def test_multi_node_launcher_uses_the_hostfile():
     for flag, value in (("--hostfile", example), ("--master_addr", "gpu-node-1"),
                         ("--launcher", "openmpi"), ("--num_nodes", "2")):
         assert cmd[cmd.index(flag) + 1] == value
-    assert cmd[-3:] == [str(ROOT / "jobs" / "sft_train.py"), "--config", "c.yaml"]
+    assert cmd[-4:] == ["--module", "hourglass.train", "--config", "c.yaml"]
+
+
+def test_the_wheels_launch_command_runs_the_shipped_scripts(tmp_path):
+    """`hourglass-sft-launch` picks the single- or multi-node script shipped in the package
+    (the ones deploy/deepspeed/ links to) and hands them its own interpreter."""
+    import sys
+
+    from hourglass.train.launchers import MULTI_NODE, SINGLE_NODE, launcher_script
+
+    for name in (SINGLE_NODE, MULTI_NODE):
+        assert launcher_script(name).resolve() == (DEPLOY / "deepspeed" / name).resolve()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "HOSTFILE")}
+    launch = [sys.executable, "-m", "hourglass.train.launchers", "--config", "c.yaml"]
+    single = subprocess.run(launch, env={**env, "DRY_RUN": "1", "NUM_GPUS": "0"}, cwd=tmp_path,
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert single[0] == sys.executable and "--num_gpus" in single
+    multi = subprocess.run(launch, env={**env, "DRY_RUN": "1", "MASTER_ADDR": "gpu-node-1",
+                                        "HOSTFILE": str(DEPLOY / "deepspeed" / "hostfile.example")},
+                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    assert "--hostfile" in multi and multi[-4:] == ["--module", "hourglass.train", "--config",
+                                                    "c.yaml"]
 
 
 def test_multi_node_launcher_refuses_bad_or_missing_hostfile(tmp_path):

@@ -49,6 +49,7 @@ def test_overrides_set_step_keys_at_run_time():
     assert ingest.interactions_path == "data/amazon-office/interactions.csv"  # untouched
     stats = [cfg.step_config(s) for s in cfg.steps if s["stage"] == "hourglass_stats"]
     assert len(stats) > 1 and {s.head_share for s in stats} == {0.5}
+    assert PipelineConfig.from_args(["--config", demo, "--overrides", ""]).given_overrides() == []
     for bad, needle in (("ingest.items_path", "not stage.key=value"),
                         ("nostage.key=1", "names no step"),
                         ("ingest.no_such_key=1", "no_such_key"),

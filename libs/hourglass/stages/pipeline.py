@@ -68,13 +68,17 @@ class PipelineConfig(StageConfig):
         names = [s["stage"] for s in self.steps]
         unknown = [n for n in self.only if n not in names]
         require(not unknown, "only", f"names no step: {unknown}")
-        for item in self.overrides:
+        for item in self.given_overrides():
             stage, _, key = item.partition("=")[0].partition(".")
             require("=" in item and bool(key), "overrides",
                     f"{item!r} is not stage.key=value")
             require(stage in names, "overrides", f"{item!r} names no step of the pipeline")
         for step in self.steps:  # fail on any bad step config before the first stage runs
             self.step_config(step)
+
+    def given_overrides(self) -> list[str]:
+        """The overrides, blanks left out (a scheduler passes "" when a run sets none)."""
+        return [o.strip() for o in self.overrides if o.strip()]
 
     def preflight(self) -> None:
         for step in self.steps:
@@ -84,7 +88,7 @@ class PipelineConfig(StageConfig):
     def step_config(self, step: dict[str, Any]) -> StageConfig:
         cfg_cls, _ = stage_entry(step["stage"])
         body = {k: v for k, v in step.items() if k != "stage"}
-        for item in self.overrides:
+        for item in self.given_overrides():
             target, value = item.split("=", 1)
             stage, key = target.split(".", 1)
             if stage == step["stage"]:
