@@ -70,11 +70,13 @@ class Job:
     name: str
     config: str
     module: str = ""
+    command: str = ""  # the console command when it is not hourglass-<name with dashes>
+    aliases: tuple[str, ...] = ()  # earlier names of the command, kept for a release
 
     @property
     def script(self) -> str:
         """The console command, e.g. `hourglass-encode-items` (also the Spark app name)."""
-        return "hourglass-" + self.name.replace("_", "-")
+        return self.command or "hourglass-" + self.name.replace("_", "-")
 
     @property
     def module_name(self) -> str:
@@ -98,7 +100,8 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("synthesize", "SynthesizeConfig"),
     Job("train_codebooks", "TrainCodebooksConfig"),
     Job("encode_items", "EncodeItemsConfig"),
-    Job("hourglass_stats", "HourglassStatsConfig"),
+    Job("hourglass_stats", "HourglassStatsConfig", command="hourglass-stats",
+        aliases=("hourglass-hourglass-stats",)),
     Job("rewrite_sids", "RewriteSidsConfig"),
     Job("build_sft_data", "BuildSftDataConfig"),
     Job("sft_train", "TrainConfig", module="hourglass.train.config"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import importlib.metadata
 import inspect
 import json
 import re
@@ -265,6 +266,8 @@ class JobConfig:
                             "abfss:, hdfs:)")
         parser.add_argument("--debug", action="store_true", help="show the traceback of an "
                             "expected error (bad config, missing input) instead of one line")
+        parser.add_argument("--version", action="version",
+                            version=f"%(prog)s {importlib.metadata.version('hourglass')}")
         docs = key_docs(cls)
         for f in dataclasses.fields(cls):
             default = _default_of(f)

@@ -20,11 +20,26 @@ def test_every_job_file_is_a_console_script_of_the_same_function():
     assert set(JOBS) == {p.stem for p in (ROOT / "jobs").glob("*.py")}
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")
                if ep.value.startswith("hourglass.")}
-    assert scripts == {job.script: f"hourglass.cli:{name}" for name, job in JOBS.items()}
+    want = {script: f"hourglass.cli:{name}" for name, job in JOBS.items()
+            for script in (job.script, *job.aliases)}
+    # besides the jobs: the fine-tune's launcher, which starts sft_train's ranks
+    assert scripts == {**want, "hourglass-sft-launch": "hourglass.train.launchers:main"}
+    assert JOBS["hourglass_stats"].script == "hourglass-stats"  # not hourglass-hourglass-stats
     for name, job in JOBS.items():
         text = (ROOT / "jobs" / f"{name}.py").read_text()
         assert f"from hourglass.cli import {name}\n" in text and f"    {name}()\n" in text
         assert job.config_class().section() == name  # one config section per stage name
+
+
+def test_every_command_prints_its_version(tmp_path):
+    from hourglass import __version__
+
+    for script in [*(job.script for job in JOBS.values()), "hourglass-sft-launch"]:
+        proc = subprocess.run([str(Path(sys.executable).parent / script), "--version"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert proc.returncode == 0, (script, proc.stderr[-2000:])
+        assert proc.stdout.split() == [script, __version__], (script, proc.stdout)
 
 
 def test_console_script_refuses_a_bad_key_before_spark_starts(tmp_path):

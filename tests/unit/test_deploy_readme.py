@@ -1,5 +1,6 @@
-"""README.md stays true: every job is documented under its config section, every worked example
-parses into the job's typed config, and every key the README names exists."""
+"""README.md and docs/ stay true: the README stays a short newcomer's page listing every job,
+every worked example parses into its job's typed config, and every path, link and command they
+name exists."""
 
 from __future__ import annotations
 
@@ -8,77 +9,67 @@ import shlex
 from pathlib import Path
 
 import pytest
-from test_deploy_bundle import config_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+DOCS = {p.name: p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))}
+PAGES = {"README.md": README, **{f"docs/{n}": t for n, t in DOCS.items()}}
 JOBS = sorted(p.stem for p in (ROOT / "jobs").glob("*.py"))
-LAUNCHERS = {"deploy/deepspeed/launch_single_node.sh": "sft_train",
-             "deploy/deepspeed/launch_multi_node.sh": "sft_train"}
+MAX_README_LINES = 300
 
 
-def job_paragraph(job: str) -> str:
-    start = README.index(f"**`{job}`**")
-    end = README.find("\n**`", start + 1)
-    return README[start:end if end > 0 else README.index("\n## ", start)]
+def cli_jobs():
+    from hourglass.cli import JOBS as CLI_JOBS
+
+    return CLI_JOBS
 
 
-def config_class(job: str) -> type:
-    from hourglass.cli import JOBS
-
-    return JOBS[job].config_class()
-
-
-def commands() -> list[tuple[str, list[str]]]:
-    """(job, argv) of every README line that runs a job file or a DeepSpeed launcher."""
-    blocks = "\n".join(re.findall(r"```bash\n(.*?)```", README, re.S))
-    text = re.sub(r"\\\n\s*", " ", blocks)  # join continued lines
+def commands(text: str) -> list[tuple[str, list[str]]]:
+    """(job, argv) of every line of a page's bash blocks that runs a job: its console command
+    (`hourglass-<job>`, `hourglass-sft-launch` for sft_train), `jobs/<job>.py` or
+    `submit.sh <job>`."""
+    blocks = "\n".join(re.findall(r"```bash\n(.*?)```", text, re.S))
+    lines = re.sub(r"\\\n\s*", " ", blocks).splitlines()  # join continued lines
+    runners = [(f"{job.script} ", name) for name, job in cli_jobs().items()]
+    runners += [("hourglass-sft-launch ", "sft_train")]
+    runners += [(f"jobs/{j}.py ", j) for j in JOBS] + [(f"submit.sh {j} ", j) for j in JOBS]
     found = []
-    for line in text.splitlines():
+    for line in lines:
         line = line.split("  #")[0]
-        for script, job in [(f"jobs/{j}.py", j) for j in JOBS] + list(LAUNCHERS.items()):
-            if f"{script} " in line:
-                found.append((job, shlex.split(line.split(f"{script} ", 1)[1])))
+        for runner, job in runners:
+            if runner in line:
+                found.append((job, shlex.split(line.split(runner, 1)[1])))
     return found
 
 
-@pytest.mark.parametrize("job", [j for j in JOBS if j != "pipeline"])
-def test_every_job_is_documented_under_its_section(job):
-    assert f"(section `{config_class(job).section()}`)" in job_paragraph(job)
+def test_readme_is_a_short_page_with_the_two_commands_and_every_job():
+    assert len(README.splitlines()) <= MAX_README_LINES
+    assert "make demo" in README and "make test" in README and "make test-fast" in README
+    for job in JOBS:
+        assert f"| `{job}` |" in README, f"README's jobs table lacks {job}"
+    for page in ("contract.md", "jobs.md", "deploy.md", "benchmarks.md"):
+        assert f"(docs/{page})" in README
 
 
 def test_worked_examples_parse_into_each_jobs_config(monkeypatch):
     monkeypatch.chdir(ROOT)  # examples use paths relative to the checkout
-    examples = commands()
-    assert {job for job, _ in examples} == set(JOBS), "a job has no worked example"
+    examples = [ex for text in PAGES.values() for ex in commands(text)]
+    assert {"pipeline", "evaluate", "sft_train"} <= {job for job, _ in examples}
     for job, argv in examples:
-        argv = [a for a in argv if "<" not in a]  # placeholders such as <job>
-        config_parser(ROOT / "jobs" / f"{job}.py")(argv)  # raises ConfigError naming the key
+        argv = [a for a in argv if "<" not in a and "…" not in a]  # placeholders
+        cli_jobs()[job].parse(argv)  # raises ConfigError naming the key
 
 
-@pytest.mark.parametrize("job", [j for j in JOBS if j != "pipeline"])
-def test_named_keys_exist(job):
-    import dataclasses
-
-    fields = {f.name for f in dataclasses.fields(config_class(job))}
-    keys_text = job_paragraph(job).split("Keys", 1)[1].split("```")[0]
-    keys_text = re.sub(r"\([^()]*\)", "", keys_text)  # defaults and asides, not keys
-    named = re.findall(r"`([a-z_]+\*?)`", keys_text)
-    assert named
-    for key in named:
-        if key.endswith("*"):
-            assert any(f.startswith(key[:-1]) for f in fields), key
-        else:
-            assert key in fields, f"README names `{key}` for {job}; its config has no such key"
-
-
-def test_committed_images_and_links_exist():
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_links_and_images_exist(page):
     """Relative links and images (not demo outputs a reader has yet to make) name real files."""
-    targets = re.findall(r"\]\(([^)#\s]+)\)", README)
+    base = ROOT if page == "README.md" else ROOT / "docs"
+    targets = re.findall(r"\]\(([^)#\s]+)", PAGES[page])
     local = [t for t in targets if "://" not in t and not t.startswith("demo-output/")]
-    assert "docs/images/hourglass-flow.png" in local
-    missing = [t for t in local if not (ROOT / t).exists()]
-    assert not missing, f"README links to missing files: {missing}"
+    missing = [t for t in local if not (base / t).exists()]
+    assert not missing, f"{page} links to missing files: {missing}"
+    if page == "README.md":
+        assert "docs/images/hourglass-flow.png" in local
 
 
 REPO_DIRS = ("benchmarks/", "configs/", "data/", "deploy/", "docs/", "jobs/", "libs/",
@@ -109,13 +100,13 @@ def code_paths(text: str) -> list[str]:
 
 
 def test_code_formatted_paths_exist():
-    """Every repository path the README names in code exists (outputs like build/ are not
-    repository paths); docs/ it links to are held to the same rule."""
-    paths = code_paths(README) + code_paths((ROOT / "docs" / "contract.md").read_text())
+    """Every repository path the pages name in code exists (outputs like build/ are not
+    repository paths)."""
+    paths = [p for text in PAGES.values() for p in code_paths(text)]
     assert {"configs/cluster.yaml", "configs/demo.yaml", "deploy/spark-submit/submit.sh"} <= set(
         paths)
     missing = sorted({p for p in paths if not (ROOT / p).exists()})
-    assert not missing, f"README names missing paths: {missing}"
+    assert not missing, f"the docs name missing paths: {missing}"
 
 
 def test_the_readme_needs_no_file_outside_the_repository():
@@ -124,16 +115,19 @@ def test_the_readme_needs_no_file_outside_the_repository():
 
 
 def test_named_console_commands_are_entry_points_of_the_wheel():
-    """Every `hourglass-<job>` command the README names or runs is a console script of the
+    """Every `hourglass-<name>` command the pages name or run is a console script of the
     package; the one other such name is the prod service principal the bundle looks up."""
+    from importlib.metadata import entry_points
+
     import yaml
 
-    from hourglass.cli import JOBS as CLI_JOBS
-
-    bash = "\n".join(re.findall(r"```bash\n(.*?)```", README, re.S))
-    named = set(re.findall(r"`(hourglass-[a-z-]+)`", README))
-    named |= set(re.findall(r"^(hourglass-[a-z-]+) ", bash, re.M))
-    assert {"hourglass-encode-items", "hourglass-sft-train"} <= named
+    scripts = {ep.name for ep in entry_points(group="console_scripts")}
+    named = set()
+    for text in PAGES.values():
+        bash = "\n".join(re.findall(r"```bash\n(.*?)```", text, re.S))
+        named |= set(re.findall(r"`(hourglass-[a-z-]+)", text))
+        named |= set(re.findall(r"(?:^|\s|/)(hourglass-[a-z-]+) ", bash, re.M))
+    assert {"hourglass-pipeline", "hourglass-sft-launch"} <= named
     bundle = yaml.safe_load((ROOT / "deploy" / "databricks.yml").read_text())
     principal = bundle["targets"]["prod"]["variables"]["writer"]["lookup"]["service_principal"]
-    assert named - {job.script for job in CLI_JOBS.values()} == {principal}
+    assert named - scripts <= {principal}, named - scripts

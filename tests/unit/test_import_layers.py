@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("evaluation", ("hourglass.evaluation", "hourglass.report", "hourglass.baselines")),
     ("spark", ("hourglass.spark",)),
     ("stages", ("hourglass.stages",)),
-    ("entry", ("hourglass.cli", "hourglass.notebook")),
+    ("entry", ("hourglass.cli", "hourglass.docs", "hourglass.notebook")),
 ]
 SPARK_LAYERS = {"spark", "stages", "entry"}
 

@@ -54,7 +54,8 @@ def data() -> ReportData:
 
 @pytest.fixture(scope="module")
 def rendered(data, tmp_path_factory):
-    return render_report(data, tmp_path_factory.mktemp("report"), title="Test <report>")
+    return render_report(data, tmp_path_factory.mktemp("report"), title="Test <report>",
+                         note="A tiny budget: <b>noise</b> decides the order.")
 
 
 def test_report_files_and_sections(rendered):
@@ -68,6 +69,7 @@ def test_report_files_and_sections(rendered):
     assert page.count("data:image/png;base64,") == len(out.figures)
     assert not re.search(r"(src|href)=\"https?://", page)
     assert "Test &lt;report&gt;" in page  # escaped
+    assert "<p class='lead'>A tiny budget: &lt;b&gt;noise&lt;/b&gt; decides" in page
     for anchor in ("overview", "compare", "run-orig", "run-drop_layer_2", "rewrite",
                    "evaluation"):
         assert f"id='{anchor}'" in page

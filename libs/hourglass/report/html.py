@@ -23,6 +23,7 @@ th:first-child, td:first-child { text-align: left; }
 th { background: #f3f3f3; } tr.sub td:first-child { padding-left: 1.8em; font-style: italic; }
 figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.85em; color: #555; } .note { color: #555; font-size: 0.9em; }
+.lead { max-width: 60em; }
 .verdict-yes { color: #b00020; font-weight: bold; } .verdict-no { color: #1b5e20; }
 nav a { margin-right: 1em; }
 """
@@ -84,8 +85,11 @@ def natural_key(name: str) -> tuple:
     return (FIRST.get(name, 2), [(0, int(p)) if p.isdigit() else (1, p) for p in parts])
 
 
-def page(title: str, nav: Sequence[tuple[str, str]], sections: Sequence[str], footer: str) -> str:
+def page(title: str, nav: Sequence[tuple[str, str]], sections: Sequence[str], footer: str,
+         note: str = "") -> str:
+    """The whole page; `note`, when given, is a paragraph under the title (plain text)."""
     links = "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t in nav)
+    lead = f"<p class='lead'>{esc(note)}</p>" if note else ""
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1><nav>{links}</nav>"
+            f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>{lead}<nav>{links}</nav>"
             f"{''.join(sections)}<hr><p class='note'>{footer}</p></body></html>")

@@ -144,7 +144,7 @@ class Rendered:
 
 
 def render_report(data: ReportData, out_dir: str | Path, title: str = "Hourglass report",
-                  run_ids: list[str] | None = None) -> Rendered:
+                  run_ids: list[str] | None = None, note: str = "") -> Rendered:
     """Write `index.html` and its PNGs into `out_dir`; return the page and figure paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -168,5 +168,5 @@ def render_report(data: ReportData, out_dir: str | Path, title: str = "Hourglass
     footer = (f"hourglass {esc(hourglass.__version__)}. Tables read: {sources or 'in memory'}."
               " Definitions: docs/contract.md of the hourglass repository, “Hourglass statistics”.")
     path = out / "index.html"
-    path.write_text(page(title, nav, sections, footer), encoding="utf-8")
+    path.write_text(page(title, nav, sections, footer, note), encoding="utf-8")
     return Rendered(path=path, figures=figs.paths)

@@ -26,6 +26,7 @@ class ReportConfig(StageConfig):
         report_dir: folder of the HTML report; empty: report/ beside the tables folder
         run_ids: stats runs to report; empty: all
         title: title of the report page
+        note: a paragraph under the title, e.g. what the run's budget can and cannot show
         summary_table: statistics summary table
         layer_stats_table: per-token counts table
         flow_table: prefix flow table
@@ -36,6 +37,7 @@ class ReportConfig(StageConfig):
     report_dir: str = ""
     run_ids: list[str] = dataclasses.field(default_factory=list)
     title: str = "Hourglass report"
+    note: str = ""
     summary_table: str = "sid_summary"
     layer_stats_table: str = "sid_layer_stats"
     flow_table: str = "sid_flow"
@@ -78,7 +80,7 @@ def run(spark: SparkSession, cfg: ReportConfig) -> ReportResult:
     data = load_report_data(spark, {k: cfg.ref(v) for k, v in refs.items()},
                             cfg.run_ids or None)
     runs = cfg.run_ids or data.run_ids()
-    rendered = render_report(data, cfg.folder(), cfg.title, runs)
+    rendered = render_report(data, cfg.folder(), cfg.title, runs, cfg.note)
     path = rendered.path.resolve()
     with tracked_run(cfg.tracking, cfg.output_root or cfg.folder(), "report", "report",
                      {"hourglass.stats_run_ids": ",".join(runs)}) as track:
