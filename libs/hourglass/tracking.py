@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hourglass.config import ConfigError
+from hourglass.errors import HourglassError
 from hourglass.logs import log
 
 ENV_URI = "MLFLOW_TRACKING_URI"
@@ -37,6 +38,10 @@ DEFAULT_EXPERIMENT = "hourglass"
 STORE_DIR = "mlflow"  # under output_root: mlflow.db and artifacts/
 PARAM_MAX = 6000  # MLflow's limit on a param value
 _BAD_KEY = re.compile(r"[^\w./\- ]")
+
+
+class RegistryError(HourglassError):
+    """The model registry refused a registration (a name it does not take, no privilege)."""
 
 
 def tracking_field() -> Any:
@@ -212,14 +217,22 @@ class Run:
             return ""
         from mlflow.exceptions import MlflowException
 
+        registry = self.client._registry_uri
         try:
-            self.client.create_registered_model(name)
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-        version = self.client.create_model_version(
-            name, source, run_id=run_id or self.run_id,
-            tags={k: str(v) for k, v in tags.items() if v not in (None, "")})
+            try:
+                self.client.create_registered_model(name)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            version = self.client.create_model_version(
+                name, source, run_id=run_id or self.run_id,
+                tags={k: str(v) for k, v in tags.items() if v not in (None, "")})
+        except MlflowException as exc:  # permissions, a name the registry refuses, ...
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.error_code
+            raise RegistryError(
+                f"the model registry {registry} refused model {name!r} ({first}); check the "
+                "name (Unity Catalog: catalog.schema.model) and your privileges on it, or set "
+                f"{ENV_REGISTRY}") from exc
         log.info("registered %s version %s (source %s)", name, version.version, source)
         return str(version.version)
 

@@ -6,6 +6,7 @@ import pytest
 
 from hourglass.config import ConfigError
 from hourglass.tracking import (
+    RegistryError,
     Run,
     check_model_name,
     experiment_name,
@@ -135,6 +136,9 @@ def test_a_run_reads_back_with_mlflow_client(no_env, tmp_path):
         (tmp_path / "model" / "w.txt").write_text("weights")
         run.artifacts(tmp_path / "model", "model")
         version = run.register("hg-model", run.artifact_uri("model"), {"hourglass.k": 1})
+        # a name the registry refuses: one line naming the model and the registry
+        with pytest.raises(RegistryError, match="refused model 'hg/model'.*cannot contain"):
+            run.register("hg/model", run.artifact_uri("model"), {})
     with pytest.raises(RuntimeError), tracked_run(True, root, "broken", "evaluate") as failed:
         raise RuntimeError("boom")
 
