@@ -4,8 +4,9 @@ PYTHON_BOOT ?= python3
 VENV        := .venv
 PY          := $(VENV)/bin/python
 JARS_DIR    := .jars
-# What the pipeline needs (make demo), and what only the tests, linters and the scheduler and
-# bundle checks need on top (make test).
+# What the pipeline needs (make demo; plus pyproject's build requirements, setuptools and wheel,
+# for the editable install without build isolation), and what only the tests, linters and the
+# scheduler and bundle checks need on top (make test).
 REQS        := requirements/base.txt requirements/spark.txt requirements/embed.txt requirements/track.txt requirements/train.txt
 DEV_REQS    := requirements/dev.txt
 DEMO_OUT    ?= demo-output
@@ -34,7 +35,7 @@ setup-dev: setup $(VENV)/.installed-dev
 
 $(VENV)/.installed: $(REQS) requirements/constraints.txt setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt $(foreach r,$(REQS),-r $(r))
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt $(foreach r,$(REQS),-r $(r)) setuptools wheel
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(PY) -m pip check
 	touch $@
