@@ -73,7 +73,7 @@ def scheduler(standalone_cluster, onnx_model, tmp_path_factory):
         "HOURGLASS_SFT_LAUNCH": f"{sys.executable} -m hourglass.train.launchers",
         "HOURGLASS_SPARK_CONF": " ".join([
             "spark.driver.host=127.0.0.1", "spark.driver.bindAddress=127.0.0.1",
-            "spark.ui.enabled=false", "spark.executor.memory=1g",
+            "spark.ui.enabled=false", "spark.executor.memory=1g", "spark.cores.max=1",
             "spark.sql.shuffle.partitions=2", "spark.databricks.delta.snapshotPartitions=2"]),
         "HOURGLASS_SCHEDULE": "none", "CPU_RANKS": "1", "DS_ACCELERATOR": "cpu",
         "MLFLOW_DISABLE_TELEMETRY": "true",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hourglass.spark.progress import names_its_jobs, next_step, spark_step
@@ -63,3 +65,21 @@ def test_a_stage_run_directly_gives_the_caller_its_job_names_back(spark, tmp_pat
     assert sc.getLocalProperty("spark.job.description") == "my notebook cell"
     sc.setLocalProperty("spark.jobGroup.id", None)
     sc.setLocalProperty("spark.job.description", None)
+
+
+def test_a_long_step_draws_its_finished_tasks_and_a_step_without_jobs_draws_nothing(spark,
+                                                                                  capsys):
+    import time
+
+    with spark_step(spark, "hourglass_stats", "scan the SID table", bar=True):
+        slow = spark.range(4).repartition(4).rdd.map(lambda x: time.sleep(1.5) or x)
+        assert slow.count() == 4
+    with spark_step(spark, "ablation", "train none", bar=True):
+        time.sleep(2.5)  # no Spark job: like a fine-tune in a child process
+    err = capsys.readouterr().err  # the bar is tqdm's "<desc>: <percent>|...| done/total ["
+    drawn = re.findall(r"hourglass_stats: scan the SID table: +\d+%\|[^|]*\| (\d+)/(\d+) \[",
+                       err)
+    assert drawn, err[-2000:]
+    done, total = map(int, drawn[-1])
+    assert 4 <= done <= total  # at least the four slow tasks (the tracker may lag the rest)
+    assert "ablation: train none:" not in err

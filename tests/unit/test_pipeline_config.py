@@ -103,7 +103,7 @@ def test_cluster_ablation_takes_the_demo_recipe():
     assert recipes[0] == recipes[1] == ("all_items", "valid_recall")
 
 
-@pytest.mark.parametrize(("name", "steps", "ds"), [("demo.yaml", 300, "zero2_cpu_fp32.json"),
+@pytest.mark.parametrize(("name", "steps", "ds"), [("demo.yaml", 200, "zero2_cpu_fp32.json"),
                                                     ("cluster.yaml", 20000, "zero2_gpu_bf16.json")])
 def test_sft_train_takes_a_pipeline_files_ablation_budget(name, steps, ds):
     from hourglass.train.config import parse_train_args
@@ -126,7 +126,7 @@ def test_sft_train_docstring_example_parses(monkeypatch):
     line = next(ln for ln in doc.splitlines() if "jobs/sft_train.py --config configs/" in ln)
     argv = shlex.split(line.split("jobs/sft_train.py", 1)[1])
     cfg = parse_train_args(["--local_rank=0", *argv])
-    assert cfg.output_root == "demo-output/tables" and cfg.max_steps == 300
+    assert cfg.output_root == "demo-output/tables" and cfg.max_steps == 200
 
 
 def test_pipeline_file_without_one_ablation_is_refused_for_sft_train(tmp_path):

@@ -97,24 +97,36 @@ def next_step(spark: SparkSession, stage: str, step: str) -> None:
 
 
 def _task_bar(sc, group: str, step: str, stop: threading.Event, every: float = 2.0) -> None:
-    """Finished/total tasks of the group's jobs, polled from the status tracker."""
+    """Finished/total tasks of the group's jobs, polled from the status tracker; drawn once the
+    step has run a task (a step without Spark jobs shows none), and once more at its end."""
     from tqdm import tqdm
 
     tracker = sc.statusTracker()
     before = set(tracker.getJobIdsForGroup(group))  # earlier steps of the same stage
     seen: set[int] = set()
-    with tqdm(desc=f"{group}: {step}", unit="task", file=sys.stderr, mininterval=every,
-              total=0) as progress:
+    progress = None
+
+    def poll() -> None:
+        nonlocal progress
+        seen.update(set(tracker.getJobIdsForGroup(group)) - before)
+        done = total = 0
+        for job in seen:
+            info = tracker.getJobInfo(job)
+            for stage_id in info.stageIds if info else []:
+                s = tracker.getStageInfo(stage_id)
+                if s is not None:
+                    done, total = done + s.numCompletedTasks, total + s.numTasks
+        if total:
+            if progress is None:
+                progress = tqdm(desc=f"{group}: {step}", unit="task", file=sys.stderr,
+                                mininterval=every, total=total)
+            progress.total, progress.n = total, done
+            progress.refresh()
+
+    try:
         while not stop.wait(every):
-            seen.update(set(tracker.getJobIdsForGroup(group)) - before)
-            done = total = 0
-            for job in seen:
-                info = tracker.getJobInfo(job)
-                for stage_id in info.stageIds if info else []:
-                    s = tracker.getStageInfo(stage_id)
-                    if s is not None:
-                        done, total = done + s.numCompletedTasks, total + s.numTasks
-            if total:
-                progress.total = total
-                progress.n = done
-                progress.refresh()
+            poll()
+        poll()
+    finally:
+        if progress is not None:
+            progress.close()

@@ -40,7 +40,7 @@ def main_for(cfg_cls: type[StageConfig], run, app_name: str, argv: list[str] | N
         print(f"config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     spark = get_spark(app_name)
-    with spark_step(spark, cfg_cls.section(), cfg_cls.summary()):
+    with spark_step(spark, cfg_cls.section(), cfg_cls.summary(), bar=True):
         result = run(spark, cfg)
     print(json.dumps({"job": app_name, "result": to_jsonable(result)}, default=str, indent=2))
     return result

@@ -116,7 +116,7 @@ def run(spark: SparkSession, cfg: PipelineConfig) -> list[StepResult]:
         _, run_stage = stage_entry(step["stage"])
         log.info("pipeline: stage %s starts", step["stage"])
         start = time.perf_counter()
-        with spark_step(spark, step["stage"], step_cfg.summary()):
+        with spark_step(spark, step["stage"], step_cfg.summary(), bar=True):
             result = run_stage(spark, step_cfg)
         elapsed = time.perf_counter() - start
         log.info("pipeline: stage %s done in %.1fs: %s", step["stage"], elapsed, result)

@@ -21,9 +21,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hourglass.logs import log
 from hourglass.train.config import TrainConfig, parse_train_args
 
 LAUNCHERS = ("deepspeed", "torchrun", "python")
+# The trainer's own log line at every log step: run_training echoes it, so a parent that runs
+# several fine-tunes (the ablation, the demo) shows how far each is rather than minutes of quiet.
+PROGRESS_MARK, PROGRESS_WIDTH = "INFO hourglass: step ", 160
 
 
 def free_port() -> int:
@@ -82,7 +86,15 @@ def run_training(cfg: TrainConfig, launcher: str = "deepspeed", num_procs: int =
     with open(log_path, "a") as log_fh:
         log_fh.write("launch: " + " ".join(cmd) + "\n")
         log_fh.flush()
-        proc = subprocess.run(cmd, env=env, stdout=log_fh, stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace")
+        assert proc.stdout is not None
+        for line in proc.stdout:  # everything to the run's log; its step lines to ours too
+            log_fh.write(line)
+            if PROGRESS_MARK in line:
+                log.info("%s: step %s", cfg.strategy_name,
+                         line.split(PROGRESS_MARK, 1)[1].strip()[:PROGRESS_WIDTH])
+        proc.wait()
     Path(config_file).unlink(missing_ok=True)
     if proc.returncode != 0:
         tail = log_path.read_text().splitlines()[-40:]
