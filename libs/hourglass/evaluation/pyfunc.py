@@ -48,7 +48,7 @@ class SidRetriever(mlflow.pyfunc.PythonModel):
 
     # model_input is not annotated: MLflow would read an annotation as the input schema, which
     # the logged signature gives (a DataFrame with the array column `history`).
-    def predict(self, context: Any, model_input, params: Mapping[str, Any] | None = None  # noqa: ANN001
+    def predict(self, context: Any, model_input, params: Mapping[str, Any] | None = None
                 ) -> Any:
         import pandas as pd
 

@@ -114,14 +114,18 @@ def _task_bar(sc, group: str, step: str, stop: threading.Event, every: float = 2
             info = tracker.getJobInfo(job)
             for stage_id in info.stageIds if info else []:
                 s = tracker.getStageInfo(stage_id)
-                if s is not None:
-                    done, total = done + s.numCompletedTasks, total + s.numTasks
-        if total:
+                if s is None:
+                    continue
+                total += s.numTasks
+                # a finished job's stages are done, those it skipped (their shuffle output
+                # reused) included, which never report a completed task
+                done += s.numTasks if info.status == "SUCCEEDED" else s.numCompletedTasks
+        if total and (progress is None or (progress.n, progress.total) != (done, total)):
             if progress is None:
                 progress = tqdm(desc=f"{group}: {step}", unit="task", file=sys.stderr,
                                 mininterval=every, total=total)
             progress.total, progress.n = total, done
-            progress.refresh()
+            progress.refresh()  # only when it moved: a step busy outside Spark stays quiet
 
     try:
         while not stop.wait(every):
