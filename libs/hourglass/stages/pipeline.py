@@ -52,7 +52,7 @@ class PipelineConfig(StageConfig):
         steps: ordered stages, each a mapping {stage: name, ...that stage's keys}
         only: run only the steps of these stages; empty: all
         overrides: step keys set at run time, each stage.key=value, applied to every step of
-            that stage (e.g. ingest.items_path=s3a://bucket/2026-12-07/items.jsonl, from a
+            that stage (e.g. ingest.items_path=s3a://bucket/<date>/items.jsonl, from a
             scheduler's run parameters); comma-separated on the command line
     """
 
