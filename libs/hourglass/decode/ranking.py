@@ -85,9 +85,13 @@ class Ranker:
 
     def items(self, out: BeamOutput, u: int, max_k: int) -> list[str]:
         """User `u`'s first `max_k` items: those of each SID in turn, most popular first."""
+        return self.items_of(self.sids(out, u), max_k)
+
+    def items_of(self, sids: Sequence[tuple[tuple[str, ...], float]], max_k: int) -> list[str]:
+        """The first `max_k` items behind `sids` (as `sids` gives them), most popular first."""
         items: list[str] = []
         seen: set[str] = set()
-        for key, _ in self.sids(out, u):
+        for key, _ in sids:
             for item in self.catalog.sid_items.get(key, ()):
                 if item not in seen:
                     seen.add(item)

@@ -63,10 +63,10 @@ class SidRetriever(mlflow.pyfunc.PythonModel):
         out = self.ranker.decode(self.ranker.prompts(prompts), constrained=True)
         rows = []
         for u in range(len(prompts)):
-            sids = self.ranker.sids(out, u)[:k]
-            rows.append({"item_ids": self.ranker.items(out, u, k),
-                         "sids": [" ".join(s) for s, _ in sids],
-                         "scores": [score for _, score in sids]})
+            found = self.ranker.sids(out, u)
+            rows.append({"item_ids": self.ranker.items_of(found, k),
+                         "sids": [" ".join(s) for s, _ in found[:k]],
+                         "scores": [score for _, score in found[:k]]})
         return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
 
 

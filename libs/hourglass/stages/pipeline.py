@@ -68,17 +68,25 @@ class PipelineConfig(StageConfig):
         names = [s["stage"] for s in self.steps]
         unknown = [n for n in self.only if n not in names]
         require(not unknown, "only", f"names no step: {unknown}")
-        for item in self.given_overrides():
-            stage, _, key = item.partition("=")[0].partition(".")
-            require("=" in item and bool(key), "overrides",
-                    f"{item!r} is not stage.key=value")
-            require(stage in names, "overrides", f"{item!r} names no step of the pipeline")
+        unknown = [s for s in self.stage_overrides() if s not in names]
+        require(not unknown, "overrides", f"names no step of the pipeline: {unknown}")
         for step in self.steps:  # fail on any bad step config before the first stage runs
             self.step_config(step)
 
     def given_overrides(self) -> list[str]:
         """The overrides, blanks left out (a scheduler passes "" when a run sets none)."""
         return [o.strip() for o in self.overrides if o.strip()]
+
+    def stage_overrides(self) -> dict[str, dict[str, str]]:
+        """{stage: {key: value}} of the overrides; one not of the form stage.key=value is a
+        ConfigError naming it."""
+        out: dict[str, dict[str, str]] = {}
+        for item in self.given_overrides():
+            target, sep, value = item.partition("=")
+            stage, _, key = target.partition(".")
+            require(bool(sep and stage and key), "overrides", f"{item!r} is not stage.key=value")
+            out.setdefault(stage, {})[key] = value
+        return out
 
     def preflight(self) -> None:
         for step in self.steps:
@@ -88,11 +96,7 @@ class PipelineConfig(StageConfig):
     def step_config(self, step: dict[str, Any]) -> StageConfig:
         cfg_cls, _ = stage_entry(step["stage"])
         body = {k: v for k, v in step.items() if k != "stage"}
-        for item in self.given_overrides():
-            target, value = item.split("=", 1)
-            stage, key = target.split(".", 1)
-            if stage == step["stage"]:
-                body[key] = value
+        body.update(self.stage_overrides().get(step["stage"], {}))
         body.setdefault("output_root", self.output_root)
         try:
             return cfg_cls.from_dict(body)
