@@ -103,6 +103,18 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+def split_list(text: str) -> list[str]:
+    """`a,b(1,2),c` → ['a', 'b(1,2)', 'c']: commas inside parentheses belong to the item, so a
+    list flag can carry `exchange(1,2)`; otherwise exactly `str.split(",")`."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")" and depth > 0)
+        if ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    return [*items, text[start:]]
+
+
 def coerce(key: str, value: Any, tp: Any) -> Any:
     """Convert `value` (from YAML/JSON or a CLI string) to the field type `tp`."""
     base, optional = _unwrap_optional(tp)
@@ -134,7 +146,7 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
             return str(value)
         if origin in (list, tuple):
             (item_tp, *_) = typing.get_args(base) or (str,)
-            items = value.split(",") if isinstance(value, str) else list(value)
+            items = split_list(value) if isinstance(value, str) else list(value)
             out = [coerce(key, v.strip() if isinstance(v, str) else v, item_tp) for v in items]
             return out if origin is list else tuple(out)
         if origin is dict or base is dict:

@@ -15,7 +15,8 @@ from hourglass.stages.rewrite_sids import RewriteSidsConfig, run
 pytestmark = pytest.mark.spark
 
 N, L, M = 240, 3, 8
-STRATEGIES = ["none", "drop_layer(2)", "topk(2)", "topshare(0.5)"]
+STRATEGIES = ["none", "drop_layer(2)", "topk(2)", "topshare(0.5)", "exchange(1,2)",
+              "topk_share(0.25)"]
 SIDS_SCHEMA = "item_id STRING, codes ARRAY<INT>, residual_norms ARRAY<FLOAT>, codebook_id STRING"
 BAD_ROWS = [("short", [1, 2], [1.0, 0.5], "cb"), ("  ", [1, 2, 3], None, "cb"),
             ("big", [1, 8, 2], None, "cb"), ("nocodes", None, None, "cb"),

@@ -76,3 +76,11 @@ def test_pipeline_file_step_is_picked(tmp_path):
 
     with pytest.raises(ConfigError, match="2 steps of stage 'twice'"):
         TwiceConfig.from_args(["--config", str(f)])
+
+
+def test_list_flags_keep_commas_inside_parentheses():
+    from hourglass.config import split_list
+
+    assert split_list("none,exchange(1,2),topk(4)") == ["none", "exchange(1,2)", "topk(4)"]
+    assert split_list("a,,b") == ["a", "", "b"] and split_list("") == [""]
+    assert split_list("x(1,2") == ["x(1,2"]  # unbalanced: one item, refused by its parser

@@ -76,13 +76,15 @@ def test_export_round_trip_and_tamper_check(tmp_path):
         load_sid_index(folder)
 
 
-def test_job_exits_2_on_a_bad_parameter_before_spark_starts(tmp_path):
+@pytest.mark.parametrize("spec,message", [("topk(-1)", "topk K must be >= 0"),
+                                          ("exchange(1,1)", "swaps a layer with itself")])
+def test_job_exits_2_on_a_bad_parameter_before_spark_starts(tmp_path, spec, message):
     from pathlib import Path
 
     job = Path(__file__).resolve().parents[2] / "jobs" / "rewrite_sids.py"
     proc = subprocess.run([sys.executable, str(job), "--output_root", str(tmp_path),
-                           "--strategies", "none,topk(-1)"],
+                           "--strategies", f"none,{spec}"],
                           capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 2
-    assert "topk K must be >= 0" in proc.stderr and "'strategies'" in proc.stderr
+    assert message in proc.stderr and "'strategies'" in proc.stderr
     assert list(tmp_path.iterdir()) == []

@@ -16,11 +16,13 @@ from hourglass.rewrite.strategies import (
     capacity_formula,
     collision_share,
     drop_layer,
+    exchange,
     none,
     parse_strategy,
     removed_tokens,
     rewrite_sids,
     topk,
+    topk_share,
     topshare,
 )
 from hourglass.rewrite.trie import SidTrie
@@ -99,7 +101,9 @@ def test_collision_share():
 
 @pytest.mark.parametrize("spec", ["topk(-1)", "topk_-3", "topshare(0)", "topshare(1.5)",
                                   "topshare(-0.2)", "foo", "topk", "topk(1.5)", "drop_layer(0)",
-                                  "none(2)", "", "topk(16"])
+                                  "none(2)", "", "topk(16", "exchange(1,1)", "exchange_2_2",
+                                  "exchange(1)", "exchange", "exchange(0,2)", "exchange(1.5,2)",
+                                  "topk(1,2)", "topk_share(0)", "topk_share(1.2)", "topk_share"])
 def test_invalid_specs_are_config_errors(spec):
     with pytest.raises(ConfigError, match="strategies"):
         parse_strategy(spec)
@@ -118,10 +122,54 @@ def test_layer_out_of_range_needs_the_layer_count():
 @pytest.mark.parametrize("spec,name", [("none", "none"), ("drop_layer(2)", "drop_layer_2"),
                                        ("topk(16)", "topk_16"), ("topk_16", "topk_16"),
                                        ("topshare(0.5)", "topshare_0.5"),
-                                       ("topshare(1)", "topshare_1.0")])
+                                       ("topshare(1)", "topshare_1.0"),
+                                       ("exchange(1,2)", "exchange_1_2"),
+                                       ("exchange( 2 , 3 )", "exchange_2_3"),
+                                       ("topk_share(0.049)", "topk_share_0.049"),
+                                       ("topk_share_0.5", "topk_share_0.5")])
 def test_names_round_trip(spec, name):
     assert parse_strategy(spec).name == name
     assert parse_strategy(name) == parse_strategy(spec)
+
+
+def _permuted(row, order):
+    """Plain-Python reference of an exchange: the tagged tokens of `row` in `order`."""
+    letters = "abcdefgh"
+    return [f"<{letters[j]}_{row[j]}>" for j in order]
+
+
+def test_exchange_reorders_tokens_and_keeps_their_layer_tags():
+    sids = _sids(exchange(1, 2), keep=True)
+    assert sids[0] == ["<b_1>", "<a_0>", "<c_2>"]  # the issue's example: <b_c2> <a_c1> <c_c3>
+    for row, sid in zip(CODES.tolist(), sids, strict=True):
+        assert sid == _permuted(row, [1, 0, 2])
+    assert _sids(exchange(1, 3), keep=True)[1] == _permuted(CODES[1].tolist(), [2, 1, 0])
+    # a permutation adds and removes no collision: the same items share a SID as under none
+    assert collision_share(sids) == collision_share(_sids(none(), keep=True))
+    # suffixes go after the exchanged tokens, in the order none gives them
+    assert _sids(exchange(1, 2))[5] == ["<b_1>", "<a_0>", "<c_2>", "<d_0>"]
+    assert [s[3:] for s in _sids(exchange(2, 3))] == [s[3:] for s in _sids(none())]
+    assert exchange(1, 2) == exchange(1, 2) and exchange(1, 2).params == {"i": 1, "j": 2}
+
+
+def test_exchange_layer_beyond_the_sid_names_the_key():
+    parse_strategy("exchange(1,4)")  # fine until the number of layers is known
+    with pytest.raises(ConfigError, match="strategies.*layer 4 out of range"):
+        parse_strategy("exchange(1,4)").validate(3)
+    with pytest.raises(ConfigError, match="strategies.*exchange"):
+        rewrite_sids(CODES, IDS, exchange(3, 4), 4)
+
+
+def test_topk_share_turns_shares_of_m_into_k():
+    # the paper's grid: K = 20/200/400/600 of M = 4096
+    for share, k in ((0.005, 20), (0.049, 201), (0.098, 401), (0.146, 598)):
+        assert topk_share(share).top_k(4096) == k
+    assert topk_share(0.005).top_k(64) == 1  # never 0: that would be `none`
+    assert topk_share(0.146).top_k(64) == 9
+    counts = (np.array([1, 2, 3]), np.array([4, 1, 1]))
+    assert removed_tokens(topk_share(0.5), *counts, 4).tolist() == [1, 2]  # K = 2 of M = 4
+    assert _sids(topk_share(0.25)) == _sids(topk(1))
+    assert _sids(topk_share(1.0)) == _sids(topk(4))
 
 
 # ---- properties over random inputs ------------------------------------------------------
@@ -144,6 +192,8 @@ def _reference_removed(kind: str, param, layer2: np.ndarray, M: int) -> set[int]
 _strategy = st.one_of(
     st.just(none()), st.integers(1, 4).map(drop_layer), st.integers(0, 6).map(topk),
     st.sampled_from([0.1, 0.25, 0.5, 0.8, 1.0]).map(topshare),
+    st.sampled_from([0.1, 0.3, 1.0]).map(topk_share),
+    st.sampled_from([(1, 2), (2, 1), (1, 3), (2, 3), (3, 4)]).map(lambda p: exchange(*p)),
 )
 
 
@@ -153,6 +203,8 @@ _strategy = st.one_of(
 def test_properties_on_random_codes(seed, n, L, M, strategy, keep):
     if strategy.kind == "drop_layer" and int(strategy.param) > L:
         strategy = drop_layer(L)
+    if strategy.kind == "exchange" and max(strategy.layers) > L:
+        strategy = exchange(1, L)
     rng = np.random.default_rng(seed)
     codes = rng.integers(0, M, size=(n, L))
     ids = [f"item{i}" for i in rng.permutation(n)]
@@ -162,18 +214,25 @@ def test_properties_on_random_codes(seed, n, L, M, strategy, keep):
     suffix_layer = L + 1
     if strategy.kind == "topk" or strategy.kind == "topshare":
         gone = _reference_removed(strategy.kind, strategy.param, codes[:, 1], M)
+    if strategy.kind == "topk_share":
+        gone = _reference_removed("topk", max(1, round(strategy.param * M)), codes[:, 1], M)
+    order = list(range(L))
+    if strategy.kind == "exchange":
+        i, j = strategy.layers
+        order[i - 1], order[j - 1] = order[j - 1], order[i - 1]
     for row, sid in zip(codes, sids, strict=True):
         layers = [parse_token(t)[0] for t in sid]
-        assert layers == sorted(layers)  # tokens stay in layer order
+        if strategy.kind != "exchange":
+            assert layers == sorted(layers)  # tokens stay in layer order
         base = [t for t in sid if parse_token(t)[0] != suffix_layer]
-        expected = [(j + 1, int(c)) for j, c in enumerate(row)]
+        expected = [(j + 1, int(row[j])) for j in order]
         if strategy.kind == "drop_layer":
             del expected[int(strategy.param) - 1]
-        elif strategy.kind != "none" and int(row[1]) in gone:
+        elif strategy.kind not in ("none", "exchange") and int(row[1]) in gone:
             del expected[1]
         assert [parse_token(t) for t in base] == expected
         if not (strategy.kind == "drop_layer" and strategy.param == 1):
-            assert sid[0] == f"<a_{row[0]}>"  # every item keeps its layer-1 token
+            assert sid[0] == base[0] == "<{}_{}>".format("abcd"[order[0]], row[order[0]])
     if keep:
         assert all(parse_token(t)[0] != suffix_layer for s in sids for t in s)
     else:

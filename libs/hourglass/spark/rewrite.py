@@ -136,12 +136,12 @@ def _token_col(layer: int, code: Column) -> Column:
 
 def _layer_kept(strategy: Strategy, removed: np.ndarray, j: int) -> Column | bool:
     """Whether the strategy keeps 0-based layer j of a SID: always, never, or where the code
-    is not among the removed tokens (topk / topshare on the top layer)."""
+    is not among the removed tokens (topk / topshare / topk_share on the top layer)."""
     from pyspark.sql import functions as F
 
     if strategy.kind == "drop_layer" and j == int(strategy.param) - 1:
         return False
-    if strategy.kind in ("topk", "topshare") and j == TOP_LAYER - 1 and len(removed):
+    if strategy.kind in ("topk", "topshare", "topk_share") and j == TOP_LAYER - 1 and len(removed):
         return ~F.col("codes")[j].isin([int(c) for c in removed])
     return True
 
@@ -151,7 +151,7 @@ def base_tokens(strategy: Strategy, removed: np.ndarray, num_layers: int) -> Col
     from pyspark.sql import functions as F
 
     tokens = []
-    for j in range(num_layers):
+    for j in strategy.order(num_layers):
         kept = _layer_kept(strategy, removed, j)
         if kept is False:
             continue
@@ -166,7 +166,8 @@ def base_key(strategy: Strategy, removed: np.ndarray, num_layers: int,
     base M+1 is layer j's code + 1, or 0 where the strategy drops it. Codes are 0..M-1 (see
     `split_item_sids`), so equal keys are equal token lists. A long sorts on its whole value
     in Spark's 8-byte sort prefix, where the joined token string (`<a_12> <b_3> ...`) leaves
-    most comparisons to the full strings. None when (M+1)^L does not fit a long."""
+    most comparisons to the full strings. None when (M+1)^L does not fit a long. Digits go in
+    layer order whatever order the strategy spells the SID in (exchange): the key only groups."""
     from pyspark.sql import functions as F
 
     radix = codebook_size + 1

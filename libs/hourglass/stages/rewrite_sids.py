@@ -27,10 +27,12 @@ SUMMARY_TABLE_COLUMNS = ("strategy", "metric", "value")
 
 @dataclasses.dataclass
 class RewriteSidsConfig(StageConfig):
-    """Rewrite SIDs with one or more strategies (none, drop_layer(l), topk(K), topshare(p)).
+    """Rewrite SIDs with one or more strategies (none, drop_layer(l), topk(K), topshare(p),
+    topk_share(s), exchange(i,j)).
 
     Keys:
-        strategies: rewrites to apply: none, drop_layer(l), topk(K), topshare(p)
+        strategies: rewrites to apply: none, drop_layer(l), topk(K), topshare(p),
+            topk_share(s) (K = round(s·M), at least 1), exchange(i,j) (layers i and j swap)
         resolve_collisions: add a suffix token to SIDs that collide after rewriting
         item_sids_table: input table of fixed-length SIDs
         item_sids_version: Delta version of item_sids to read; empty: the latest
@@ -191,6 +193,10 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
     if len(codebooks) > 1:
         raise ValueError(f"{src.ref} mixes codebooks {codebooks}: rewrite one codebook at a time")
     removed = {s.name: removed_tokens(s, codes, counts, M) for s in strategies}
+    for s in strategies:
+        if s.top_k(M) is not None:
+            log.info("rewrite_sids %s: K = %d of M = %d layer-2 tokens removed", s.name,
+                     len(removed[s.name]), M)
     record = lineage("rewrite_sids", cfg.config_hash(), inputs, strategies=names,
                      source_codebook_id=codebooks[0] if codebooks else None,
                      num_layers=L, codebook_size=M)
