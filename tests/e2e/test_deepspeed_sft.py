@@ -399,3 +399,30 @@ def test_checkpoint_selected_by_valid_recall(spark, world, tmp_path):
     assert meta["selected_step"] == result["selected_step"]
     assert brute_force_recall(spark, world, str(run_dir / "final"), result, 3) == \
         pytest.approx(best)
+
+
+def test_given_prefix_trains_and_decodes_the_rest_of_the_sid(spark, world, tmp_path):
+    """Table 1's "Given Layer 1" on one rank: the fine-tune records given_prefix 1, its
+    validation Recall probe and the evaluation continue each SID from the target's first token,
+    and the rows are labelled `none+given_1`, never `none`. The walk's successor is learnable,
+    and knowing its first token can only help: Recall@1 stays high."""
+    cfg = _train_cfg(world, tmp_path, "given", given_prefix=1, max_steps=60,
+                     select_by="valid_recall", eval_every=30, recall_k=1, recall_beam=4,
+                     save_every=0)
+    result = run_training(cfg, launcher="deepspeed", num_procs=1)
+    run_dir = Path(cfg.run_dir())
+    assert json.loads((run_dir / "final" / "hourglass_sft.json").read_text())["given_prefix"] == 1
+    assert result["valid_recall"] > 0.5
+    (tmp_path / "none").symlink_to(run_dir)
+    out = evaluate.run(spark, evaluate.EvaluateConfig.from_dict({
+        "output_root": world["root"], "run_id": "given", "strategies": ["none"],
+        "runs_root": str(tmp_path), "beam_size": 6, "recall_ks": [1, 5], "ndcg_ks": [5],
+        "batch_users": 32, "include_popularity": False, "tracking": False}))
+    assert out.users == {"none+given_1": N_USERS}
+    res = {(r.strategy, r.subset, r.metric, r.k): r.value
+           for r in read_table(spark, f"{world['root']}/eval_results").df
+           .where("run_id = 'given'").collect()}
+    assert {s for s, *_ in res} == {"none+given_1"}
+    assert res[("none+given_1", "all", "recall", 1)] > 0.8
+    # a search that starts inside the trie only ever completes whole SIDs of that first token
+    assert 0.0 <= res[("none+given_1", "all", "invalid_ratio", 5)] <= 1.0

@@ -160,3 +160,25 @@ def test_cached_llama_scores_equal_full_forward():
             seq = out.sequence(u, b, EOS)
             ref = sequence_logprob(model, prompt, [*seq, EOS])
             assert out.scores[u, b] == pytest.approx(ref, abs=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sids=st.lists(fixed_sid, min_size=1, max_size=12), seed=st.integers(0, 10_000))
+def test_search_continued_from_a_given_prefix_is_exact_among_its_completions(sids, seed):
+    """Table 1's "Given Layer 1": the prompt ends with the target's first token and the
+    search starts at its trie node: a wide beam finds exactly the SIDs under that prefix, scored
+    as brute force scores their remaining tokens."""
+    trie, model_ids, cons, V = _setup(sids)
+    model = HashModel(V, seed)
+    first = sorted(set(sids))[0][0]
+    prompt = [4, 2, model_ids[first]]
+    node = cons.advance(np.array([0]), np.array([model_ids[first]]))
+    rest = sorted({s[1:] for s in set(sids) if s[0] == first})
+    ref = _brute_force(model, prompt, rest, model_ids)
+    beam = len(ref) + 2
+    out = beam_search(model, [prompt], beam, trie.max_depth - 1, EOS, PAD, cons, node)
+    inv = {v: k for k, v in model_ids.items()}
+    got = [(float(out.scores[0, b]), tuple(inv[t] for t in out.sequence(0, b, EOS)))
+           for b in range(beam) if np.isfinite(out.scores[0, b])]
+    assert [g[1] for g in got] == [r[1] for r in ref]
+    np.testing.assert_allclose([g[0] for g in got], [r[0] for r in ref], rtol=1e-6, atol=1e-6)

@@ -63,7 +63,7 @@ def test_ranker_expands_shared_sids_and_skips_unfinished(monkeypatch):
     out = BeamOutput(tokens=np.array([[[a2, eos], [a1, eos], [a1, -1]]]),
                      scores=np.array([[-0.1, -0.5, -0.7]]),
                      finished=np.array([[True, True, False]]))
-    monkeypatch.setattr(ranker, "decode", lambda prompts, constrained: out)
+    monkeypatch.setattr(ranker, "decode", lambda prompts, constrained, given=None: out)
     res = ranker.rank([["<a_1>"]], ["x"], max_k=5)
     assert res.ranks.tolist() == [3]  # z, then y before x (popularity) behind <a_1>
     assert ranker.rank([["<a_1>"]], ["x"], max_k=2).ranks.tolist() == [0]

@@ -112,3 +112,16 @@ def test_history_labels_teach_every_item_after_the_first():
     # one item of history: only the target
     _, y = frame_example([10, 11], [20], bos, sep, eos, label_history=True)
     assert y == [-100] * 4 + [20, eos]
+
+
+def test_given_prefix_moves_the_first_target_tokens_out_of_the_loss():
+    bos, sep, eos = 2, 4, 3
+    prompt = [10, 11, sep, 12, 13]
+    x, y = frame_example(prompt, [20, 21, 22], bos, sep, eos, given_prefix=1)
+    assert x == [bos, *prompt, sep, 20, 21, 22, eos]  # the input is unchanged
+    assert y == [-100] * 8 + [21, 22, eos]
+    _, y = frame_example(prompt, [20, 21, 22], bos, sep, eos, label_history=True,
+                         given_prefix=2)
+    assert y == [-100, -100, -100, -100, 12, 13, -100, -100, -100, 22, eos]
+    with pytest.raises(ValueError, match="leaves no target token"):
+        frame_example(prompt, [20], bos, sep, eos, given_prefix=1)

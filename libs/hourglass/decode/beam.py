@@ -50,12 +50,13 @@ class BeamOutput:
 
 
 def beam_search(model: StepModel, prompts: Sequence[Sequence[int]], beam: int, max_len: int,
-                eos_id: int, pad_id: int, constraint: TrieConstraint | None = None
-                ) -> BeamOutput:
+                eos_id: int, pad_id: int, constraint: TrieConstraint | None = None,
+                start_nodes: np.ndarray | None = None) -> BeamOutput:
     """Decode at most `max_len` SID tokens plus `</s>` per hypothesis.
 
     A free hypothesis that has not emitted `</s>` after `max_len + 1` tokens stays unfinished:
-    an overlong SID, invalid by definition.
+    an overlong SID, invalid by definition. `start_nodes` (one trie node per prompt, default
+    the root) continues each user's SID from a prefix its prompt already ends with.
     """
     import torch
 
@@ -67,7 +68,8 @@ def beam_search(model: StepModel, prompts: Sequence[Sequence[int]], beam: int, m
     score[:, 0] = 0.0
     finished = torch.zeros((U, B), dtype=torch.bool)
     tokens = torch.full((U, B, max_len + 1), -1, dtype=torch.long)
-    nodes = np.zeros(U * B, dtype=np.int64)
+    nodes = (np.zeros(U * B, dtype=np.int64) if start_nodes is None
+             else np.repeat(np.asarray(start_nodes, dtype=np.int64), B))
     user_base = (torch.arange(U) * B)[:, None]
     for t in range(max_len + 1):
         cand = score[:, :, None] + logp

@@ -69,17 +69,34 @@ class Ranker:
         return [frame_prompt(self.ids.ids(p), sp.bos, sp.sep, self.max_prompt_len)
                 for p in prompt_tokens]
 
-    def decode(self, prompts: list[list[int]], constrained: bool) -> BeamOutput:
+    def decode(self, prompts: list[list[int]], constrained: bool,
+               given: Sequence[Sequence[int]] | None = None) -> BeamOutput:
+        """Beam search after each prompt; with `given` (model ids of each user's SID prefix,
+        already at the end of its prompt) the search continues from that prefix's trie node."""
         sp = self.ids.special
-        return beam_search(self.stepper, prompts, self.beam, self.constraint.max_depth, sp.eos,
-                           sp.pad, self.constraint if constrained else None)
+        depth, start = self.constraint.max_depth, None
+        if given is not None:
+            depth -= min((len(g) for g in given), default=0)
+            start = np.array([self._node_of(g) for g in given], dtype=np.int64)
+        return beam_search(self.stepper, prompts, self.beam, depth, sp.eos, sp.pad,
+                           self.constraint if constrained else None,
+                           start if constrained else None)
 
-    def sids(self, out: BeamOutput, u: int) -> list[tuple[tuple[str, ...], float]]:
-        """User `u`'s whole SIDs of a constrained decode, best first, with their log-probs."""
+    def _node_of(self, prefix: Sequence[int]) -> int:
+        node = np.zeros(1, dtype=np.int64)
+        for t in prefix:
+            node = self.constraint.advance(node, np.array([t]))
+        return int(node[0])
+
+    def sids(self, out: BeamOutput, u: int, given: Sequence[int] = ()
+             ) -> list[tuple[tuple[str, ...], float]]:
+        """User `u`'s whole SIDs of a constrained decode, best first, with their log-probs
+        (each after the `given` prefix, in model ids, when the search continued one)."""
         found = []
         for b in range(out.scores.shape[1]):
             if out.finished[u, b] and np.isfinite(out.scores[u, b]):
-                trie_ids = self.constraint.trie_of_model[out.sequence(u, b, self.ids.special.eos)]
+                seq = [*given, *out.sequence(u, b, self.ids.special.eos)]
+                trie_ids = self.constraint.trie_of_model[seq]
                 found.append((tuple(self.vocab[i] for i in trie_ids), float(out.scores[u, b])))
         return found
 
@@ -100,26 +117,38 @@ class Ranker:
                 break
         return items[:max_k]
 
-    def invalid_shares(self, out: BeamOutput, ks: Sequence[int]) -> np.ndarray:
-        """[U, len(ks)]: share of the top-k free hypotheses that are not a whole SID."""
+    def invalid_shares(self, out: BeamOutput, ks: Sequence[int],
+                       given: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+        """[U, len(ks)]: share of the top-k free hypotheses that are not a whole SID (after the
+        user's `given` prefix, when the search continued one)."""
         eos = self.ids.special.eos
         U, B = out.scores.shape
         valid = np.zeros((U, B), dtype=bool)
         for u in range(U):
+            head = list(given[u]) if given is not None else []
             for b in range(B):
                 valid[u, b] = (out.finished[u, b] and np.isfinite(out.scores[u, b])
-                               and self.constraint.is_valid(out.sequence(u, b, eos)))
+                               and self.constraint.is_valid([*head, *out.sequence(u, b, eos)]))
         return np.stack([1.0 - valid[:, :min(k, B)].mean(axis=1) for k in ks], axis=1)
 
     def rank(self, prompt_tokens: Sequence[Sequence[str]], targets: Sequence[str],
-             max_k: int, invalid_ks: Sequence[int] | None = None) -> Ranked:
+             max_k: int, invalid_ks: Sequence[int] | None = None,
+             given: Sequence[Sequence[str]] | None = None) -> Ranked:
+        """Rank each user's target among the items of the best SIDs. `given` (each user's first
+        target tokens, Table 1's "Given Layer 1") is appended to the prompt and the search only
+        completes the SID: a diagnostic that sees part of the answer, not a retrieval result."""
         prompts = self.prompts(prompt_tokens)
-        out = self.decode(prompts, constrained=True)
+        given_ids = None
+        if given is not None:
+            given_ids = [self.ids.ids(g) for g in given]
+            prompts = [[*p, *g] for p, g in zip(prompts, given_ids, strict=True)]
+        out = self.decode(prompts, constrained=True, given=given_ids)
         ranks = np.zeros(len(targets), dtype=np.int32)
         for u, target in enumerate(targets):
-            items = self.items(out, u, max_k)
+            items = self.items_of(self.sids(out, u, given_ids[u] if given_ids else ()), max_k)
             ranks[u] = items.index(target) + 1 if target in items else 0
         invalid = None
         if invalid_ks:
-            invalid = self.invalid_shares(self.decode(prompts, constrained=False), invalid_ks)
+            free = self.decode(prompts, constrained=False, given=given_ids)
+            invalid = self.invalid_shares(free, invalid_ks, given_ids)
         return Ranked(ranks=ranks, invalid=invalid)

@@ -64,13 +64,20 @@ def history_labels(prompt: Sequence[int], sep_id: int) -> list[int]:
 
 def frame_example(prompt_ids: Sequence[int], target_ids: Sequence[int], bos_id: int,
                   sep_id: int, eos_id: int, max_len: int | None = None,
-                  label_history: bool = False) -> tuple[list[int], list[int]]:
+                  label_history: bool = False, given_prefix: int = 0
+                  ) -> tuple[list[int], list[int]]:
     """(input_ids, labels) of one training example; labels are -100 outside the target.
 
     Loss on the target only (paper eq. 4): the history is context, not something to predict.
     `label_history` also puts loss on the history items after the first (`history_labels`):
     one forward then teaches every next-item step of the window, as SASRec's loss does.
+    `given_prefix` n (Table 1's "Given Layer 1"): the first n target tokens are part of the
+    prompt — the input is unchanged, they just carry no loss — so the model learns only the
+    rest of the SID, as evaluation then asks it to.
     """
+    if not 0 <= given_prefix < len(target_ids):
+        raise ValueError(f"given_prefix {given_prefix} leaves no target token of "
+                         f"{len(target_ids)} to learn")
     target = [*target_ids, eos_id]
     budget = None if max_len is None else max_len - len(target)
     if budget is not None and budget < 2:
@@ -78,4 +85,4 @@ def frame_example(prompt_ids: Sequence[int], target_ids: Sequence[int], bos_id: 
                          "target tokens")
     prompt = frame_prompt(prompt_ids, bos_id, sep_id, budget)
     head = history_labels(prompt, sep_id) if label_history else [-100] * len(prompt)
-    return prompt + target, head + target
+    return prompt + target, head + [-100] * given_prefix + target[given_prefix:]

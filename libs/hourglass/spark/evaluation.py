@@ -41,8 +41,10 @@ def _ranker(model_dir: str, catalog_bc: Any, beam: int, max_prompt_len: int,
 
 def rank_users(test: DataFrame, model_dir: str, catalog_bc: Any, beam: int, max_k: int,
                invalid_ks: Sequence[int] | None, max_prompt_len: int, batch_users: int,
-               threads: int = 1) -> DataFrame:
-    """Rows (user_id, prompt_tokens, target_item_id) → (user_id, target_item_id, rank, invalid)."""
+               threads: int = 1, given_prefix: int = 0) -> DataFrame:
+    """Rows (user_id, prompt_tokens, target_item_id[, target_tokens]) → (user_id,
+    target_item_id, rank, invalid); with `given_prefix` n the search completes each target SID
+    from its first n tokens (a diagnostic, see `hourglass.evaluation.labels`)."""
     invalid_ks = list(invalid_ks or [])
 
     def rank_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -52,15 +54,18 @@ def rank_users(test: DataFrame, model_dir: str, catalog_bc: Any, beam: int, max_
         for pdf in batches:
             for lo in range(0, len(pdf), batch_users):
                 chunk = pdf.iloc[lo:lo + batch_users]
+                given = ([list(t)[:given_prefix] for t in chunk["target_tokens"]]
+                         if given_prefix else None)
                 res = ranker.rank([list(p) for p in chunk["prompt_tokens"]],
-                                  list(chunk["target_item_id"]), max_k, invalid_ks)
+                                  list(chunk["target_item_id"]), max_k, invalid_ks, given)
                 invalid = ([list(map(float, r)) for r in res.invalid] if res.invalid is not None
                            else [None] * len(chunk))
                 yield pd.DataFrame({"user_id": chunk["user_id"].to_numpy(),
                                     "target_item_id": chunk["target_item_id"].to_numpy(),
                                     "rank": res.ranks.astype("int32"), "invalid": invalid})
 
-    cols = test.select("user_id", "prompt_tokens", "target_item_id")
+    cols = test.select("user_id", "prompt_tokens", "target_item_id",
+                       *(["target_tokens"] if given_prefix else []))
     return cols.mapInPandas(rank_batches, SCORED_SCHEMA)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hourglass.config import StageConfig, require
+from hourglass.evaluation.labels import describe, given_label
 from hourglass.evaluation.metrics import NDCG_KS, RECALL_KS, popularity_order
 from hourglass.evaluation.tracked import ServingCatalog
 from hourglass.logs import log
@@ -28,7 +29,13 @@ from hourglass.spark.progress import spark_step
 from hourglass.spark.tables import lineage, read_table, table_exists, write_slice
 from hourglass.tracking import Run, tracked_run, tracking_field
 from hourglass.train.config import TrainConfig
-from hourglass.train.runs import TrainedModel, find_model, run_folder_name, trained_max_seq_len
+from hourglass.train.runs import (
+    TrainedModel,
+    find_model,
+    run_folder_name,
+    trained_given_prefix,
+    trained_max_seq_len,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -267,13 +274,16 @@ def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
     n_parts = cfg.partitions or spark.sparkContext.defaultParallelism
     rows: list[tuple] = []
     users: dict[str, int] = {}
+    labels: dict[str, str] = {}
     serving = None
     for i, name in enumerate(names):
         model_dir = models[name].model_dir
         sft = sft_reads[sft_version_for(cfg, models[name])]
         test = sample_users(_held_out(sft.df, name, cfg.split).where(F.col("split") == cfg.split),
                             cfg.max_users, cfg.seed)
-        test = test.select("user_id", "prompt_tokens", "target_item_id").persist(
+        given = trained_given_prefix(model_dir)
+        label = given_label(name, given)
+        test = test.select("user_id", "prompt_tokens", "target_item_id", "target_tokens").persist(
             StorageLevel.MEMORY_AND_DISK)
         counts = popularity_counts(inter.df, _held_out(sft.df, name, cfg.split))
         pop = {r["item_id"]: r["count"] for r in counts.collect()}
@@ -283,11 +293,12 @@ def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
         longest = max((len(t) for t in catalog[1]), default=0)
         trained_len = trained_max_seq_len(model_dir, TrainConfig.max_seq_len)
         max_prompt = cfg.max_prompt_len or trained_len - (longest + 1)
-        if name == cfg.registered():
+        if name == cfg.registered() and not given:
             serving = ServingCatalog(*catalog, beam=cfg.beam_size, max_prompt_len=max_prompt)
         scored = rank_users(test.repartition(n_parts), model_dir, catalog_bc, cfg.beam_size,
-                            cfg.max_k(), invalid_ks, max_prompt, cfg.batch_users, threads)
-        scored_sets = [(name, scored, invalid_ks)]
+                            cfg.max_k(), invalid_ks, max_prompt, cfg.batch_users, threads,
+                            given)
+        scored_sets = [(label, scored, invalid_ks)]
         if cfg.include_popularity and i == 0:
             top = popularity_order(pop)[:cfg.max_k()]
             scored_sets.append((POPULARITY, popularity_scored(test, top), []))
@@ -304,14 +315,15 @@ def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
                 users[strategy] = frame.count()
                 frame.unpersist()
         n_test = test.count()
-        if users[name] != n_test:
-            raise RuntimeError(f"{name}: scored {users[name]} users of {n_test}")
+        if users[label] != n_test:
+            raise RuntimeError(f"{label}: scored {users[label]} users of {n_test}")
         test.unpersist()
         catalog_bc.unpersist()
-        log.info("evaluate %s: %d users; %s", name, n_test, ", ".join(
+        log.info("evaluate %s: %d users; %s", describe(label), n_test, ", ".join(
             f"{m}@{k}={v:.4f}" for _, st, sub, m, k, v in rows
-            if st == name and sub == "all" and m in ("recall", "invalid_ratio") and k == 10))
-    written = [*names, *([POPULARITY] if cfg.include_popularity else [])]
+            if st == label and sub == "all" and m in ("recall", "invalid_ratio") and k == 10))
+        labels[name] = label
+    written = [*labels.values(), *([POPULARITY] if cfg.include_popularity else [])]
     record = lineage("evaluate", cfg.config_hash(),
                      {**{r.ref: r.version for r in sft_reads.values()}, sids.ref: sids.version,
                       inter.ref: inter.version, **seg_lineage},

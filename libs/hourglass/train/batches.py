@@ -24,14 +24,14 @@ class EncodedExamples:
 
 
 def encode_examples(rows: dict[str, list], ids: TokenIds, max_len: int,
-                    label_history: bool = False) -> EncodedExamples:
+                    label_history: bool = False, given_prefix: int = 0) -> EncodedExamples:
     """Frame every row as `<s> prompt <sep> target </s>` within `max_len` tokens (loss on the
-    history items too with `label_history`)."""
+    history items too with `label_history`; none on the first `given_prefix` target tokens)."""
     sp = ids.special
     inputs, labels = [], []
     for prompt, target in zip(rows["prompt_tokens"], rows["target_tokens"], strict=True):
         x, y = frame_example(ids.ids(prompt), ids.ids(target), sp.bos, sp.sep, sp.eos, max_len,
-                             label_history)
+                             label_history, given_prefix)
         inputs.append(x)
         labels.append(y)
     return EncodedExamples(inputs, labels)

@@ -41,6 +41,9 @@ class TrainConfig(StageConfig):
         max_seq_len: tokens per example (prompt + target SID + </s>)
         loss_on: target (the target SID only, paper eq. 4) or all_items (also every history
             item after the first, each from the items before it; validation loss stays target)
+        given_prefix: first target-SID tokens given as input (Table 1's "Given Layer 1"): no
+            loss on them, and evaluation continues the SID from them; a diagnostic that sees
+            part of the answer, labelled <strategy>+given_<n> in eval_results; 0: off
         deepspeed_config: DeepSpeed JSON (batch, optimizer, ZeRO stage): a path or a packaged name
         max_steps: optimizer steps to train
         log_every: steps between logged loss / learning rate / tokens per second
@@ -78,6 +81,7 @@ class TrainConfig(StageConfig):
     intermediate_size: int = 256
     max_seq_len: int = 256
     loss_on: str = "target"
+    given_prefix: int = 0
     deepspeed_config: str = DEFAULT_DS_CONFIG
     max_steps: int = 200
     log_every: int = 20
@@ -178,6 +182,7 @@ class TrainConfig(StageConfig):
             require(getattr(self, key) >= 0, key, "must be >= 0 (0 = off / automatic)")
         require(self.loss_on in ("target", "all_items"), "loss_on",
                 "must be target or all_items")
+        require(self.given_prefix >= 0, "given_prefix", "must be >= 0 (0 = off)")
         require(self.select_by in ("last", "valid_recall"), "select_by",
                 "must be last or valid_recall")
         if self.select_by == "valid_recall":

@@ -192,6 +192,12 @@ def find_model(strategy_runs: Path, sids_version: int, sids_table: str,
     return max(mine, key=lambda m: m.sft_version)
 
 
+def trained_given_prefix(model_dir: str | Path) -> int:
+    """Target tokens the model was trained to continue from (`given_prefix`; 0 for a folder
+    without a run record, as every model before the option)."""
+    return int((recorded(Path(model_dir).parent).get("config") or {}).get("given_prefix", 0))
+
+
 def trained_max_seq_len(model_dir: str | Path, default: int) -> int:
     """The sequence budget a model was trained with: its run's recorded config (RUN_FILE beside
     FINAL_DIR), else `default` for a model folder that has no run record."""

@@ -29,7 +29,7 @@ class RecallProbe:
     def __init__(self, model: Any, tokenizer: Any, item_ids: Sequence[str],
                  item_tokens: Sequence[Sequence[str]], valid_rows: dict[str, list], k: int,
                  beam: int, max_seq_len: int, device: str = "cpu",
-                 batch_users: int = 64) -> None:
+                 batch_users: int = 64, given_prefix: int = 0) -> None:
         catalog = Catalog.build(item_ids, item_tokens)
         longest = max((len(t) for t in item_tokens), default=0)
         self.ranker = Ranker(model, tokenizer, catalog, beam, max_seq_len - (longest + 1),
@@ -37,6 +37,8 @@ class RecallProbe:
         self.model = model
         self.prompts = valid_rows["prompt_tokens"]
         self.targets = valid_rows["target_item_id"]
+        self.given = ([list(t[:given_prefix]) for t in valid_rows["target_tokens"]]
+                      if given_prefix else None)
         self.k = k
         self.batch_users = batch_users
 
@@ -53,7 +55,8 @@ class RecallProbe:
         try:
             for lo in range(0, len(self.targets), self.batch_users):
                 hi = lo + self.batch_users
-                ranked = self.ranker.rank(self.prompts[lo:hi], self.targets[lo:hi], self.k)
+                ranked = self.ranker.rank(self.prompts[lo:hi], self.targets[lo:hi], self.k,
+                                          given=self.given[lo:hi] if self.given else None)
                 found += int(np.count_nonzero(ranked.ranks > 0))
         finally:
             self.model.train(was_training)
@@ -107,7 +110,8 @@ def recall_probe(cfg: TrainConfig, model: Any, tokenizer: Any, sid_rows: dict[st
     """This rank's probe: a seeded sample of its valid rows, `recall_users` over all ranks."""
     rows = probe_rows(valid_rows, -(-cfg.recall_users // world))
     return RecallProbe(model, tokenizer, sid_rows["item_id"], sid_rows["tokens"], rows,
-                       cfg.recall_k, cfg.recall_beam, cfg.max_seq_len, device)
+                       cfg.recall_k, cfg.recall_beam, cfg.max_seq_len, device,
+                       given_prefix=cfg.given_prefix)
 
 
 def probe_rows(valid_rows: dict[str, list], users: int) -> dict[str, list]:

@@ -258,10 +258,12 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
     ids = TokenIds(tokenizer)
     shard = read_shard(cfg.table_uri(cfg.sft_table), strategy, rank, world, pins["sft_version"])
     enc_train = encode_examples(shard.where_split("train"), ids, cfg.max_seq_len,
-                                label_history=cfg.loss_on == "all_items")
+                                label_history=cfg.loss_on == "all_items",
+                                given_prefix=cfg.given_prefix)
     valid_rows = shard.where_split("valid")
     cap = -(-cfg.max_valid_examples // world)
-    enc_valid = encode_examples({k: v[:cap] for k, v in valid_rows.items()}, ids, cfg.max_seq_len)
+    enc_valid = encode_examples({k: v[:cap] for k, v in valid_rows.items()}, ids, cfg.max_seq_len,
+                                given_prefix=cfg.given_prefix)
     if cfg.record_shard_keys:
         (run_dir / "shards").mkdir(parents=True, exist_ok=True)
         keys = list(zip(*(shard.columns[c] for c in ("user_id", "split", "target_item_id")),
@@ -300,7 +302,8 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
         engine.module.load_state_dict(best.state)  # training is over: export the chosen step
     v_end = valid_loss(engine, enc_valid, enc_train, pad, micro, device)
     meta = {**pins, "steps": cfg.max_steps, "world_size": world, "valid_loss": v_end,
-            "selected_step": best.step, f"valid_recall@{cfg.recall_k}": best.recall}
+            "selected_step": best.step, f"valid_recall@{cfg.recall_k}": best.recall,
+            "given_prefix": cfg.given_prefix}
     export_model(engine, tokenizer, run_dir / FINAL_DIR, settings.zero_stage, rank, meta)
     track.metrics({"valid_loss_start": v_start, "valid_loss": v_end}, cfg.max_steps)
     track.artifacts(run_dir / FINAL_DIR, MODEL_ARTIFACT)
