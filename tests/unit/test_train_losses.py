@@ -1,5 +1,5 @@
 """Focal and MiLe token losses against hand-computed values on a 3-token vocabulary, the causal
-shift and ignored positions, and Hugging Face's own loss for `ce`."""
+shift and ignored positions, Hugging Face's own loss for `ce`, and the config keys."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import math
 import pytest
 import torch
 
+from hourglass.config import ConfigError
+from hourglass.train.config import TrainConfig
 from hourglass.train.losses import batch_loss, shift_labelled, token_loss, token_weights
 
 # Three predictions over a 3-token vocabulary (logits = log p, so softmax gives p back) and the
@@ -145,3 +147,25 @@ def test_batch_loss_is_the_model_loss_for_ce_and_the_token_loss_otherwise():
         # every focal weight is < 1 (an untrained model's MiLe weights are nearly equal, so
         # MiLe stays near CE here; the toy tests tell them apart)
         assert batch_loss(model, batch, "focal", 2.0).item() < 0.99 * hf.loss.item()
+
+
+@pytest.mark.parametrize("keys,key", [
+    ({"loss": "dice"}, "loss"),
+    ({"loss": "focal", "focal_gamma": -1.0}, "focal_gamma"),
+    ({"loss": "mile", "mile_gamma": -0.5}, "mile_gamma"),
+    ({"mile_gamma": float("nan")}, "mile_gamma"),
+    ({"focal_gamma": float("inf")}, "focal_gamma"),
+])
+def test_invalid_loss_keys_are_named(tmp_path, keys, key):
+    with pytest.raises(ConfigError, match=f"key '{key}'"):
+        TrainConfig.from_dict({"output_root": str(tmp_path), **keys})
+
+
+def test_loss_gamma_follows_the_loss(tmp_path):
+    base = {"output_root": str(tmp_path), "focal_gamma": 3.0, "mile_gamma": 0.5}
+    assert TrainConfig.from_dict(base).loss == "ce"
+    assert TrainConfig.from_dict(base).loss_gamma == 0.0
+    assert TrainConfig.from_dict({**base, "loss": "focal"}).loss_gamma == 3.0
+    assert TrainConfig.from_dict({**base, "loss": "mile"}).loss_gamma == 0.5
+    assert TrainConfig.from_dict({"output_root": str(tmp_path)}).focal_gamma == 2.0
+    assert TrainConfig.from_dict({"output_root": str(tmp_path)}).mile_gamma == 1.0
