@@ -426,3 +426,37 @@ def test_given_prefix_trains_and_decodes_the_rest_of_the_sid(spark, world, tmp_p
     assert res[("none+given_1", "all", "recall", 1)] > 0.8
     # a search that starts inside the trie only ever completes whole SIDs of that first token
     assert 0.0 <= res[("none+given_1", "all", "invalid_ratio", 5)] <= 1.0
+def test_focal_and_mile_train_through_deepspeed(world, tmp_path):
+    """Two steps with each loss on one DeepSpeed rank (MiLe under loss_on all_items): the first
+    logged focal loss is below the CE of the same batch and model (every focal weight is < 1),
+    every loss is finite, valid_loss is CE whatever the training loss (the same untrained model
+    scores the same), and run.json, the model's metadata and the MLflow params name the loss."""
+    from mlflow.tracking import MlflowClient
+
+    from hourglass.tracking import tracking_uri
+
+    runs = {}
+    for name, keys in (("ce", {}), ("focal", {"loss": "focal"}),
+                       ("mile", {"loss": "mile", "mile_gamma": 2.0, "loss_on": "all_items"})):
+        cfg = _train_cfg(world, tmp_path, f"loss_{name}", max_steps=2, log_every=1,
+                         save_every=0, record_shard_keys=False, **keys)
+        result = run_training(cfg, launcher="python")
+        run_dir = Path(cfg.run_dir())
+        logged = [json.loads(x)["train_loss"]
+                  for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        runs[name] = (cfg, result, logged, run_dir)
+    assert runs["focal"][2][0] < 0.99 * runs["ce"][2][0]
+    client = MlflowClient(tracking_uri(world["root"]))
+    exp = client.get_experiment_by_name("hourglass").experiment_id
+    for name, gamma in (("ce", 0.0), ("focal", 2.0), ("mile", 2.0)):
+        cfg, result, logged, run_dir = runs[name]
+        assert len(logged) == 2 and all(np.isfinite(logged))
+        assert np.isfinite([result["train_loss"], result["valid_loss_end"]]).all()
+        assert result["valid_loss_start"] == pytest.approx(runs["ce"][1]["valid_loss_start"],
+                                                           rel=1e-6)
+        config = json.loads((run_dir / "run.json").read_text())["config"]
+        meta = json.loads((run_dir / "final" / "hourglass_sft.json").read_text())
+        assert (config["loss"], meta["loss"], meta["loss_gamma"]) == (name, name, gamma)
+        (tracked,) = client.search_runs([exp], f"tags.`hourglass.run_dir` = '{run_dir}'")
+        assert tracked.data.params["loss"] == name
+        assert float(tracked.data.params["mile_gamma"]) == (2.0 if name == "mile" else 1.0)

@@ -31,6 +31,15 @@ def test_sub_sections_are_tied_to_the_run(tmp_path):
     assert cfg.sft_config().strategies == ["none", "topk_4"]
 
 
+def test_train_loss_reaches_every_fine_tune(tmp_path):
+    cfg = _cfg(tmp_path, train={"loss": "mile", "mile_gamma": 0.5})
+    for name in cfg.names():
+        t = cfg.train_config(name)
+        assert (t.loss, t.loss_gamma) == ("mile", 0.5)
+    with pytest.raises(ConfigError, match="ablation.train: config key 'loss'"):
+        _cfg(tmp_path, train={"loss": "dice"})
+
+
 @pytest.mark.parametrize("kw,key", [
     ({"train": {"max_stepz": 3}}, "ablation.train"),
     ({"train": {"strategy": "none"}}, "train"),

@@ -8,6 +8,7 @@ JSON (`deepspeed_config`), so each value is set in exactly one place. The launch
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from hourglass.resources import deepspeed_config_file, deepspeed_config_names
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.table_refs import is_path
 from hourglass.tracking import tracking_field
+from hourglass.train.losses import LOSSES
 from hourglass.train.runs import run_folder_name
 
 # A DeepSpeed JSON shipped in the package (hourglass/resources/deepspeed/), named by file name.
@@ -44,6 +46,12 @@ class TrainConfig(StageConfig):
         given_prefix: first target-SID tokens given as input (Table 1's "Given Layer 1"): no
             loss on them, and evaluation continues the SID from them; a diagnostic that sees
             part of the answer, labelled <strategy>+given_<n> in eval_results; 0: off
+        loss: ce, focal (Lin et al. 2017) or mile (Su et al. 2024) on the labelled tokens
+            (hourglass.train.losses); train_loss reports it, valid_loss is always plain CE so
+            runs with different losses compare
+        focal_gamma: focal γ in -(1 - p_t)^γ log p_t (2: Lin et al.'s choice; 0: CE)
+        mile_gamma: MiLe γ in -(1 + H_t)^γ log p_t, H_t the entropy of the predicted
+            distribution, weights scaled to mean 1 per batch (1: the MiLe authors'; 0: CE)
         deepspeed_config: DeepSpeed JSON (batch, optimizer, ZeRO stage): a path or a packaged name
         max_steps: optimizer steps to train
         log_every: steps between logged loss / learning rate / tokens per second
@@ -82,6 +90,9 @@ class TrainConfig(StageConfig):
     max_seq_len: int = 256
     loss_on: str = "target"
     given_prefix: int = 0
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    mile_gamma: float = 1.0
     deepspeed_config: str = DEFAULT_DS_CONFIG
     max_steps: int = 200
     log_every: int = 20
@@ -125,6 +136,11 @@ class TrainConfig(StageConfig):
         if "output_root" in data:
             keys.setdefault("output_root", data["output_root"])
         return keys
+
+    @property
+    def loss_gamma(self) -> float:
+        """The γ of the chosen loss (0 for ce)."""
+        return {"focal": self.focal_gamma, "mile": self.mile_gamma}.get(self.loss, 0.0)
 
     @property
     def strategy_name(self) -> str:
@@ -183,6 +199,10 @@ class TrainConfig(StageConfig):
         require(self.loss_on in ("target", "all_items"), "loss_on",
                 "must be target or all_items")
         require(self.given_prefix >= 0, "given_prefix", "must be >= 0 (0 = off)")
+        require(self.loss in LOSSES, "loss", f"must be one of {', '.join(LOSSES)}")
+        for key in ("focal_gamma", "mile_gamma"):
+            gamma = getattr(self, key)
+            require(math.isfinite(gamma) and gamma >= 0, key, f"must be >= 0 (got {gamma})")
         require(self.select_by in ("last", "valid_recall"), "select_by",
                 "must be last or valid_recall")
         if self.select_by == "valid_recall":

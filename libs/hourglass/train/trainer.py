@@ -1,5 +1,8 @@
 """DeepSpeed SFT of a causal LM on SID sequences (paper eq. 4): loss on the target SID only.
 
+The training loss is cross-entropy, focal or MiLe (`loss`, `hourglass.train.losses`); the
+validation loss is always cross-entropy.
+
 One process per rank (the `deepspeed` launcher, torchrun, or pyspark's
 DeepspeedTorchDistributor). Rank 0 pins the table versions and every rank reads its own shard of
 `sft_examples` from the Delta log. The batch order is a pure function of (seed, rank, step), so a
@@ -33,6 +36,7 @@ from hourglass.train.batches import collate, encode_examples, real_tokens, targe
 from hourglass.train.config import TrainConfig
 from hourglass.train.data import batch_indices, read_shard, read_strategy_columns
 from hourglass.train.ds_config import finish_ds_config, load_ds_config
+from hourglass.train.losses import batch_loss
 from hourglass.train.runs import (
     CHECKPOINTS_DIR,
     FINAL_DIR,
@@ -150,8 +154,10 @@ def _reduce(values: list[float], op: str = "sum") -> list[float]:
 
 def valid_loss(engine: Any, enc: Any, fallback: Any, pad_id: int, micro: int,
                device: str) -> float | None:
-    """Mean target-token loss over every rank's valid rows; all ranks run equal forward counts
-    (ZeRO-3 gathers parameters collectively), padding with zero-weight batches."""
+    """Mean target-token cross-entropy over every rank's valid rows, whatever the training
+    `loss`: model selection and runs trained with different losses stay comparable. All ranks
+    run equal forward counts (ZeRO-3 gathers parameters collectively), padding with zero-weight
+    batches."""
     import torch
 
     own = (len(enc) + micro - 1) // micro
@@ -301,9 +307,9 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
     if probe is not None and best.state is not None:
         engine.module.load_state_dict(best.state)  # training is over: export the chosen step
     v_end = valid_loss(engine, enc_valid, enc_train, pad, micro, device)
-    meta = {**pins, "steps": cfg.max_steps, "world_size": world, "valid_loss": v_end,
-            "selected_step": best.step, f"valid_recall@{cfg.recall_k}": best.recall,
-            "given_prefix": cfg.given_prefix}
+    meta = {**pins, "steps": cfg.max_steps, "world_size": world, "loss": cfg.loss,
+            "loss_gamma": cfg.loss_gamma, "given_prefix": cfg.given_prefix, "valid_loss": v_end,
+            "selected_step": best.step, f"valid_recall@{cfg.recall_k}": best.recall}
     export_model(engine, tokenizer, run_dir / FINAL_DIR, settings.zero_stage, rank, meta)
     track.metrics({"valid_loss_start": v_start, "valid_loss": v_end}, cfg.max_steps)
     track.artifacts(run_dir / FINAL_DIR, MODEL_ARTIFACT)
@@ -344,7 +350,7 @@ def _loop(cfg: TrainConfig, engine: Any, enc_train: Any, enc_valid: Any, start: 
             for m in range(accum):
                 idx = batch_indices(len(enc_train), micro, seed, step * accum + m)
                 batch = collate(enc_train, idx, pad, device)
-                loss = engine(**batch).loss
+                loss = batch_loss(engine, batch, cfg.loss, cfg.loss_gamma)
                 engine.backward(loss)
                 engine.step()
                 n = target_tokens(batch)
