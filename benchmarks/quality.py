@@ -29,11 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hourglass.study.sasrec import SASREC, add_sasrec_args, run_sasrec, sasrec_inputs
+
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ("amazon-office", "amazon-scientific")
 STRATEGIES = ("none", "drop_layer(2)", "topk(4)", "topk(16)", "topshare(0.5)")
 SID_STAGES = ("ingest", "embed_items", "train_codebooks", "encode_items", "rewrite_sids")
-SASREC, POPULARITY = "sasrec", "popularity"
+POPULARITY = "popularity"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,16 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ndcg-ks", nargs="+", type=int, default=[5, 10, 20], help="k of NDCG@k")
     p.add_argument("--users", type=int, default=0,
                    help="test users evaluated (the evaluate stage's seeded sample); 0 = all")
-    p.add_argument("--sasrec-hidden", type=int, default=64, help="SASRec embedding width")
-    p.add_argument("--sasrec-layers", type=int, default=2, help="SASRec attention blocks")
-    p.add_argument("--sasrec-heads", type=int, default=2, help="SASRec attention heads")
-    p.add_argument("--sasrec-dropout", type=float, default=0.2, help="SASRec dropout")
-    p.add_argument("--sasrec-lr", type=float, default=1e-3, help="SASRec Adam learning rate")
-    p.add_argument("--sasrec-batch", type=int, default=256, help="SASRec batch size")
-    p.add_argument("--sasrec-max-epochs", type=int, default=200,
-                   help="SASRec epoch cap (the time budget usually ends it first)")
-    p.add_argument("--sasrec-patience", type=int, default=5,
-                   help="SASRec stops after this many epochs without a better valid Recall@10")
+    add_sasrec_args(p)
     p.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "quality"),
                    help="folder for each dataset's tables and fine-tune runs")
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "quality.json"),
@@ -163,64 +156,6 @@ def eval_rows(spark: Any, cfg: Any) -> list[tuple]:
     return [tuple(r) for r in df.select("strategy", "subset", "metric", "k", "value").collect()]
 
 
-def sasrec_inputs(spark: Any, cfg: Any) -> dict[str, Any]:
-    """Every leave-one-out window of the `none` SIDs, the catalog, the test users the ablation
-    evaluates and each item's layer-2 head/tail tag: everything SASRec needs, once per dataset.
-
-    SASRec's loss is on a window's target only, so it gets every train window (train_stride 1)
-    even where the recipe's sft_examples keep one in `train_stride` for a loss on every item:
-    both models are taught every train position."""
-    from pyspark.sql import functions as F
-
-    from hourglass.spark.segments import segment_tags
-    from hourglass.spark.sft import build_examples
-    from hourglass.spark.tables import read_table
-    from hourglass.stages.evaluate import sample_users
-
-    scfg, ecfg = cfg.sft_config(), cfg.eval_config()
-    sft = read_table(spark, scfg.ref(scfg.output_table)).df.where(F.col("strategy") == "none")
-    sids_none = read_table(spark, scfg.ref(scfg.sids_table)).df.where(F.col("strategy") == "none")
-    every = build_examples(read_table(spark, scfg.ref(scfg.interactions_table)).df, sids_none,
-                           "none", scfg.history_max_items, scfg.min_interactions).examples
-    windows = [(r["user_id"], r["split"], tuple(r["history"]), r["target_item_id"])
-               for r in every.select("user_id", "split", "history", "target_item_id").collect()]
-    test = sample_users(sft.where(F.col("split") == "test"), ecfg.max_users, ecfg.seed)
-    test_users = {r["user_id"] for r in test.select("user_id").collect()}
-    items = [r["item_id"] for r in sids_none.select("item_id").collect()]
-    seg = segment_tags(spark, ecfg.ref(ecfg.summary_table), ecfg.ref(ecfg.layer_stats_table),
-                       ecfg.segments_run_id, ecfg.segment_layer).frame
-    segments = {r["item_id"]: r["segment"] for r in seg.collect()}
-    return {"windows": windows, "test_users": test_users, "items": items, "segments": segments,
-            "max_len": scfg.history_max_items, "recall_ks": ecfg.recall_ks,
-            "ndcg_ks": ecfg.ndcg_ks}
-
-
-def run_sasrec(inputs: dict[str, Any], args: argparse.Namespace, seed: int
-               ) -> tuple[list[tuple], dict]:
-    from hourglass.baselines.sasrec import SasRecConfig, rank_windows, train_sasrec
-    from hourglass.baselines.sequences import ItemIndex, encode_windows
-    from hourglass.baselines.summary import subset_rows
-    from hourglass.logs import log
-
-    index, n = ItemIndex.of(inputs["items"]), inputs["max_len"]
-    windows = inputs["windows"]
-    test = [w for w in windows if w[1] == "test" and w[0] in inputs["test_users"]]
-    cfg = SasRecConfig(hidden=args.sasrec_hidden, layers=args.sasrec_layers,
-                       heads=args.sasrec_heads, dropout=args.sasrec_dropout, max_len=n,
-                       lr=args.sasrec_lr, batch_size=args.sasrec_batch,
-                       max_epochs=args.sasrec_max_epochs, max_seconds=args.cpu_minutes * 60,
-                       patience=args.sasrec_patience, seed=seed)
-    res = train_sasrec(encode_windows(windows, index, n, "train"),
-                       encode_windows(windows, index, n, "valid"), len(index), cfg, log)
-    enc = encode_windows(test, index, n, "test")
-    ranks = rank_windows(res.model, enc)
-    rows = subset_rows(SASREC, ranks, [index.item_ids[t] for t in enc.target],
-                       inputs["segments"], inputs["recall_ks"], inputs["ndcg_ks"])
-    info = {k: getattr(res, k) for k in ("best_epoch", "best_valid_recall", "best_valid_ndcg",
-                                         "stop_reason", "seconds", "steps")}
-    return rows, {**info, "config": dataclasses.asdict(cfg)}
-
-
 def run_dataset(spark: Any, args: argparse.Namespace, dataset: str,
                 save: Any = None) -> dict[str, Any]:
     """One dataset's Table 2; `save(partial)` is called after every seed with what is done."""
@@ -252,7 +187,7 @@ def run_dataset(spark: Any, args: argparse.Namespace, dataset: str,
     times["probe_s"] = round(time.perf_counter() - t0, 1)
     print(f"{dataset}: {sps:.3f} s per fine-tune step → {max_steps} steps per strategy "
           f"({args.cpu_minutes} CPU minutes)", flush=True)
-    inputs = sasrec_inputs(spark, base)
+    inputs = sasrec_inputs(spark, base.sft_config(), base.eval_config())
     per_seed, training = [], {}
     for seed in args.seeds:
         cfg = ablation_config(ablation, output_root, args, seed, max_steps)
@@ -260,7 +195,7 @@ def run_dataset(spark: Any, args: argparse.Namespace, dataset: str,
         res = ablation_stage.run(spark, cfg)
         times[f"ablation_seed{seed}_s"] = round(time.perf_counter() - t0, 1)
         t0 = time.perf_counter()
-        rows, info = run_sasrec(inputs, args, seed)
+        rows, info = run_sasrec(inputs, args, seed, args.cpu_minutes)
         times[f"sasrec_seed{seed}_s"] = round(time.perf_counter() - t0, 1)
         per_seed.append([*eval_rows(spark, cfg), *rows])
         training[seed] = {**res.training, SASREC: info}

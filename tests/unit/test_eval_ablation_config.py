@@ -5,7 +5,7 @@ import json
 import pytest
 
 from hourglass.config import ConfigError
-from hourglass.stages.ablation import AblationConfig, _prepare_run_dir
+from hourglass.stages.ablation import AblationConfig, prepare_run_dir
 from hourglass.stages.evaluate import EvaluateConfig
 
 
@@ -69,10 +69,10 @@ def test_run_folder_is_kept_only_for_the_same_data_and_config(tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"sft_version": 3, "sids_version": 1,
                                               "config": cfg.to_dict()}))
-    _prepare_run_dir(cfg, 3, 1)
+    prepare_run_dir(cfg, 3, 1)
     assert (run / "checkpoints").exists()  # same inputs: resume
-    _prepare_run_dir(cfg, 4, 1)
+    prepare_run_dir(cfg, 4, 1)
     assert not run.exists()  # new SFT data: start afresh
     run.mkdir(parents=True)
-    _prepare_run_dir(cfg, 3, 1)  # no run.json: an unknown folder is not resumed
+    prepare_run_dir(cfg, 3, 1)  # no run.json: an unknown folder is not resumed
     assert not run.exists()

@@ -132,7 +132,7 @@ class AblationResult:
     invalid: str
 
 
-def _prepare_run_dir(cfg: TrainConfig, sft_version: int, sids_version: int) -> None:
+def prepare_run_dir(cfg: TrainConfig, sft_version: int, sids_version: int) -> None:
     """Keep a run folder only if it trained on these table versions with this config, so a
     re-run resumes an interrupted fine-tune but never continues one on other data."""
     run_dir = Path(cfg.run_dir())
@@ -180,7 +180,7 @@ def _ablation(spark: SparkSession, cfg: AblationConfig, track: Run) -> AblationR
     for name in names:
         tcfg = dataclasses.replace(cfg.train_config(name), sft_version=sft_version,
                                    sids_version=sids_version)
-        _prepare_run_dir(tcfg, sft_version, sids_version)
+        prepare_run_dir(tcfg, sft_version, sids_version)
         log.info("ablation %s: training %s (%s, %d process(es))", cfg.run_id, name,
                  cfg.launcher, cfg.num_procs)
         if cfg.launcher == "distributor":
