@@ -51,7 +51,7 @@ def split_item_sids(df: DataFrame, num_layers: int, codebook_size: int
     """Valid rows (one per item_id, L codes in 0..M-1) and quarantine rows for the rest."""
     from pyspark.sql import functions as F
 
-    from hourglass.spark.stats_input import any_of
+    from hourglass.spark.stats.input import any_of
 
     df = df.select(*ITEM_SIDS_COLUMNS).withColumn("item_id", F.trim("item_id"))
     df = _mark_duplicates(df)
@@ -86,7 +86,7 @@ def _mark_duplicates(df: DataFrame) -> DataFrame:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from hourglass.spark.stats_prepare import duplicate_ids
+    from hourglass.spark.stats.prepare import duplicate_ids
 
     dups = duplicate_ids(df)
     if dups is None:

@@ -6,8 +6,8 @@ original SIDs and every rewrite share the tables) and quarantines bad rows in th
 `hourglass_stats_<run_id>`. An item's head/tail segment is derived where it is needed
 (`hourglass.spark.segments`), not written per item.
 
-Fixed-length SIDs take `spark.stats_scan`'s two scans; rewritten SIDs, and fixed ones whose ids
-repeat, the row plan of `spark.stats` (which finds and quarantines the duplicates).
+Fixed-length SIDs take `spark.stats.scan`'s two scans; rewritten SIDs, and fixed ones whose ids
+repeat, the row plan of `spark.stats.rows` (which finds and quarantines the duplicates).
 
 L and M come, in this order, from `num_layers` / `num_codes`; from the manifest of the codebook
 artifact the table names (`codebook_id`, or `source_codebook_id` of rewritten SIDs) under
@@ -29,7 +29,7 @@ from hourglass.config import ConfigError, StageConfig, require
 from hourglass.logs import log
 from hourglass.spark.progress import names_its_jobs, next_step
 from hourglass.spark.quarantine import quarantine_rows, write_quarantine
-from hourglass.spark.stats_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
+from hourglass.spark.stats.input import FIXED, PAYLOAD, REWRITTEN, detect_kind
 from hourglass.spark.tables import TableRead, lineage, read_table
 from hourglass.stats.summary import middle_layer_collapsed
 from hourglass.tracking import Run, tracked_run, tracking_field
@@ -131,7 +131,7 @@ class HourglassStatsResult:
 def _shape(cfg: HourglassStatsConfig, kind: str, codebook_id: str | None,
            infer=None) -> tuple[int, int, str]:
     """(L, M, m_source): config, else the codebook manifest, else `infer()` (fixed input)."""
-    from hourglass.spark.stats_prepare import codebook_shape, resolve_shape
+    from hourglass.spark.stats.prepare import codebook_shape, resolve_shape
     from hourglass.table_refs import table_ref
 
     root = cfg.codebooks_root or (table_ref(cfg.output_root, "codebooks")
@@ -180,9 +180,9 @@ def _log_summary(track: Run, summary, lineage_tags: dict) -> None:
 
 
 def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> HourglassStatsResult:
-    from hourglass.spark.stats_input import fixed_frame, infer_fixed_shape, rewritten_frame
-    from hourglass.spark.stats_packed import packable
-    from hourglass.spark.stats_prepare import first_value
+    from hourglass.spark.stats.input import fixed_frame, infer_fixed_shape, rewritten_frame
+    from hourglass.spark.stats.packed import packable
+    from hourglass.spark.stats.prepare import first_value
 
     src, kind, df = _select_input(spark, cfg)
     id_col = "codebook_id" if kind == FIXED else "source_codebook_id"
@@ -256,13 +256,12 @@ def _quarantine(cfg: HourglassStatsConfig, kind: str, bad, record) -> int:
 
 
 def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, framed):
-    """Fixed-length packable SIDs: `spark.stats_scan`'s two scans. None when an id hash repeats
+    """Fixed-length packable SIDs: `spark.stats.scan`'s two scans. None when an id hash repeats
     (the row plan then finds and quarantines the duplicates)."""
     from pyspark.sql import functions as F
 
     from hourglass.spark.parquet_scan import COLUMNS, FilePlan, plan_files
-    from hourglass.spark.stats import compute_scanned
-    from hourglass.spark.stats_scan import first_scan
+    from hourglass.spark.stats.scan.driver import compute_scanned, first_scan
 
     src, kind, L, M, id_col = shape.src, shape.kind, shape.L, shape.M, shape.id_col
     files = plan_files(spark, src.ref, src.version, (*COLUMNS, id_col)) if cfg.direct_read \
@@ -302,12 +301,12 @@ def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, 
 
 
 def _run_rows(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, framed):
-    """The row plan (`spark.stats`): any input, duplicates quarantined."""
+    """The row plan (`spark.stats.rows`): any input, duplicates quarantined."""
     from pyspark.sql import functions as F
 
     from hourglass.spark.session import persist_catalog
-    from hourglass.spark.stats import compute_stats
-    from hourglass.spark.stats_prepare import duplicate_ids, first_value, with_duplicates
+    from hourglass.spark.stats.prepare import duplicate_ids, first_value, with_duplicates
+    from hourglass.spark.stats.rows import compute_stats
 
     src, kind, L, M, id_col = shape.src, shape.kind, shape.L, shape.M, shape.id_col
     extra = (id_col,) if kind == FIXED else (id_col, "strategy")
@@ -345,7 +344,7 @@ def _write_tables(spark: SparkSession, cfg: HourglassStatsConfig, frames, record
                   quarantine: Callable[[], int]) -> int:
     """This run's slices of the statistics tables and the quarantine, committed concurrently
     (independent tables); the rows quarantined."""
-    from hourglass.spark.stats_io import pandas_to_spark
+    from hourglass.spark.stats.io import pandas_to_spark
     from hourglass.spark.tables import run_concurrently, write_slice
     from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY
 

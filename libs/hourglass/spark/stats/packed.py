@@ -4,7 +4,7 @@ A fixed-length SID (c1..cL) with M^L < 2^62 is the integer Σ c_l·M^(L−l), so
 is `sid div M^(L−d)` and its layer-l code is `(sid div M^(L−l)) % M`. Grouping and shuffling
 one long instead of an array of L keys is what makes the per-SID passes (distinct SIDs, the
 prefix cascade, the flow edges) cheap at 10^7 items. Variable-length (rewritten) SIDs use the
-array path in `spark_stats`; both produce the same dataclasses and are tested against the same
+array path in `stats.rows`; both produce the same dataclasses and are tested against the same
 reference.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from hourglass.spark.stats_input import key_code
+from hourglass.spark.stats.input import key_code
 from hourglass.stats.paths import CollisionStats, DepthStats, collision_stats, depth_stats
 from hourglass.stats.schema import OTHER_TOKEN
 
