@@ -5,7 +5,7 @@ is `sid div M^(L−d)` and its layer-l code is `(sid div M^(L−l)) % M`. Groupi
 one long instead of an array of L keys is what makes the per-SID passes (distinct SIDs, the
 prefix cascade, the flow edges) cheap at 10^7 items. Variable-length (rewritten) SIDs use the
 array path in `stats.rows`; both produce the same dataclasses and are tested against the same
-reference.
+reference. Which SIDs pack is `hourglass.stats.plan.packable`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,6 @@ from hourglass.stats.schema import OTHER_TOKEN
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
-
-PACK_LIMIT = 1 << 62
-
-
-def packable(input_kind: str, M: int, L: int) -> bool:
-    return input_kind == "fixed" and M**L < PACK_LIMIT
-
 
 def packed_sids(valid: DataFrame, M: int, L: int) -> DataFrame:
     """(sid BIGINT, n): the distinct SIDs of `valid` (keys of length L) and their item counts."""

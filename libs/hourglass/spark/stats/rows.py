@@ -15,13 +15,13 @@ import pandas as pd
 from hourglass.spark.stats.input import key_code, key_layer
 from hourglass.spark.stats.io import StatsFrames
 from hourglass.spark.stats.packed import (
-    packable,
     packed_flow_edges,
     packed_path_aggregates,
     packed_sids,
 )
 from hourglass.spark.stats.quantiles import exact_order_stats
 from hourglass.stats.paths import CollisionStats, DepthStats, collision_stats, depth_stats
+from hourglass.stats.plan import packable
 from hourglass.stats.quantiles import (
     FINE_BINS,
     NORM_QUANTILES,
