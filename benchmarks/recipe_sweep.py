@@ -210,6 +210,7 @@ def beam_recalls(spark: Any, root: str, model_dir: str, args: argparse.Namespace
 def main(argv: list[str] | None = None) -> None:
     from hourglass.logs import setup_logging
     from hourglass.spark.session import get_spark
+    from hourglass.train.layout import METRICS_FILE
 
     args = parse_args(argv)
     setup_logging()
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
             sps = sps_cache[shape]
             steps = max(args.checks, int(args.minutes * 60 / sps))
             res = train_point(root, folder / "run", point, args, steps)
-            log = [json.loads(x) for x in (folder / "run" / "metrics.jsonl").read_text()
+            log = [json.loads(x) for x in (folder / "run" / METRICS_FILE).read_text()
                    .splitlines()]
             curve = {x["step"]: round(x["valid_recall@10"], 4) for x in log
                      if "valid_recall@10" in x}

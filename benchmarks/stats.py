@@ -75,8 +75,8 @@ def _count_rows(batches):
 def python_pass(spark, ref: str, L: int, M: int) -> float:
     """What the job's first scan pays before any statistic: read and validate every row, and
     hand the columns it uses to Python (`mapInArrow` to a no-op that counts rows)."""
-    from hourglass.spark.stats_input import fixed_frame
-    from hourglass.spark.stats_scan import scan_input
+    from hourglass.spark.stats.input import fixed_frame
+    from hourglass.spark.stats.scan.driver import scan_input
 
     df = spark.read.format("delta").load(ref)
     frame = scan_input(fixed_frame(df, L, M, ("codebook_id",)), "codebook_id")
@@ -158,7 +158,7 @@ def compare_reference(spark, root: str, run_id: str, ids, codes, norms, M: int) 
     from pandas.testing import assert_frame_equal
 
     from hourglass.spark.segments import segment_tags
-    from hourglass.spark.stats_io import read_runs
+    from hourglass.spark.stats.io import read_runs
     from hourglass.spark.tables import latest_version
     from hourglass.stats.reference import reference_tables, sids_from_codes
     from hourglass.stats.summary import RunInfo
@@ -229,7 +229,7 @@ def verify(args) -> dict:
 def real(args) -> dict:
     import yaml
 
-    from hourglass.spark.stats_io import read_runs
+    from hourglass.spark.stats.io import read_runs
     from hourglass.stages.pipeline import PipelineConfig
     from hourglass.stages.pipeline import run as run_pipeline
     from hourglass.stages.report import ReportConfig, build_report

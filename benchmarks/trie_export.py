@@ -36,7 +36,7 @@ def driver_sort(rw, names: list[str]) -> dict:
     from pyspark.sql import functions as F
 
     from hourglass.rewrite.trie import SidTrieBuilder
-    from hourglass.spark.rewrite import _ipc_blobs, build_from_blobs
+    from hourglass.spark.rewrite.tries import _ipc_blobs, build_from_blobs
 
     blobs = (rw.where(F.col("strategy").isin(names)).select("strategy", "tokens")
              .mapInArrow(_ipc_blobs, "strategy string, ipc binary"))
@@ -58,7 +58,7 @@ def _status_mb(field: str) -> float:
 
 def child(args) -> None:
     """One export in this process; prints its figures as one JSON line."""
-    from hourglass.spark.rewrite import build_tries
+    from hourglass.spark.rewrite.tries import build_tries
     from hourglass.spark.session import get_spark
 
     spark = get_spark("trie-export-bench", conf={

@@ -27,8 +27,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from hourglass.config import ConfigError
-from hourglass.errors import HourglassError
+from hourglass.errors import ConfigError, HourglassError
 from hourglass.logs import log
 
 ENV_URI = "MLFLOW_TRACKING_URI"

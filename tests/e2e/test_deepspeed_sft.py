@@ -19,6 +19,7 @@ from hourglass.spark.tables import read_table, write_table
 from hourglass.stages import build_sft_data, evaluate, hourglass_stats
 from hourglass.train.config import TrainConfig
 from hourglass.train.launch import run_training
+from hourglass.train.runs import run_dir_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.slow]
 
@@ -127,7 +128,7 @@ def _train_cfg(world, tmp: Path, name: str, **overrides) -> TrainConfig:
 def _shard_keys(cfg: TrainConfig, ranks: int = 2) -> list[list[tuple]]:
     """The (user_id, split, target_item_id) keys each rank recorded reading."""
     return [[tuple(k) for k in json.loads(
-        (Path(cfg.run_dir()) / "shards" / f"rank_{r}.json").read_text())["keys"]]
+        (Path(run_dir_of(cfg)) / "shards" / f"rank_{r}.json").read_text())["keys"]]
         for r in range(ranks)]
 
 
@@ -159,9 +160,9 @@ def test_resume_continues_where_it_stopped(world, trained, tmp_path):
     from safetensors.numpy import load_file
 
     cfg, first = trained
-    src = Path(cfg.run_dir())
+    src = Path(run_dir_of(cfg))
     resumed = _train_cfg(world, tmp_path, "resumed")
-    dst = Path(resumed.run_dir())
+    dst = Path(run_dir_of(resumed))
     shutil.copytree(src / "checkpoints" / f"step_{SAVE_EVERY}",
                     dst / "checkpoints" / f"step_{SAVE_EVERY}")
     (dst / "checkpoints" / "latest").write_text(f"step_{SAVE_EVERY}")
@@ -184,13 +185,13 @@ def evaluated(spark, world, trained):
     cfg, _ = trained
     ecfg = evaluate.EvaluateConfig.from_dict({
         "output_root": world["root"], "run_id": "e2e", "strategies": ["none"],
-        "runs_root": str(Path(cfg.run_dir()).parent), "beam_size": 10,
+        "runs_root": str(Path(run_dir_of(cfg)).parent), "beam_size": 10,
         "recall_ks": [1, 5, 10], "ndcg_ks": [5, 10], "batch_users": 16,
         "register_strategy": "none"})
     # the trained run folder is named "run", so evaluate it as strategy "none" through a link
-    link = Path(cfg.run_dir()).parent / "none"
+    link = Path(run_dir_of(cfg)).parent / "none"
     if not link.exists():
-        link.symlink_to(Path(cfg.run_dir()))
+        link.symlink_to(Path(run_dir_of(cfg)))
     return evaluate.run(spark, ecfg)
 
 
@@ -263,8 +264,8 @@ def test_mlflow_runs_hold_eval_results_and_the_fine_tune(spark, world, trained, 
     assert {"eval_results.json", "table2.json"} <= tables
 
     (fine_tune,) = client.search_runs(
-        [exp], f"tags.`hourglass.run_dir` = '{cfg.run_dir()}'")
-    logged = [json.loads(x) for x in (Path(cfg.run_dir()) / "metrics.jsonl").read_text()
+        [exp], f"tags.`hourglass.run_dir` = '{run_dir_of(cfg)}'")
+    logged = [json.loads(x) for x in (Path(run_dir_of(cfg)) / "metrics.jsonl").read_text()
               .splitlines()]
     history = client.get_metric_history(fine_tune.info.run_id, "train_loss")
     assert [(m.step, m.value) for m in history] == [(x["step"], x["train_loss"]) for x in logged]
@@ -357,7 +358,7 @@ def test_spark_distributor_trains_two_ranks(spark, world, tmp_path):
     assert not keys[0] & keys[1]
     assert keys[0] | keys[1] == set(_table_keys(spark, world, result))
     assert result["valid_loss_end"] < result["valid_loss_start"]
-    assert (Path(cfg.run_dir()) / "final" / "model.safetensors").is_file()
+    assert (Path(run_dir_of(cfg)) / "final" / "model.safetensors").is_file()
 
 
 def brute_force_recall(spark, world, model_dir: str, result: dict, k: int) -> float:
@@ -388,7 +389,7 @@ def test_checkpoint_selected_by_valid_recall(spark, world, tmp_path):
     cfg = _train_cfg(world, tmp_path, "selected", select_by="valid_recall", eval_every=30,
                      recall_k=3, recall_beam=N_ITEMS, save_every=0)
     result = run_training(cfg, launcher="deepspeed", num_procs=2)
-    run_dir = Path(cfg.run_dir())
+    run_dir = Path(run_dir_of(cfg))
     logged = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     recalls = {x["step"]: x["valid_recall@3"] for x in logged if "valid_recall@3" in x}
     assert list(recalls) == [30, 60, STEPS]
@@ -410,7 +411,7 @@ def test_given_prefix_trains_and_decodes_the_rest_of_the_sid(spark, world, tmp_p
                      select_by="valid_recall", eval_every=30, recall_k=1, recall_beam=4,
                      save_every=0)
     result = run_training(cfg, launcher="deepspeed", num_procs=1)
-    run_dir = Path(cfg.run_dir())
+    run_dir = Path(run_dir_of(cfg))
     assert json.loads((run_dir / "final" / "hourglass_sft.json").read_text())["given_prefix"] == 1
     assert result["valid_recall"] > 0.5
     (tmp_path / "none").symlink_to(run_dir)
@@ -441,7 +442,7 @@ def test_focal_and_mile_train_through_deepspeed(world, tmp_path):
         cfg = _train_cfg(world, tmp_path, f"loss_{name}", max_steps=2, log_every=1,
                          save_every=0, record_shard_keys=False, **keys)
         result = run_training(cfg, launcher="python")
-        run_dir = Path(cfg.run_dir())
+        run_dir = Path(run_dir_of(cfg))
         logged = [json.loads(x)["train_loss"]
                   for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
         runs[name] = (cfg, result, logged, run_dir)

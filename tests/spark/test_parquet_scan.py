@@ -12,7 +12,7 @@ pytestmark = pytest.mark.spark
 L, M = 3, 8
 DDL = "item_id STRING, codes ARRAY<INT>, residual_norms ARRAY<FLOAT>, codebook_id STRING"
 INF, NAN = float("inf"), float("nan")
-# every rule of stats_input.fixed_frame, and values close to each boundary that pass it
+# every rule of stats.input.fixed_frame, and values close to each boundary that pass it
 ROWS = [
     ("ok", [0, 7, 3], [0.5, 0.2, 0.0], "cb"),
     ("zero", [0, 0, 0], [-0.0, 0.0, 0.0], "cb"),
@@ -67,7 +67,7 @@ def test_numpy_validity_equals_fixed_frame(spark, tmp_path):
     import pyarrow.parquet as pq
 
     from hourglass.spark.parquet_scan import fixed_valid, plan_files
-    from hourglass.spark.stats_input import fixed_frame
+    from hourglass.spark.stats.input import fixed_frame
     from hourglass.spark.tables import read_table
 
     ref = str(tmp_path / "sids")
@@ -168,10 +168,9 @@ def test_direct_read_equals_spark_read(spark, tmp_path, rng):
     """The same statistics through the files as through Spark, on a table whose first files
     predate its codebook_id column (read as nulls) and with every kind of bad row; the stage on
     the direct read quarantines exactly the rows the SQL rules refuse."""
-    from hourglass.spark.stats import compute_scanned
-    from hourglass.spark.stats_input import fixed_frame
-    from hourglass.spark.stats_io import pandas_to_spark, read_runs
-    from hourglass.spark.stats_scan import first_scan
+    from hourglass.spark.stats.input import fixed_frame
+    from hourglass.spark.stats.io import pandas_to_spark, read_runs
+    from hourglass.spark.stats.scan.driver import compute_scanned, first_scan
     from hourglass.spark.tables import read_table
     from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
     from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY

@@ -120,7 +120,7 @@ def test_trie_export_sorts_on_executors_into_the_same_trie(spark, first_run):
     duplicates that may straddle partitions) and two strategies, gives the very arrays the
     in-memory build gives for the table's SIDs."""
     from hourglass.rewrite.trie import SidTrie
-    from hourglass.spark import rewrite as rw
+    from hourglass.spark.rewrite import tries as rw
     from hourglass.spark.session import scoped_conf
 
     root = first_run[0]
@@ -147,7 +147,7 @@ def test_trie_export_refuses_sids_the_join_cannot_carry(spark, tokens):
     """A token holding the sort separator would be split into two nodes (another SID) and an
     empty or null SID would become one empty token: each fails the export with the item named,
     while the same table without that row builds (so the guard is what refuses)."""
-    from hourglass.spark import rewrite as rw
+    from hourglass.spark.rewrite import tries as rw
 
     schema = "item_id STRING, tokens ARRAY<STRING>, strategy STRING"
     good = [("a", ["<a_1>", "<b_2>"], "none"), ("b", ["<a_1>"], "none")]
@@ -161,7 +161,7 @@ def test_collision_key_is_the_token_list_and_ranks_as_the_string_key(spark):
     strategy), and the window keyed by it gives the same rows as the joined-token key it falls
     back to when (M+1)^L does not fit a long (forced here with a huge M)."""
     from hourglass.rewrite.strategies import removed_tokens
-    from hourglass.spark import rewrite as rw
+    from hourglass.spark.rewrite import columns as rw
 
     codes, ids, pop = _inputs(seed=11)
     rows = [(ids[i], [int(c) for c in codes[i]], "cb", int(pop[i])) for i in range(N)]
@@ -189,7 +189,7 @@ def test_summary_aggregates_equal_plain_python_counts(spark, rng, partitions):
     with the shuffle left to adaptive execution and with a set number of partitions."""
     from collections import Counter
 
-    from hourglass.spark.rewrite import summary_aggregates
+    from hourglass.spark.rewrite.summary import summary_aggregates
 
     rows = []
     for i in range(600):
@@ -220,7 +220,7 @@ def test_summary_aggregates_equal_plain_python_counts(spark, rng, partitions):
 
 
 def test_summary_partitions_hold_a_million_rows_each_and_every_core_works():
-    from hourglass.spark.rewrite import SUMMARY_ROWS_PER_TASK, summary_partitions
+    from hourglass.spark.rewrite.summary import SUMMARY_ROWS_PER_TASK, summary_partitions
 
     per_task = SUMMARY_ROWS_PER_TASK
     assert summary_partitions(100 * per_task, 2) == 100

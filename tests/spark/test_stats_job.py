@@ -115,7 +115,7 @@ def test_scanned_plan_equals_row_plan(spark, tables):
     from pandas.testing import assert_frame_equal
 
     from hourglass.spark.segments import segment_tags
-    from hourglass.spark.stats_io import read_runs
+    from hourglass.spark.stats.io import read_runs
     from hourglass.spark.tables import latest_version, read_table, write_table
     from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
 
@@ -167,7 +167,7 @@ def test_bad_configs_fail_before_writing(spark, tables):
 
 def test_scanned_plan_on_empty_and_all_bad_tables(spark, tmp_path):
     """No rows, or only bad ones: nothing to measure, every row quarantined, counts reconcile."""
-    from hourglass.spark.stats_io import read_runs
+    from hourglass.spark.stats.io import read_runs
     from hourglass.spark.tables import write_table
     from hourglass.stages.hourglass_stats import HourglassStatsConfig, run
 

@@ -62,8 +62,8 @@ FIXED_DDL = "item_id STRING, codes ARRAY<INT>, residual_norms ARRAY<FLOAT>, code
 
 
 def test_fixed_length_matches_reference(spark, rng):
-    from hourglass.spark.stats import compute_stats
-    from hourglass.spark.stats_input import fixed_frame
+    from hourglass.spark.stats.input import fixed_frame
+    from hourglass.spark.stats.rows import compute_stats
 
     codes, norms = hourglass_codes(rng)
     ids = [f"item{i:05d}" for i in range(N)]
@@ -87,9 +87,9 @@ def test_fixed_length_matches_reference(spark, rng):
 def test_scanned_matches_reference(spark, rng, monkeypatch):
     """The two-scan plan on several partitions and ranges, bad rows among the good, and a
     collect limit small enough that every norm rank is refined bit range by bit range."""
-    from hourglass.spark import stats_scan
-    from hourglass.spark.stats import compute_scanned
-    from hourglass.spark.stats_input import fixed_frame
+    from hourglass.spark.stats.input import fixed_frame
+    from hourglass.spark.stats.scan import driver
+    from hourglass.spark.stats.scan.driver import compute_scanned
 
     codes, norms = hourglass_codes(rng)
     norms[: N // 20, 0] = np.float32(0.0)  # zeros (and their bit patterns) among the norms
@@ -97,8 +97,8 @@ def test_scanned_matches_reference(spark, rng, monkeypatch):
     bad = [("short", [1, 2], [0.5, 0.2], "cb"), ("range", [1, M, 2], [0.5, 0.2, 0.1], "cb"),
            (None, [1, 2, 3], [0.5, 0.2, 0.1], "cb"), ("nan", [1, 2, 3], [0.5, np.nan, 0.1], "cb")]
     df = spark.createDataFrame(fixed_rows(ids, codes, norms) + bad, FIXED_DDL).repartition(3)
-    monkeypatch.setattr(stats_scan, "COLLECT_LIMIT", 40)
-    first = stats_scan.first_scan(fixed_frame(df, L, M, ("codebook_id",)), L, M, 4, "codebook_id")
+    monkeypatch.setattr(driver, "COLLECT_LIMIT", 40)
+    first = driver.first_scan(fixed_frame(df, L, M, ("codebook_id",)), L, M, 4, "codebook_id")
     try:
         assert (first.rows_in, first.invalid, first.repeated_hashes, first.codebooks) == (
             N + 4, 4, 0, 1)
@@ -118,20 +118,20 @@ def test_scanned_matches_reference(spark, rng, monkeypatch):
 
 def test_scan_sees_repeated_ids(spark, rng):
     """A repeated id stops the two-scan plan (the row plan quarantines the copies)."""
-    from hourglass.spark import stats_scan
-    from hourglass.spark.stats_input import fixed_frame
+    from hourglass.spark.stats.input import fixed_frame
+    from hourglass.spark.stats.scan import driver
 
     codes, norms = hourglass_codes(rng, 200)
     ids = [f"i{i}" for i in range(200)]
     ids[7] = ids[3]
     df = spark.createDataFrame(fixed_rows(ids, codes, norms), FIXED_DDL).repartition(2)
-    first = stats_scan.first_scan(fixed_frame(df, L, M, ("codebook_id",)), L, M, 2, "codebook_id")
+    first = driver.first_scan(fixed_frame(df, L, M, ("codebook_id",)), L, M, 2, "codebook_id")
     first.release()
     assert (first.rows_in, first.invalid, first.repeated_hashes) == (200, 0, 1)
 
 
 def test_pack_round_trip_and_merge():
-    from hourglass.spark.stats_scan import merge_blocks, pack, unpack
+    from hourglass.spark.stats.scan.codec import merge_blocks, pack, unpack
 
     a = {"sum_x": np.arange(6).reshape(2, 3), "keys_h": np.array([1, 5]),
          "counts_h": np.array([2, 1]), "min_v": np.array([0.5]), "first_o": np.array([7]),
@@ -148,8 +148,8 @@ def test_pack_round_trip_and_merge():
 
 
 def test_rewritten_matches_reference(spark, rng):
-    from hourglass.spark.stats import compute_stats
-    from hourglass.spark.stats_input import rewritten_frame
+    from hourglass.spark.stats.input import rewritten_frame
+    from hourglass.spark.stats.rows import compute_stats
 
     codes, _ = hourglass_codes(rng, 1500)
     toks = topk_rewrite(codes, k=2)
@@ -173,7 +173,7 @@ def test_rewritten_matches_reference(spark, rng):
 
 def test_order_statistics_multi_pass(spark, rng):
     """Tiny buckets and collect limit force the refine path; ranks must still be exact."""
-    from hourglass.spark.stats_quantiles import exact_order_stats
+    from hourglass.spark.stats.quantiles import exact_order_stats
 
     x = np.concatenate([rng.normal(0, 1, 3000), np.full(500, 0.25), rng.normal(5, 1e-6, 200)])
     g = np.where(np.arange(x.size) % 2 == 0, 1, 2)
@@ -188,7 +188,7 @@ def test_order_statistics_multi_pass(spark, rng):
 
 
 def test_bad_rows_get_reasons(spark):
-    from hourglass.spark.stats_input import fixed_frame, rewritten_frame
+    from hourglass.spark.stats.input import fixed_frame, rewritten_frame
 
     fixed = spark.createDataFrame([
         ("ok", [1, 2, 3], [0.5, 0.2, 0.1]), (" ", [1, 2, 3], [0.5, 0.2, 0.1]),

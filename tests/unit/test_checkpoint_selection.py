@@ -8,7 +8,8 @@ import pytest
 
 from hourglass.config import ConfigError
 from hourglass.train.config import TrainConfig
-from hourglass.train.selection import BEST_FILE, Best, probe_rows
+from hourglass.train.layout import BEST_FILE
+from hourglass.train.selection import Best, probe_rows
 
 
 def test_best_keeps_the_first_top_step_and_stops_after_patience(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 from hourglass.config import ConfigError
 from hourglass.stages.ablation import AblationConfig, prepare_run_dir
 from hourglass.stages.evaluate import EvaluateConfig
+from hourglass.train.runs import run_dir_of
 
 
 def _cfg(tmp_path, **kw):
@@ -19,13 +20,13 @@ def test_sub_sections_are_tied_to_the_run(tmp_path):
                evaluate={"beam_size": 60, "segments_run_id": "rq"})
     assert cfg.names() == ["none", "topk_4"]
     t = cfg.train_config("topk_4")
-    assert (t.max_steps, t.strategy, t.run_dir()) == (
+    assert (t.max_steps, t.strategy, run_dir_of(t)) == (
         7, "topk_4", str(tmp_path / "sft_runs" / "demo" / "topk_4"))
     e = cfg.eval_config()
     assert (e.run_id, e.strategies, e.beam_size) == ("demo", ["none", "topk_4"], 60)
     assert e.strategy_runs("none") == tmp_path / "sft_runs" / "demo" / "none"
     nightly = _cfg(tmp_path, scheduler_run_id="manual__2026-12-01T00:00:00")
-    assert nightly.train_config("none").run_dir() == str(
+    assert run_dir_of(nightly.train_config("none")) == str(
         tmp_path / "sft_runs" / "demo" / "manual__2026-12-01T00_00_00" / "none")
     assert nightly.eval_config().runs_root == nightly.runs_root()
     assert cfg.sft_config().strategies == ["none", "topk_4"]

@@ -1,6 +1,7 @@
 """The import direction of the package (README "Architecture"): no module imports a layer above
-its own, and only the Spark layers import pyspark. Read from the source (every import statement,
-also those inside functions), so a lazy import cannot hide a backwards dependency."""
+its own, no modules import each other in a cycle, and only the Spark layers import pyspark. Read
+from the source (every import statement, also those inside functions and under TYPE_CHECKING),
+so a lazy or type-only import cannot hide a backwards dependency or a cycle."""
 
 from __future__ import annotations
 
@@ -65,6 +66,33 @@ def sources() -> list[Path]:
     return files
 
 
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """{module: the other modules of `modules` it imports}: `from a.b import c` counts as an
+    import of a.b, and of a.b.c when that is a module too."""
+    return {me: {t for t in imports_of(path) if t in modules and t != me}
+            for me, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of `graph` as [a, b, …, a], or [] when there is none (depth-first)."""
+    done: set[str] = set()
+    for root in sorted(graph):
+        if root in done:
+            continue
+        path, stack = [root], [iter(sorted(graph[root]))]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                done.add(path.pop())
+            elif nxt in path:
+                return [*path[path.index(nxt):], nxt]
+            elif nxt not in done:
+                path.append(nxt)
+                stack.append(iter(sorted(graph[nxt])))
+    return []
+
+
 def test_no_module_imports_a_layer_above_its_own():
     backwards = []
     for path in sources():
@@ -83,6 +111,13 @@ def test_no_module_imports_a_layer_above_its_own():
     assert not backwards, "\n".join(backwards)
 
 
+def test_no_import_cycles():
+    """Modules importing each other (even lazily, even for type hints only) are one module in
+    two files: merge them, or move what both need into a module below both."""
+    cycle = find_cycle(import_graph({module_name(p): p for p in sources()}))
+    assert not cycle, " -> ".join(cycle)
+
+
 def test_only_the_spark_layers_import_pyspark():
     offenders = [module_name(p) for p in sources()
                  if LAYERS[layer_of(module_name(p))][0] not in SPARK_LAYERS
@@ -96,6 +131,19 @@ def test_the_checker_sees_a_backwards_import(tmp_path):
     bad.write_text("def f():\n    from hourglass.stages.evaluate import run\n")
     assert "hourglass.stages.evaluate" in imports_of(bad)
     assert layer_of("hourglass.stages.evaluate") > layer_of("hourglass.quant.kernel")
+
+
+def test_the_checker_sees_a_cycle(tmp_path):
+    """The rule bites: a function-local import back into a module that imports this one at
+    module level, and one under TYPE_CHECKING, are both cycles."""
+    (tmp_path / "a.py").write_text("import pkg.b\n")
+    (tmp_path / "b.py").write_text("def f():\n    from pkg.c import g\n")
+    (tmp_path / "c.py").write_text("from typing import TYPE_CHECKING\n"
+                                   "if TYPE_CHECKING:\n    from pkg.a import x\n")
+    modules = {f"pkg.{n}": tmp_path / f"{n}.py" for n in "abc"}
+    assert find_cycle(import_graph(modules)) == ["pkg.a", "pkg.b", "pkg.c", "pkg.a"]
+    (tmp_path / "c.py").write_text("import os\n")
+    assert find_cycle(import_graph(modules)) == []
 
 
 def _is_module(name: str) -> bool:

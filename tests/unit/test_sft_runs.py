@@ -16,15 +16,13 @@ from deltalake import write_deltalake
 
 from hourglass.config import ConfigError
 from hourglass.train.config import TrainConfig
+from hourglass.train.layout import META_FILE, RESULT_FILE, RUN_FILE, run_folder_name
 from hourglass.train.runs import (
-    META_FILE,
-    RESULT_FILE,
-    RUN_FILE,
     ModelMismatchError,
     find_model,
     finished_result,
     plan_run,
-    run_folder_name,
+    run_dir_of,
 )
 
 
@@ -65,7 +63,7 @@ def test_scheduler_run_id_names_the_folder_and_keeps_its_inputs(tmp_path):
     run_id = "scheduled__2026-12-01T03:00:00+00:00"
     cfg = _cfg(tmp_path, scheduler_run_id=run_id)
     folder = tmp_path / "sft_runs" / "none" / "scheduled__2026-12-01T03_00_00_00_00"
-    assert cfg.fixed_run_dir() == str(folder) == cfg.run_dir()
+    assert cfg.fixed_run_dir() == str(folder) == run_dir_of(cfg)
     assert run_folder_name(run_id) == folder.name
     plan = plan_run(cfg)
     folder.mkdir(parents=True)

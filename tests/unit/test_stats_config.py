@@ -62,7 +62,8 @@ def test_report_config_folder():
 
 def test_pure_modules_do_not_import_spark():
     """In a fresh interpreter: other tests in this process may have imported pyspark."""
-    code = ("import sys, hourglass.report.render, hourglass.spark.stats, "
-            "hourglass.stages.hourglass_stats, hourglass.stages.report; "
+    code = ("import sys, hourglass.report.render, hourglass.spark.stats.rows, "
+            "hourglass.spark.stats.scan.driver, hourglass.stages.hourglass_stats, "
+            "hourglass.stages.report; "
             "sys.exit('pyspark' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -158,7 +158,7 @@ def test_arrow_batches_build_the_same_trie_as_token_lists(rng):
 def _spark_order(sids):
     """The order build_tries asks Spark for: tokens joined by a separator below every token
     character (compared as UTF-8 bytes, as Spark compares strings)."""
-    from hourglass.spark.rewrite import SORT_SEPARATOR
+    from hourglass.spark.rewrite.tries import SORT_SEPARATOR
 
     return sorted(sids, key=lambda s: SORT_SEPARATOR.join(s).encode())
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hourglass.train.runs import META_FILE
+from hourglass.train.layout import META_FILE
 
 
 def load_finetuned(model_dir: str, device: str = "cpu") -> tuple[Any, Any, dict[str, Any]]:

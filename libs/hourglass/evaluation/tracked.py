@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hourglass.tracking import Run, metric_key
-from hourglass.train.runs import RESULT_FILE, TrainedModel
+from hourglass.train.layout import RESULT_FILE, run_of_model
+from hourglass.train.runs import TrainedModel
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def register_model(run: Run, name: str, strategy: str, model: TrainedModel,
     evaluation's run, tagged with its lineage, the fine-tune's run and its headline metrics."""
     from hourglass.evaluation.pyfunc import log_retriever
 
-    result = Path(model.model_dir).parent / RESULT_FILE
+    result = run_of_model(model.model_dir) / RESULT_FILE
     trained = json.loads(result.read_text()) if result.exists() else {}
     source = log_retriever(run, model_dir=model.model_dir, item_ids=catalog.item_ids,
                            tokens=catalog.tokens, popularity=catalog.popularity,

@@ -1,6 +1,6 @@
 """One strategy's `rewrite_summary` figures from the table's exact aggregates (plain Python).
 
-The Spark side (`spark/rewrite.summary_aggregates`) only counts; every share, capacity and
+The Spark side (`spark.rewrite.summary.summary_aggregates`) only counts; every share, capacity and
 length distribution is derived here, so the arithmetic has one home and needs no JVM to test.
 """
 

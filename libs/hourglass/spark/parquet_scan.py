@@ -4,8 +4,8 @@ Why: handing the SID table to Python through Spark (JVM decode of the array colu
 validation, row-by-row Arrow conversion) cost 2-3x a plain per-layer `groupBy().count()` on
 its own, before any statistic; pyarrow decodes the same columns from the files at about ten
 million rows per second per core. The task validates the rows with numpy, by the rules of
-`stats_input.fixed_frame`, and hashes the ids itself, then hands the same columns to
-`stats_scan.scan1_partition`.
+`stats.input.fixed_frame`, and hashes the ids itself, then hands the same columns to
+`stats.scan.map_side.scan1_partition`.
 
 Only where this reads exactly the rows Spark would (`plan_files` says why not, and the caller
 reads through Spark): a table given by path on a filesystem every executor mounts (local, NFS,
@@ -222,7 +222,7 @@ def rows_with(parents: np.ndarray, bad: np.ndarray, n: int) -> np.ndarray:
 
 
 def fixed_valid(batch: pa.RecordBatch, L: int, M: int) -> np.ndarray:
-    """Which rows `stats_input.fixed_frame` gives no `_reason`: an id not blank (Spark's
+    """Which rows `stats.input.fixed_frame` gives no `_reason`: an id not blank (Spark's
     `trim` strips spaces only), L codes in [0, M), L norms finite and ≥ 0, none null."""
     import pyarrow.compute as pc
 
@@ -248,7 +248,7 @@ def fixed_valid(batch: pa.RecordBatch, L: int, M: int) -> np.ndarray:
 
 def scan_batches(batches: Iterator[pa.RecordBatch], L: int, M: int, id_col: str,
                  hash_ids: bool = True) -> Iterator[pa.RecordBatch]:
-    """Raw table rows → the columns of `stats_scan.scan_input`: ok, has_id, h, cb, codes,
+    """Raw table rows → the columns of `stats.scan.driver.scan_input`: ok, has_id, h, cb, codes,
     norms (ids hashed with `string_hash`, not Spark's xxhash64: one run uses one hash).
     Without `hash_ids`: ok, codes, norms only (the id column need not be read)."""
     import pyarrow as pa

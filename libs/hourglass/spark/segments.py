@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hourglass.spark.stats_input import FIXED, key_code, key_layer
+from hourglass.spark.stats.input import FIXED, key_code, key_layer
 from hourglass.spark.tables import read_table, table_exists
 from hourglass.stats.schema import SEGMENTS, names
 
@@ -69,7 +69,7 @@ def segment_tags(spark: SparkSession, summary_ref: str, layer_stats_ref: str, ru
     """
     from pyspark.sql import functions as F
 
-    from hourglass.spark.stats_input import fixed_frame, rewritten_frame
+    from hourglass.spark.stats.input import fixed_frame, rewritten_frame
 
     summary = read_table(spark, summary_ref)
     rows = summary.df.where(F.col("run_id") == run_id).limit(1).collect()

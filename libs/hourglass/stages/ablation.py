@@ -22,7 +22,8 @@ from hourglass.spark.tables import read_table
 from hourglass.stages import build_sft_data, evaluate
 from hourglass.tracking import Run, metric_key, tracked_run, tracking_field
 from hourglass.train.config import TrainConfig
-from hourglass.train.runs import recorded, run_folder_name
+from hourglass.train.layout import ablation_runs_root, run_folder_name, strategy_dir
+from hourglass.train.runs import recorded, run_dir_of
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -69,10 +70,7 @@ class AblationConfig(StageConfig):
     def runs_root(self) -> str:
         """`<output_root>/sft_runs/<run_id>`, plus the scheduler's run id when given, so each
         scheduled run keeps its models; without one a re-run resumes or retrains in place."""
-        root = Path(self.output_root.removeprefix("file:")) / "sft_runs" / self.run_id
-        if self.scheduler_run_id:
-            root = root / run_folder_name(self.scheduler_run_id)
-        return str(root)
+        return ablation_runs_root(self.output_root, self.run_id, self.scheduler_run_id)
 
     def sft_config(self) -> build_sft_data.BuildSftDataConfig:
         return _sub(build_sft_data.BuildSftDataConfig, "sft", {
@@ -81,7 +79,7 @@ class AblationConfig(StageConfig):
     def train_config(self, strategy: str) -> TrainConfig:
         return _sub(TrainConfig, "train", {
             **self.train, "output_root": self.output_root, "strategy": strategy,
-            "output_dir": str(Path(self.runs_root()) / strategy),
+            "output_dir": str(strategy_dir(self.runs_root(), strategy)),
             "scheduler_run_id": self.scheduler_run_id})
 
     def eval_config(self) -> evaluate.EvaluateConfig:
@@ -135,7 +133,7 @@ class AblationResult:
 def prepare_run_dir(cfg: TrainConfig, sft_version: int, sids_version: int) -> None:
     """Keep a run folder only if it trained on these table versions with this config, so a
     re-run resumes an interrupted fine-tune but never continues one on other data."""
-    run_dir = Path(cfg.run_dir())
+    run_dir = Path(run_dir_of(cfg))
     if not run_dir.exists():
         return
     old = recorded(run_dir)

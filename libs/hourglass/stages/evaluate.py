@@ -29,10 +29,10 @@ from hourglass.spark.progress import spark_step
 from hourglass.spark.tables import lineage, read_table, table_exists, write_slice
 from hourglass.tracking import Run, tracked_run, tracking_field
 from hourglass.train.config import TrainConfig
+from hourglass.train.layout import run_folder_name, runs_root, strategy_dir
 from hourglass.train.runs import (
     TrainedModel,
     find_model,
-    run_folder_name,
     trained_given_prefix,
     trained_max_seq_len,
 )
@@ -116,8 +116,7 @@ class EvaluateConfig(StageConfig):
 
     def strategy_runs(self, strategy: str) -> Path:
         """`<runs_root>/<strategy>`; runs_root defaults to `<output_root>/sft_runs`."""
-        root = self.runs_root or str(Path(self.output_root.removeprefix("file:")) / "sft_runs")
-        return Path(root) / strategy
+        return strategy_dir(self.runs_root or runs_root(self.output_root), strategy)
 
     def registered(self) -> str:
         """The name of the strategy to register ("topk(16)" and "topk_16" alike), or ""."""

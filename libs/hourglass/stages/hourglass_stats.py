@@ -6,8 +6,8 @@ original SIDs and every rewrite share the tables) and quarantines bad rows in th
 `hourglass_stats_<run_id>`. An item's head/tail segment is derived where it is needed
 (`hourglass.spark.segments`), not written per item.
 
-Fixed-length SIDs take `spark.stats_scan`'s two scans; rewritten SIDs, and fixed ones whose ids
-repeat, the row plan of `spark.stats` (which finds and quarantines the duplicates).
+Fixed-length SIDs take `spark.stats.scan`'s two scans; rewritten SIDs, and fixed ones whose ids
+repeat, the row plan of `spark.stats.rows` (which finds and quarantines the duplicates).
 
 L and M come, in this order, from `num_layers` / `num_codes`; from the manifest of the codebook
 artifact the table names (`codebook_id`, or `source_codebook_id` of rewritten SIDs) under
@@ -23,19 +23,33 @@ import dataclasses
 import re
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hourglass.config import ConfigError, StageConfig, require
 from hourglass.logs import log
 from hourglass.spark.progress import names_its_jobs, next_step
 from hourglass.spark.quarantine import quarantine_rows, write_quarantine
-from hourglass.spark.stats_input import FIXED, PAYLOAD, REWRITTEN, detect_kind
+from hourglass.spark.stats.input import PAYLOAD, detect_kind
 from hourglass.spark.tables import TableRead, lineage, read_table
+from hourglass.stats.plan import (
+    FIXED,
+    ID_COLUMN,
+    REWRITTEN,
+    Shape,
+    StatsPlan,
+    codebooks_root,
+    plan_stats,
+    resolve_shape,
+    scan_ranges,
+)
 from hourglass.stats.summary import middle_layer_collapsed
 from hourglass.tracking import Run, tracked_run, tracking_field
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from hourglass.spark.stats.io import StatsFrames
+    from hourglass.stats.summary import RunInfo
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 RESULT_COLUMNS = ("layer", "n_tokens", "norm_entropy", "gini", "std", "utilization",
@@ -129,13 +143,11 @@ class HourglassStatsResult:
 
 
 def _shape(cfg: HourglassStatsConfig, kind: str, codebook_id: str | None,
-           infer=None) -> tuple[int, int, str]:
+           infer=None) -> Shape:
     """(L, M, m_source): config, else the codebook manifest, else `infer()` (fixed input)."""
-    from hourglass.spark.stats_prepare import codebook_shape, resolve_shape
-    from hourglass.table_refs import table_ref
+    from hourglass.spark.stats.prepare import codebook_shape
 
-    root = cfg.codebooks_root or (table_ref(cfg.output_root, "codebooks")
-                                  if cfg.output_root else "")
+    root = codebooks_root(cfg.codebooks_root, cfg.output_root)
     book = None if cfg.num_layers and cfg.num_codes else codebook_shape(root, codebook_id)
     return resolve_shape(cfg.num_layers, cfg.num_codes, book,
                          infer if kind == FIXED else None)
@@ -180,31 +192,29 @@ def _log_summary(track: Run, summary, lineage_tags: dict) -> None:
 
 
 def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> HourglassStatsResult:
-    from hourglass.spark.stats_input import fixed_frame, infer_fixed_shape, rewritten_frame
-    from hourglass.spark.stats_packed import packable
-    from hourglass.spark.stats_prepare import first_value
+    from hourglass.spark.stats.input import fixed_frame, infer_fixed_shape, rewritten_frame
+    from hourglass.spark.stats.prepare import first_value
 
     src, kind, df = _select_input(spark, cfg)
-    id_col = "codebook_id" if kind == FIXED else "source_codebook_id"
-    book = first_value(df, id_col)
-    L, M, m_source = _shape(cfg, kind, book, lambda: infer_fixed_shape(df))
-    extra = (id_col,) if kind == FIXED else (id_col, "strategy")
-    framed = (fixed_frame if kind == FIXED else rewritten_frame)(df, L, M, extra)
-    shape = _Input(src, kind, L, M, m_source, id_col, book)
+    book = first_value(df, ID_COLUMN[kind])
+    plan = plan_stats(kind, _shape(cfg, kind, book, lambda: infer_fixed_shape(df)))
+    L, M, m_source = plan.shape
+    framed = (fixed_frame if kind == FIXED else rewritten_frame)(df, L, M, plan.carried)
+    pinned = _Input(src, plan, book)
     done = None
-    if packable(kind, M, L):
-        done = _run_scanned(spark, cfg, shape, framed)
+    if plan.scanned:
+        done = _run_scanned(spark, cfg, pinned, framed)
     if done is None:
-        done = _run_rows(spark, cfg, shape, framed)
-    rows_in, quarantine, frames, info, record = done
+        done = _run_rows(spark, cfg, pinned, framed)
+    frames, info = done.frames, done.info
     next_step(spark, "hourglass_stats", f"write {frames.n_items} items' statistics of run "
               f"{cfg.run_id}")
-    quarantined = _write_tables(spark, cfg, frames, record, quarantine)
+    quarantined = _write_tables(spark, cfg, frames, done.record, done.quarantine)
     summary = frames.summary
     seg_row = summary[summary["layer"] == cfg.segment_layer]
     result = HourglassStatsResult(
         run_id=cfg.run_id, input_kind=kind, num_layers=L, num_codes=M, m_source=m_source,
-        rows_in=int(rows_in), items=frames.n_items, quarantined=quarantined,
+        rows_in=int(done.rows_in), items=frames.n_items, quarantined=quarantined,
         head_tokens=int(seg_row["head_tokens"].iloc[0]) if len(seg_row) else 0,
         layers=[{k: _round(r[k]) for k in RESULT_COLUMNS} for r in summary.to_dict("records")],
         middle_layer_collapsed=middle_layer_collapsed(summary),
@@ -220,22 +230,28 @@ def _run(spark: SparkSession, cfg: HourglassStatsConfig, track: Run) -> Hourglas
 
 
 class _Input(NamedTuple):
-    """The pinned input of a run and its shape, as both plans need them."""
+    """The pinned input of a run and its plan, as both plans need them."""
 
     src: TableRead
-    kind: str
-    L: int
-    M: int
-    m_source: str
-    id_col: str
+    plan: StatsPlan
     book: str | None  # one codebook id read from the table
 
 
-def _describe(cfg: HourglassStatsConfig, shape: _Input, ids: list[str], strategy: str | None):
+class _Outcome(NamedTuple):
+    """What either plan hands over for writing."""
+
+    rows_in: int
+    quarantine: Callable[[], int]  # writes the quarantine slice unless written; its rows
+    frames: StatsFrames
+    info: RunInfo
+    record: dict[str, Any]  # the lineage of every table written
+
+
+def _describe(cfg: HourglassStatsConfig, pinned: _Input, ids: list[str], strategy: str | None):
     """(RunInfo, lineage record) of this run."""
     from hourglass.stats.summary import RunInfo
 
-    src, kind, L, M, m_source = shape.src, shape.kind, shape.L, shape.M, shape.m_source
+    src, kind, (L, M, m_source) = pinned.src, pinned.plan.kind, pinned.plan.shape
     if len(ids) > 1:
         log.warning("%s mixes codebooks %s: token statistics across codebooks are not "
                     "comparable", src.ref, ids)
@@ -255,23 +271,24 @@ def _quarantine(cfg: HourglassStatsConfig, kind: str, bad, record) -> int:
                             record).rows
 
 
-def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, framed):
-    """Fixed-length packable SIDs: `spark.stats_scan`'s two scans. None when an id hash repeats
+def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, pinned: _Input,
+                 framed) -> _Outcome | None:
+    """Fixed-length packable SIDs: `spark.stats.scan`'s two scans. None when an id hash repeats
     (the row plan then finds and quarantines the duplicates)."""
     from pyspark.sql import functions as F
 
     from hourglass.spark.parquet_scan import COLUMNS, FilePlan, plan_files
-    from hourglass.spark.stats import compute_scanned
-    from hourglass.spark.stats_scan import first_scan
+    from hourglass.spark.stats.scan.driver import compute_scanned, first_scan
 
-    src, kind, L, M, id_col = shape.src, shape.kind, shape.L, shape.M, shape.id_col
+    src, kind, id_col = pinned.src, pinned.plan.kind, pinned.plan.id_col
+    L, M = pinned.plan.shape.L, pinned.plan.shape.M
     files = plan_files(spark, src.ref, src.version, (*COLUMNS, id_col)) if cfg.direct_read \
         else FilePlan([], "direct_read is off")
     if files.reason:
         log.info("hourglass_stats %s: reading %s through Spark: %s", cfg.run_id, src.ref,
                  files.reason)
     tasks = len(files.tasks) if not files.reason else framed.rdd.getNumPartitions()
-    ranges = max(spark.sparkContext.defaultParallelism, tasks)
+    ranges = scan_ranges(spark.sparkContext.defaultParallelism, tasks)
     next_step(spark, "hourglass_stats", f"scan {src.ref} v{src.version} ({kind}, L={L}, M={M}, "
               f"{ranges} ranges, {'Spark' if files.reason else 'Parquet files'})")
     first = first_scan(framed, L, M, ranges, id_col, files)
@@ -288,8 +305,8 @@ def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, 
             ids = sorted(r[0] for r in framed.select(id_col).where(F.col(id_col).isNotNull())
                          .distinct().collect())
         else:
-            ids = [shape.book] if first.codebooks else []
-        info, record = _describe(cfg, shape, ids, None)
+            ids = [pinned.book] if first.codebooks else []
+        info, record = _describe(cfg, pinned, ids, None)
         next_step(spark, "hourglass_stats", f"quarantine {first.invalid} bad rows of "
                   f"{first.rows_in}")
         bad = framed.where(F.col("_reason").isNotNull() if first.invalid else F.lit(False))
@@ -298,19 +315,20 @@ def _run_scanned(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, 
         frames = compute_scanned(first, info, cfg.head_share, cfg.flow_top_tokens)
     finally:
         first.release()
-    return first.rows_in, quarantine, frames, info, record
+    return _Outcome(first.rows_in, quarantine, frames, info, record)
 
 
-def _run_rows(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, framed):
-    """The row plan (`spark.stats`): any input, duplicates quarantined."""
+def _run_rows(spark: SparkSession, cfg: HourglassStatsConfig, pinned: _Input,
+              framed) -> _Outcome:
+    """The row plan (`spark.stats.rows`): any input, duplicates quarantined."""
     from pyspark.sql import functions as F
 
     from hourglass.spark.session import persist_catalog
-    from hourglass.spark.stats import compute_stats
-    from hourglass.spark.stats_prepare import duplicate_ids, first_value, with_duplicates
+    from hourglass.spark.stats.prepare import duplicate_ids, first_value, with_duplicates
+    from hourglass.spark.stats.rows import compute_stats
 
-    src, kind, L, M, id_col = shape.src, shape.kind, shape.L, shape.M, shape.id_col
-    extra = (id_col,) if kind == FIXED else (id_col, "strategy")
+    src, kind, id_col = pinned.src, pinned.plan.kind, pinned.plan.id_col
+    L, M, extra = pinned.plan.shape.L, pinned.plan.shape.M, pinned.plan.carried
     # the cache holds what the statistics read; quarantine payloads are re-read from the source
     cached = (framed.select("item_id", "keys", "norms", "_reason", *extra)
               .transform(persist_catalog))
@@ -323,7 +341,7 @@ def _run_rows(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, fra
         rows_in, invalid, ids = int(first[0]), int(first[1]), list(first[2])
         next_step(spark, "hourglass_stats", f"quarantine bad rows and duplicates of {rows_in}")
         strategy = (cfg.strategy or first_value(cached, "strategy")) if kind == REWRITTEN else None
-        info, record = _describe(cfg, shape, ids, strategy)
+        info, record = _describe(cfg, pinned, ids, strategy)
         dups = duplicate_ids(cached) if cfg.check_duplicates else None
         bad = with_duplicates(framed, dups).where(F.col("_reason").isNotNull())
         if not invalid and dups is None:  # nothing to quarantine: empty the slice, no scan
@@ -338,14 +356,14 @@ def _run_rows(spark: SparkSession, cfg: HourglassStatsConfig, shape: _Input, fra
         cached.unpersist()
         if dups is not None:
             dups.unpersist()
-    return rows_in, quarantine, frames, info, record
+    return _Outcome(rows_in, quarantine, frames, info, record)
 
 
 def _write_tables(spark: SparkSession, cfg: HourglassStatsConfig, frames, record,
                   quarantine: Callable[[], int]) -> int:
     """This run's slices of the statistics tables and the quarantine, committed concurrently
     (independent tables); the rows quarantined."""
-    from hourglass.spark.stats_io import pandas_to_spark
+    from hourglass.spark.stats.io import pandas_to_spark
     from hourglass.spark.tables import run_concurrently, write_slice
     from hourglass.stats.schema import FLOW, LAYER_STATS, SUMMARY
 

@@ -151,7 +151,7 @@ class RewriteResult:
 
 def _layout(spark: SparkSession, cfg: RewriteSidsConfig, df: DataFrame) -> tuple[int, int]:
     """(L, M) from the config, else inferred from the data; checks strategies against L."""
-    from hourglass.spark.rewrite import infer_num_layers, max_code
+    from hourglass.spark.rewrite.input import infer_num_layers, max_code
 
     L = cfg.num_layers or infer_num_layers(df)
     for s in cfg.parsed_strategies():
@@ -170,8 +170,11 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
     """Write this run's strategies to `item_sids_rw` and `rewrite_summary`; export the tries."""
     from pyspark.sql import functions as F
 
-    from hourglass.spark import rewrite as rw
     from hourglass.spark.quarantine import write_quarantine
+    from hourglass.spark.rewrite.columns import item_popularity, rewrite_frame, with_popularity
+    from hourglass.spark.rewrite.input import STAGE, layer_counts, split_item_sids
+    from hourglass.spark.rewrite.summary import summary_aggregates, summary_partitions
+    from hourglass.spark.rewrite.tries import build_tries
     from hourglass.spark.session import persist_catalog
     from hourglass.spark.tables import lineage, read_table, write_slice
 
@@ -184,12 +187,12 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
     if cfg.popularity_table:
         pop_src = read_table(spark, cfg.ref(cfg.popularity_table))
         inputs[pop_src.ref] = pop_src.version
-        popularity = rw.item_popularity(pop_src.df)
+        popularity = item_popularity(pop_src.df)
 
-    good, bad = rw.split_item_sids(src.df, L, M)
-    good = rw.with_popularity(good, popularity if cfg.resolve_collisions else None)
+    good, bad = split_item_sids(src.df, L, M)
+    good = with_popularity(good, popularity if cfg.resolve_collisions else None)
     good = persist_catalog(good)
-    codes, counts, codebooks = rw.layer_counts(good)
+    codes, counts, codebooks = layer_counts(good)
     if len(codebooks) > 1:
         raise ValueError(f"{src.ref} mixes codebooks {codebooks}: rewrite one codebook at a time")
     removed = {s.name: removed_tokens(s, codes, counts, M) for s in strategies}
@@ -202,8 +205,8 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
                      num_layers=L, codebook_size=M)
 
     q_ref = cfg.ref(cfg.quarantine_table)
-    quarantined = write_quarantine(bad, q_ref, rw.STAGE, record).rows
-    frames = [rw.rewrite_frame(good, s, removed[s.name], L, cfg.resolve_collisions, M)
+    quarantined = write_quarantine(bad, q_ref, STAGE, record).rows
+    frames = [rewrite_frame(good, s, removed[s.name], L, cfg.resolve_collisions, M)
               for s in strategies]
     union = frames[0]
     for frame in frames[1:]:
@@ -212,10 +215,10 @@ def run(spark: SparkSession, cfg: RewriteSidsConfig) -> RewriteResult:
     out_version = write_slice(union, out_ref, record, {"strategy": names}).version
     written = read_table(spark, out_ref, out_version).df.where(F.col("strategy").isin(names))
 
-    parts = rw.summary_partitions(int(counts.sum()) * len(names),
-                                  spark.sparkContext.defaultParallelism)
-    aggregates = rw.summary_aggregates(written, L, parts)
-    tries = rw.build_tries(written, names)
+    parts = summary_partitions(int(counts.sum()) * len(names),
+                               spark.sparkContext.defaultParallelism)
+    aggregates = summary_aggregates(written, L, parts)
+    tries = build_tries(written, names)
     summary_rows, outcomes = [], []
     for s in strategies:
         agg = aggregates.get(s.name, {})

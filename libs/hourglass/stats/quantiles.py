@@ -4,9 +4,9 @@ Quantiles follow numpy's default ('linear', Hyndman–Fan 7) on float64 values, 
 can be compared with `np.quantile(values.astype(np.float64), q)`. The Spark side never sorts the
 table: it histograms values into `FINE_BINS` equal-width buckets over [lo, hi] (a monotone map,
 so buckets are ordered value ranges), walks the cumulative counts to the bucket holding a
-wanted rank, and resolves that bucket exactly (see `spark_quantiles`). The coarse histogram drawn
-in the report is the fine one summed in blocks, exact by construction (FINE_BINS / HIST_BINS is
-a power of two, so the block edges are the coarse bins' own edges).
+wanted rank, and resolves that bucket exactly (see `spark.stats.quantiles`). The coarse
+histogram drawn in the report is the fine one summed in blocks, exact by construction
+(FINE_BINS / HIST_BINS is a power of two, so the block edges are the coarse bins' own edges).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from hourglass.resources import deepspeed_config_file, deepspeed_config_names
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.table_refs import is_path
 from hourglass.tracking import tracking_field
+from hourglass.train.layout import run_folder_name, runs_root, strategy_dir
 from hourglass.train.losses import LOSSES
-from hourglass.train.runs import run_folder_name
 
 # A DeepSpeed JSON shipped in the package (hourglass/resources/deepspeed/), named by file name.
 DEFAULT_DS_CONFIG = "zero2_cpu_fp32.json"
@@ -153,23 +153,17 @@ class TrainConfig(StageConfig):
 
     def runs_root(self) -> str:
         """`<output_root>/sft_runs`: one folder per strategy, one run folder in each."""
-        return str(Path(self.output_root.removeprefix("file:")) / "sft_runs")
+        return runs_root(self.output_root)
 
     def fixed_run_dir(self) -> str:
         """`output_dir`, else `<runs_root>/<strategy>/<scheduler_run_id>`, else "" (the folder
-        is then keyed by the inputs, see `hourglass.train.runs.plan_run`)."""
+        is then keyed by the inputs: `hourglass.train.runs.run_dir_of`)."""
         if self.output_dir:
             return self.output_dir
         if self.scheduler_run_id:
-            return str(Path(self.runs_root()) / self.strategy_name
+            return str(strategy_dir(self.runs_root(), self.strategy_name)
                        / run_folder_name(self.scheduler_run_id))
         return ""
-
-    def run_dir(self) -> str:
-        """The run folder; keyed by the inputs it reads their Delta logs (`plan_run`)."""
-        from hourglass.train.runs import plan_run
-
-        return self.fixed_run_dir() or plan_run(self).run_dir
 
     def ds_config_path(self) -> str:
         """A file at the path given, else the packaged config of that file name."""

@@ -23,6 +23,7 @@ from typing import Any
 
 from hourglass.logs import log
 from hourglass.train.config import TrainConfig, parse_train_args
+from hourglass.train.layout import LOG_FILE, RESULT_FILE
 
 LAUNCHERS = ("deepspeed", "torchrun", "python")
 # The trainer's own log line at every log step: run_training echoes it, so a parent that runs
@@ -59,7 +60,7 @@ def run_training(cfg: TrainConfig, launcher: str = "deepspeed", num_procs: int =
                  master_port: int | None = None, log_file: str | None = None) -> dict[str, Any]:
     """Train in child processes; return the run's `train_result.json` as a dict (a finished run
     of the same inputs is not trained again: its result comes back with `skipped` true)."""
-    from hourglass.train.runs import RESULT_FILE, finished_result, plan_run
+    from hourglass.train.runs import finished_result, plan_run
 
     # Pin the folder and inputs here, so the ranks cannot see a commit made after this point
     # and this process reads the answer from the folder they wrote.
@@ -82,7 +83,7 @@ def run_training(cfg: TrainConfig, launcher: str = "deepspeed", num_procs: int =
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     env.setdefault("DS_ACCELERATOR", "cpu" if not _has_cuda() else "cuda")
     cmd = launcher_command(config_file, launcher, num_procs, port)
-    log_path = Path(log_file) if log_file else run_dir / "train.log"
+    log_path = Path(log_file) if log_file else run_dir / LOG_FILE
     with open(log_path, "a") as log_fh:
         log_fh.write("launch: " + " ".join(cmd) + "\n")
         log_fh.flush()

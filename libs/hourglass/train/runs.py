@@ -2,48 +2,40 @@
 
 A run is keyed by what it trains on: `<runs_root>/<strategy>/<key>`, the key being
 `sft<v>-sids<v>-<codebook>` (the Delta versions of `sft_examples` and `item_sids_rw` and the
-codebook the SIDs came from), or the scheduler's run id when one is given. So a nightly run on
-new SIDs trains a new model in a new folder, and an unchanged re-run finds its own folder and
-resumes it (or skips it when finished). The model folder records what it was trained on, and
-`find_model` refuses to pair it with any other SID table version: a SID token means another
-item under another codebook or rewrite.
+codebook the SIDs came from), or the scheduler's run id when one is given (the folders and files
+are named in `hourglass.train.layout`). So a nightly run on new SIDs trains a new model in a
+new folder, and an unchanged re-run finds its own folder and resumes it (or skips it when
+finished). The model folder records what it was trained on, and `find_model` refuses to pair it
+with any other SID table version: a SID token means another item under another codebook or
+rewrite.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hourglass.errors import ConfigError, InputError, MissingInputError
 from hourglass.logs import log
+from hourglass.train.layout import (
+    FINAL_DIR,
+    META_FILE,
+    RESULT_FILE,
+    RUN_FILE,
+    input_key,
+    run_folder_name,
+    run_of_model,
+    strategy_dir,
+)
 
 if TYPE_CHECKING:
     from hourglass.train.config import TrainConfig
 
-RUN_FILE = "run.json"
-RESULT_FILE = "train_result.json"
-META_FILE = "hourglass_sft.json"  # in final/: what the exported model was trained on
-FINAL_DIR = "final"  # the exported Hugging Face model inside a run folder
-CHECKPOINTS_DIR = "checkpoints"
-METRICS_FILE = "metrics.jsonl"
-
 
 class ModelMismatchError(InputError, ValueError):
     """A trained model was paired with SIDs other than those it was trained on."""
-
-
-def run_folder_name(run_id: str) -> str:
-    """A scheduler's run id as one path segment (Airflow's hold ':' and '+', which HDFS and
-    some object stores refuse)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
-
-
-def input_key(sft_version: int, sids_version: int, codebook_id: str) -> str:
-    """The folder name of a run keyed by its inputs."""
-    return f"sft{sft_version}-sids{sids_version}-{codebook_id[:12] or 'nocodebook'}"
 
 
 def _latest_version(table_uri: str) -> int:
@@ -109,9 +101,16 @@ def plan_run(cfg: TrainConfig) -> RunPlan:
     codebook = old.get("codebook_id")
     if codebook is None:
         codebook = codebook_of(sids_uri, strategy, sids_v)
-    run_dir = fixed or str(Path(cfg.runs_root()) / strategy / input_key(sft_v, sids_v, codebook))
+    run_dir = fixed or str(strategy_dir(cfg.runs_root(), strategy)
+                           / input_key(sft_v, sids_v, codebook))
     return RunPlan(run_dir=run_dir, strategy=strategy, sft_version=sft_v, sids_version=sids_v,
                    codebook_id=codebook, scheduler_run_id=cfg.scheduler_run_id)
+
+
+def run_dir_of(cfg: TrainConfig) -> str:
+    """The run folder of `cfg`: its fixed folder, else the one its inputs key (which reads
+    their Delta logs, `plan_run`)."""
+    return cfg.fixed_run_dir() or plan_run(cfg).run_dir
 
 
 def finished_result(plan: RunPlan, max_steps: int) -> dict[str, Any] | None:
@@ -139,7 +138,8 @@ class TrainedModel:
 def trained_on(model_dir: Path) -> TrainedModel:
     """What a model folder was trained on, from its META_FILE (else its run's run.json)."""
     meta_file = model_dir / META_FILE
-    rec = json.loads(meta_file.read_text()) if meta_file.exists() else recorded(model_dir.parent)
+    rec = (json.loads(meta_file.read_text()) if meta_file.exists()
+           else recorded(run_of_model(model_dir)))
     if rec.get("sids_version") is None or rec.get("sft_version") is None:
         raise ModelMismatchError(
             f"{model_dir} records no table versions it was trained on, so it cannot be paired "
@@ -165,7 +165,7 @@ def find_model(strategy_runs: Path, sids_version: int, sids_table: str,
         fixed = None
     if fixed is not None:
         if not (fixed / FINAL_DIR).is_dir():
-            raise MissingInputError(f"no fine-tuned model at {fixed / 'final'}: run sft_train "
+            raise MissingInputError(f"no fine-tuned model at {fixed / FINAL_DIR}: run sft_train "
                                     "(or the ablation) for this strategy first")
         model = trained_on(fixed / FINAL_DIR)
         if model.sids_version != sids_version:
@@ -195,13 +195,13 @@ def find_model(strategy_runs: Path, sids_version: int, sids_table: str,
 def trained_given_prefix(model_dir: str | Path) -> int:
     """Target tokens the model was trained to continue from (`given_prefix`; 0 for a folder
     without a run record, as every model before the option)."""
-    return int((recorded(Path(model_dir).parent).get("config") or {}).get("given_prefix", 0))
+    return int((recorded(run_of_model(model_dir)).get("config") or {}).get("given_prefix", 0))
 
 
 def trained_max_seq_len(model_dir: str | Path, default: int) -> int:
     """The sequence budget a model was trained with: its run's recorded config (RUN_FILE beside
     FINAL_DIR), else `default` for a model folder that has no run record."""
-    config = recorded(Path(model_dir).parent).get("config")
+    config = recorded(run_of_model(model_dir)).get("config")
     if config is None:
         log.warning("%s has no %s beside it; assuming max_seq_len=%d", model_dir, RUN_FILE,
                     default)

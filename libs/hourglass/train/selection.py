@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hourglass.decode.ranking import Catalog, Ranker
+from hourglass.train.layout import BEST_FILE
 
 if TYPE_CHECKING:
     from hourglass.train.config import TrainConfig
@@ -63,7 +64,6 @@ class RecallProbe:
         return found
 
 
-BEST_FILE = "best_state.pt"  # in the run folder: the best step's weights, for a resumed run
 PROBE_SEED = 0  # the validation users are the same for every seed and recipe
 
 

@@ -8,9 +8,9 @@ DeepspeedTorchDistributor). Rank 0 pins the table versions and every rank reads 
 `sft_examples` from the Delta log. The batch order is a pure function of (seed, rank, step), so a
 run resumed from `checkpoints/<latest>` continues with exactly the batches it would have seen.
 The run folder is keyed by the inputs (`hourglass.train.runs`); a finished run of the same
-inputs is skipped. Outputs in it: `checkpoints/`, `final/` (a Hugging Face model + tokenizer +
-`hourglass_sft.json`), `metrics.jsonl`, `run.json` (table versions, codebook id, config) and
-`train_result.json`.
+inputs is skipped. Outputs in it (laid out by `hourglass.train.layout`): `checkpoints/`, `final/`
+(a Hugging Face model + tokenizer + `hourglass_sft.json`), `metrics.jsonl`, `run.json` (table
+versions, codebook id, config) and `train_result.json`.
 """
 
 from __future__ import annotations
@@ -36,23 +36,22 @@ from hourglass.train.batches import collate, encode_examples, real_tokens, targe
 from hourglass.train.config import TrainConfig
 from hourglass.train.data import batch_indices, read_shard, read_strategy_columns
 from hourglass.train.ds_config import finish_ds_config, load_ds_config
-from hourglass.train.losses import batch_loss
-from hourglass.train.runs import (
+from hourglass.train.layout import (
     CHECKPOINTS_DIR,
     FINAL_DIR,
     META_FILE,
     METRICS_FILE,
     RESULT_FILE,
     RUN_FILE,
-    RunPlan,
-    finished_result,
-    plan_run,
+    SHARDS_DIR,
 )
+from hourglass.train.losses import batch_loss
+from hourglass.train.runs import RunPlan, finished_result, plan_run
 from hourglass.train.selection import Best, RecallProbe, recall_probe
 
 MODEL_ARTIFACT = "model"  # the exported model in the fine-tune's MLflow run
 
-__all__ = ["META_FILE", "RESULT_FILE", "RUN_FILE", "TrainResult", "train"]
+__all__ = ["TrainResult", "train"]
 
 
 @dataclass(frozen=True)
@@ -271,10 +270,10 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
     enc_valid = encode_examples({k: v[:cap] for k, v in valid_rows.items()}, ids, cfg.max_seq_len,
                                 given_prefix=cfg.given_prefix)
     if cfg.record_shard_keys:
-        (run_dir / "shards").mkdir(parents=True, exist_ok=True)
+        (run_dir / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
         keys = list(zip(*(shard.columns[c] for c in ("user_id", "split", "target_item_id")),
                         strict=True))
-        (run_dir / "shards" / f"rank_{rank}.json").write_text(json.dumps(
+        (run_dir / SHARDS_DIR / f"rank_{rank}.json").write_text(json.dumps(
             {"version": shard.version, "total_rows": shard.total_rows, "keys": keys}))
     if _reduce([len(enc_train) == 0], "max")[0]:
         raise RuntimeError(f"a rank has no train rows of {strategy!r} in {cfg.sft_table}: "

@@ -1,25 +1,21 @@
-"""Input preparation for the stats stage: L and M, and duplicate item ids, cheaply.
+"""Input preparation for the stats stage: what L and M are read from, and duplicate item ids,
+cheaply.
 
 L and M are taken from the config, else from the codebook manifest of the table's first
-codebook id (reading one row), and only as a last resort from a full pass over the table.
-Duplicate ids are found by grouping a 64-bit hash of item_id (a cheap shuffle of longs); only
-rows whose hash repeats are grouped again by the id itself, so hash collisions never
-quarantine a row.
+codebook id (reading one row), and only as a last resort from a full pass over the table (in
+the order of `hourglass.stats.plan.resolve_shape`). Duplicate ids are found by grouping a 64-bit
+hash of item_id (a cheap shuffle of longs); only rows whose hash repeats are grouped again by
+the id itself, so hash collisions never quarantine a row.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hourglass.config import ConfigError
-
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-
-Shape = tuple[int, int, str]  # (L, M, m_source)
 
 
 def first_value(df: DataFrame, col: str) -> str | None:
@@ -42,28 +38,6 @@ def codebook_shape(codebooks_root: str, codebook_id: str | None) -> tuple[int, i
         return None
     data = json.loads(manifest.read_text())
     return int(data["L"]), int(data["M"])
-
-
-def resolve_shape(num_layers: int, num_codes: int, book: tuple[int, int] | None,
-                  infer: Callable[[], tuple[int | None, int | None]] | None) -> Shape:
-    """Config wins, then the codebook manifest, then `infer()` → (longest SID, largest code).
-
-    `infer` is None for rewritten input, whose table cannot tell L and M.
-    """
-    if num_layers and num_codes:
-        return num_layers, num_codes, "config"
-    if book:
-        return num_layers or book[0], num_codes or book[1], (
-            "config" if num_codes else "codebook")
-    if infer is None:
-        hint = "is required for rewritten input when the codebook artifact is not found"
-        raise ConfigError(f"config key '{'num_layers' if not num_layers else 'num_codes'}': "
-                          f"{hint}")
-    L, top = infer()
-    if (not num_layers and not L) or (not num_codes and top is None):
-        raise ConfigError("config key 'num_codes': cannot infer L/M from an input without codes")
-    L = num_layers or int(L)
-    return (L, num_codes, "config") if num_codes else (L, max(int(top) + 1, 2), "inferred")
 
 
 def duplicate_ids(df: DataFrame) -> DataFrame | None:

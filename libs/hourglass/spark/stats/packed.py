@@ -4,8 +4,8 @@ A fixed-length SID (c1..cL) with M^L < 2^62 is the integer Σ c_l·M^(L−l), so
 is `sid div M^(L−d)` and its layer-l code is `(sid div M^(L−l)) % M`. Grouping and shuffling
 one long instead of an array of L keys is what makes the per-SID passes (distinct SIDs, the
 prefix cascade, the flow edges) cheap at 10^7 items. Variable-length (rewritten) SIDs use the
-array path in `spark_stats`; both produce the same dataclasses and are tested against the same
-reference.
+array path in `stats.rows`; both produce the same dataclasses and are tested against the same
+reference. Which SIDs pack is `hourglass.stats.plan.packable`.
 """
 
 from __future__ import annotations
@@ -14,19 +14,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from hourglass.spark.stats_input import key_code
+from hourglass.spark.stats.input import key_code
 from hourglass.stats.paths import CollisionStats, DepthStats, collision_stats, depth_stats
 from hourglass.stats.schema import OTHER_TOKEN
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
-
-PACK_LIMIT = 1 << 62
-
-
-def packable(input_kind: str, M: int, L: int) -> bool:
-    return input_kind == "fixed" and M**L < PACK_LIMIT
-
 
 def packed_sids(valid: DataFrame, M: int, L: int) -> DataFrame:
     """(sid BIGINT, n): the distinct SIDs of `valid` (keys of length L) and their item counts."""

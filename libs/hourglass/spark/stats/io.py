@@ -1,9 +1,11 @@
-"""Statistics frames between the driver and the tables: pandas to the contract schema, and one
-run's rows back as pandas (writes go through `hourglass.spark.tables.write_slice`)."""
+"""Statistics frames between the driver and the tables: the run's frames (either plan's result),
+pandas to the contract schema, and one run's rows back as pandas (writes go through
+`hourglass.spark.tables.write_slice`)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +16,16 @@ from hourglass.stats.schema import ddl
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+
+@dataclass
+class StatsFrames:
+    """The run's small tables as pandas, written by the caller."""
+
+    layer_stats: pd.DataFrame
+    summary: pd.DataFrame
+    flow: pd.DataFrame
+    n_items: int
 
 
 def _sql_value(value: Any) -> Any:

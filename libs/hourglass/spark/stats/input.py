@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hourglass.stats.plan import FIXED, REWRITTEN
+
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-FIXED = "fixed"
-REWRITTEN = "rewritten"
 PAYLOAD = {FIXED: ["item_id", "codes", "residual_norms"], REWRITTEN: ["item_id", "tokens"]}
 KEY_SHIFT = 32
 TOKEN_PATTERN = r"^<[a-z]_[0-9]{1,9}>$"  # sid_tokens' grammar; ≤ 9 digits fits an INT

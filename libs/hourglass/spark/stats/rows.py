@@ -1,28 +1,27 @@
-"""The hourglass statistics of a keyed SID frame, by Spark aggregations (exact).
+"""The hourglass statistics of a keyed SID frame, by Spark aggregations (exact): the row plan.
 
-Input: the valid rows of `spark_input` (item_id, keys, norms). What comes to the driver: one row
+Input: the valid rows of `stats.input` (item_id, keys, norms). What comes to the driver: one row
 per used (layer, token), histograms of fan-outs, collision sizes and SID lengths, and the
-residual-norm histograms of `spark_quantiles`. This row plan serves every input; fixed-length
-SIDs whose ids do not repeat take `stats_scan`'s two scans instead (`compute_scanned`).
+residual-norm histograms of `stats.quantiles`. This row plan serves every input; fixed-length
+SIDs whose ids do not repeat take `stats.scan`'s two scans instead (`scan.driver`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from hourglass.spark.stats_input import key_code, key_layer
-from hourglass.spark.stats_packed import (
-    packable,
+from hourglass.spark.stats.input import key_code, key_layer
+from hourglass.spark.stats.io import StatsFrames
+from hourglass.spark.stats.packed import (
     packed_flow_edges,
     packed_path_aggregates,
     packed_sids,
 )
-from hourglass.spark.stats_quantiles import exact_order_stats
-from hourglass.spark.stats_scan import FirstScan, second_scan
+from hourglass.spark.stats.quantiles import exact_order_stats
 from hourglass.stats.paths import CollisionStats, DepthStats, collision_stats, depth_stats
+from hourglass.stats.plan import packable
 from hourglass.stats.quantiles import (
     FINE_BINS,
     NORM_QUANTILES,
@@ -42,16 +41,6 @@ from hourglass.stats.summary import (
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-
-
-@dataclass
-class StatsFrames:
-    """The run's small tables as pandas, written by the caller."""
-
-    layer_stats: pd.DataFrame
-    summary: pd.DataFrame
-    flow: pd.DataFrame
-    n_items: int
 
 
 def token_aggregates(valid: DataFrame) -> pd.DataFrame:
@@ -193,14 +182,3 @@ def compute_stats(valid: DataFrame, info: RunInfo, head_share: float = 0.5,
         n_items=collisions.n_items,
     )
 
-
-def compute_scanned(first: FirstScan, info: RunInfo, head_share: float = 0.5,
-                    flow_top: int = 20) -> StatsFrames:
-    """Every statistic of one fixed-length run from `stats_scan`'s first scan and its second."""
-    norms, flow = second_scan(first, info.num_layers, info.M, flow_top, info.run_id)
-    summary = summary_frame(info, first.agg, first.depths, first.collisions, norms, head_share,
-                            flow_top)
-    return StatsFrames(
-        layer_stats=layer_stats_frame(info.run_id, first.agg, head_share), summary=summary,
-        flow=flow, n_items=first.collisions.n_items,
-    )
