@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("evaluation", ("hourglass.evaluation", "hourglass.report", "hourglass.baselines")),
     ("spark", ("hourglass.spark",)),
     ("stages", ("hourglass.stages",)),
-    ("entry", ("hourglass.cli", "hourglass.docs", "hourglass.notebook")),
+    ("entry", ("hourglass.cli", "hourglass.docs", "hourglass.notebook", "hourglass.study")),
 ]
 SPARK_LAYERS = {"spark", "stages", "entry"}
 

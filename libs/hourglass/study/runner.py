@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hourglass import __version__
 from hourglass.study.arms import BASE, K_SHARES, Arm, all_arms, strategies, table1_arms
 from hourglass.study.arms import table2_arms as table2_arm_list
 from hourglass.study.cache import CellCache, fingerprint
@@ -75,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-seeds", nargs="+", type=int, default=[3, 3, 1],
                    help="seeds at each --budget-minutes (the first N of --seeds)")
     add_sasrec_args(p)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: seed 1, 200 users, 0.1 CPU-minutes, 5 probe steps, beam 50, "
                         "one shape (the recipe's M), SASRec 2 epochs; outputs under <output>-quick")
