@@ -36,6 +36,7 @@ from hourglass.study.tables import PAPER_NDCG_KS, PAPER_RECALL_KS
 POPULARITY = "popularity"
 BASELINES = ((SASREC, "SASRec (same splits, same minutes)"), (POPULARITY, "Popularity"))
 PRE_STAGES = ("ingest", "embed_items")
+QUICK_TRAIN = {"eval_at_start": False, "max_valid_examples": 64, "recall_users": 32}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="steps of the probe fine-tune that measures seconds per step")
     p.add_argument("--checks", type=int, default=5,
                    help="validation Recall checks per fine-tune (recipe select_by valid_recall)")
+    p.add_argument("--launcher", default="auto", choices=("auto", "deepspeed", "python",
+                                                          "torchrun"),
+                   help="how fine-tunes start; auto: the recipe's, but `python` (the same "
+                        "DeepSpeed engine, without the launcher's ~15 s start) for one process")
     p.add_argument("--beam", type=int, default=50, help="beams of the evaluation (>= 50)")
     p.add_argument("--users", type=int, default=0, help="test users evaluated; 0 = all")
     p.add_argument("--invalid-seeds", type=int, default=1,
@@ -78,12 +83,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_sasrec_args(p)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: seed 1, 200 users, 0.1 CPU-minutes, 5 probe steps, beam 50, "
-                        "one shape (the recipe's M), SASRec 2 epochs; outputs under <output>-quick")
+                   help="smoke run: seed 1, 200 users, 20 steps per model (no probe), beam 50, "
+                        "the recipe's M (no shapes), one top@K share (the paper's best, top@400), "
+                        "SASRec 2 epochs; outputs under <output>-quick")
     args = p.parse_args(argv)
     if args.quick:
-        args.seeds, args.users, args.cpu_minutes, args.probe_steps = [1], 200, 0.1, 5
+        args.seeds, args.users, args.cpu_minutes, args.max_steps = [1], 200, 0.1, 20
         args.checks, args.sasrec_max_epochs, args.shapes = 1, 2, []
+        args.k_shares = [K_SHARES[2]]
         args.output = args.output.rstrip("/") + "-quick"
         if args.budget_curve:
             args.budget_minutes, args.budget_seeds = [0.1, 0.2], [1, 1]
@@ -162,6 +169,9 @@ class Study:
         self.root = str(self.out / "tables")
         self.cache = CellCache(self.out / "cells")
         self.recipe = Recipe.load(args.recipe, Path(args.data_root) / dataset)
+        if args.quick:  # a smoke run checks the path, not the model: smallest validation
+            self.recipe.ablation["train"] = {**self.recipe.ablation.get("train", {}),
+                                             **QUICK_TRAIN}
         self.arms = all_arms(tuple(args.k_shares))
         self.timings: dict[str, float] = {}
         self.M = 0
@@ -194,9 +204,12 @@ class Study:
         sft = self._timed("sft_examples", self._build_sft, "sft", fp=sids_fp)
         self.pins = {k: int(sft[k]) for k in ("sft_version", "sids_version")}
         self.base_fp = sids_fp
-        probe_fp = fingerprint(sids=sids_fp, steps=self.args.probe_steps,
-                               train=self.recipe.ablation.get("train", {}))
-        self.sps = self._timed("probe", self._probe, "probe", fp=probe_fp)["seconds_per_step"]
+        if not self.args.max_steps:  # else every model trains max_steps: nothing to measure
+            probe_fp = fingerprint(sids=sids_fp, steps=self.args.probe_steps,
+                                   train=self.recipe.ablation.get("train", {}),
+                                   launcher=self.launcher())
+            self.sps = self._timed("probe", self._probe, "probe",
+                                   fp=probe_fp)["seconds_per_step"]
         return {"M": self.M, "shapes": {str(k): v for k, v in shapes.items()},
                 "pins": self.pins, "seconds_per_step": self.sps}
 
@@ -243,8 +256,14 @@ class Study:
             abl.train_config("none"), max_steps=self.args.probe_steps, output_dir=str(folder),
             eval_at_start=False, resume=False, select_by="last", eval_every=0, patience=0,
             tracking=False, **self.pins)
-        res = run_training(tcfg, abl.launcher, abl.num_procs)
+        res = run_training(tcfg, self.launcher(), abl.num_procs)
         return {"seconds_per_step": float(res["seconds"]) / max(1, int(res["steps"]))}
+
+    def launcher(self) -> str:
+        abl = self.recipe.ablation
+        if self.args.launcher != "auto":
+            return self.args.launcher
+        return "python" if int(abl.get("num_procs", 1)) == 1 else abl.get("launcher", "deepspeed")
 
     def steps(self, minutes: float) -> int:
         return self.args.max_steps or max(1, int(minutes * 60 / self.sps))
@@ -285,7 +304,7 @@ class Study:
         tcfg.validate()
         prepare_run_dir(tcfg, self.pins["sft_version"], self.pins["sids_version"])
         t0 = time.perf_counter()
-        res = run_training(tcfg, abl.launcher, abl.num_procs)
+        res = run_training(tcfg, self.launcher(), abl.num_procs)
         train_s = time.perf_counter() - t0
         run_id = f"study_{name.replace('.', '_')}"
         ecfg = dataclasses.replace(

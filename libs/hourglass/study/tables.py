@@ -77,7 +77,7 @@ def table2(agg: Agg, arms: Sequence[Arm], baselines: Sequence[tuple[str, str]], 
         for k in ks:
             values = [agg[(a.name, "all", metric, k)][0] for a in arms
                       if (a.name, "all", metric, k) in agg and not a.diagnostic]
-            if values:
+            if values and max(values) > 0:
                 best[(metric, k)] = max(values)
     rows = [r for a in arms
             if (r := _row(agg, a.name, "all", a.label(M), recall_ks, ndcg_ks, best)) is not None]
