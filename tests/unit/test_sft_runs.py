@@ -15,6 +15,7 @@ import pytest
 from deltalake import write_deltalake
 
 from hourglass.config import ConfigError
+from hourglass.errors import InputError
 from hourglass.train.config import TrainConfig
 from hourglass.train.layout import META_FILE, RESULT_FILE, RUN_FILE, run_folder_name
 from hourglass.train.runs import (
@@ -125,3 +126,21 @@ def test_a_named_model_is_refused_against_other_sids(tmp_path):
     (tmp_path / "old" / "final").mkdir(parents=True)  # a model without the record
     with pytest.raises(ModelMismatchError, match="records no table versions"):
         find_model(tmp_path / "old", 0, "item_sids_rw")
+
+
+def test_another_objective_trains_in_its_own_folder_and_evaluation_picks_the_default(tmp_path):
+    _write_sids(tmp_path, "cb0123456789abcdef")
+    _write_sft(tmp_path)
+    base = plan_run(_cfg(tmp_path)).run_dir
+    given = plan_run(_cfg(tmp_path, given_prefix=1)).run_dir
+    focal = plan_run(_cfg(tmp_path, loss="focal", given_prefix=1)).run_dir
+    assert given == base + "-given1" and focal == base + "-given1-focal2"
+    assert plan_run(_cfg(tmp_path, loss="mile", mile_gamma=0.5)).run_dir == base + "-mile0.5"
+    runs = tmp_path / "none"
+    _model(runs / "sft0-sids0-cbA", 0, 0, "cbA")
+    _model(runs / "sft0-sids0-cbA-given1", 0, 0, "cbA")
+    assert find_model(runs, 0, "item_sids_rw").model_dir == str(runs / "sft0-sids0-cbA" / "final")
+    _model(tmp_path / "only" / "sft0-sids0-cbA-focal2", 0, 0, "cbA")
+    _model(tmp_path / "only" / "sft0-sids0-cbA-mile1", 0, 0, "cbA")
+    with pytest.raises(InputError, match="2 models .* other objectives"):
+        find_model(tmp_path / "only", 0, "item_sids_rw")

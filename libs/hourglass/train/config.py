@@ -17,7 +17,7 @@ from hourglass.resources import deepspeed_config_file, deepspeed_config_names
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.table_refs import is_path
 from hourglass.tracking import tracking_field
-from hourglass.train.layout import run_folder_name, runs_root, strategy_dir
+from hourglass.train.layout import objective_key, run_folder_name, runs_root, strategy_dir
 from hourglass.train.losses import LOSSES
 
 # A DeepSpeed JSON shipped in the package (hourglass/resources/deepspeed/), named by file name.
@@ -164,6 +164,12 @@ class TrainConfig(StageConfig):
             return str(strategy_dir(self.runs_root(), self.strategy_name)
                        / run_folder_name(self.scheduler_run_id))
         return ""
+
+    def objective_key(self) -> str:
+        """How a folder keyed by its inputs says it learns another objective (loss, given
+        prefix): two objectives on the same inputs never resume or skip each other's run. (A
+        scheduler's run id names one run per strategy; `output_dir` is the user's choice.)"""
+        return objective_key(self.loss, self.loss_gamma, self.given_prefix)
 
     def ds_config_path(self) -> str:
         """A file at the path given, else the packaged config of that file name."""

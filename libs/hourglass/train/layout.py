@@ -3,7 +3,8 @@
     <output_root>/sft_runs/          runs_root(output_root)
       <strategy>/                    strategy_dir(runs_root, strategy)
         <run folder>/                input_key(...) of what it trains on, or
-                                     run_folder_name(scheduler run id); or `output_dir` itself
+                                     run_folder_name(scheduler run id); or `output_dir` itself;
+                                     + objective_key(...) when it trains another objective
           run.json                   RUN_FILE: table versions, codebook id, config
           train_result.json          RESULT_FILE: the finished run's result
           metrics.jsonl              METRICS_FILE: one line per logged step
@@ -64,6 +65,16 @@ def run_folder_name(run_id: str) -> str:
 def input_key(sft_version: int, sids_version: int, codebook_id: str) -> str:
     """The folder name of a run keyed by its inputs."""
     return f"sft{sft_version}-sids{sids_version}-{codebook_id[:12] or 'nocodebook'}"
+
+
+def objective_key(loss: str, gamma: float, given_prefix: int) -> str:
+    """The folder suffix of a fine-tune that learns another objective than the default (plain
+    cross-entropy on the whole target SID): `-focal2`, `-mile1`, `-given1`, `-given1-focal2`.
+    Empty for the default, so runs made before these options keep their folders."""
+    parts = [f"given{given_prefix}"] if given_prefix else []
+    if loss != "ce":
+        parts.append(f"{loss}{gamma:g}")
+    return "".join(f"-{p}" for p in parts)
 
 
 def run_of_model(model_dir: str | Path) -> Path:

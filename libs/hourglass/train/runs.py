@@ -102,7 +102,7 @@ def plan_run(cfg: TrainConfig) -> RunPlan:
     if codebook is None:
         codebook = codebook_of(sids_uri, strategy, sids_v)
     run_dir = fixed or str(strategy_dir(cfg.runs_root(), strategy)
-                           / input_key(sft_v, sids_v, codebook))
+                           / (input_key(sft_v, sids_v, codebook) + cfg.objective_key()))
     return RunPlan(run_dir=run_dir, strategy=strategy, sft_version=sft_v, sids_version=sids_v,
                    codebook_id=codebook, scheduler_run_id=cfg.scheduler_run_id)
 
@@ -189,7 +189,19 @@ def find_model(strategy_runs: Path, sids_version: int, sids_table: str,
             f" the models there were trained on versions {have}. Fine-tune on version "
             f"{sids_version} first, or evaluate an existing model against its own SIDs by time "
             f"travel (--sids_version {have[-1]}).")
-    return max(mine, key=lambda m: m.sft_version)
+    newest = max(m.sft_version for m in mine)
+    mine = [m for m in mine if m.sft_version == newest]
+    if len(mine) > 1:  # objectives side by side (-given1, -focal2 …): the default, if there
+        default = [m for m in mine if run_of_model(m.model_dir).name == input_key(
+            m.sft_version, m.sids_version, m.codebook_id)]
+        if len(default) != 1:
+            raise InputError(
+                f"{len(mine)} models under {strategy_runs} were trained on {sids_table} "
+                f"version {sids_version} with other objectives: "
+                f"{sorted(run_of_model(m.model_dir).name for m in mine)}; evaluate one by "
+                "pointing runs_root at a folder holding only it")
+        mine = default
+    return mine[0]
 
 
 def trained_given_prefix(model_dir: str | Path) -> int:
