@@ -34,7 +34,8 @@ def data() -> ReportData:
                          RunInfo("drop_layer_2", "rewritten", 3, M, "config",
                                  strategy="drop_layer_2"), flow_top=8)
     ev = [("e", s, sub, m, k, v) for s, base in (("topk_200", 0.3), ("none", 0.2),
-                                                 ("popularity", 0.05), ("topk_20", 0.25))
+                                                 ("popularity", 0.05), ("topk_20", 0.25),
+                                                 ("exchange_1_2+given_1", 0.6))
           for sub in ("all", "head", "tail") for m, k, v in
           [("users", 0, 100.0), *(("recall", k, base + k / 100) for k in (1, 3, 5, 10, 30, 50)),
            ("ndcg", 5, base / 2), ("ndcg", 10, base / 2 + 0.01)]]
@@ -82,11 +83,14 @@ def test_table2_rows_and_best_values(rendered):
     page = rendered.path.read_text()
     table2 = page.split("paper Table 2")[1].split("</table>")[0]
     rows = re.findall(r"<tr><td>([^<]+)</td>", table2)
-    assert rows == ["popularity", "none", "topk_20", "topk_200"]
-    assert "<td><b>0.3100</b></td>" in table2  # topk_200's Recall@1 is the column's best
+    assert rows == ["popularity", "none",
+                    "exchange_1_2 + given prefix 1 (diagnostic: sees 1 target token)",
+                    "topk_20", "topk_200"]
+    # topk_200's Recall@1 is the column's best: the diagnostic saw part of the answer
+    assert "<td><b>0.3100</b></td>" in table2 and "<b>0.6100</b>" not in table2
     assert "Recall@50" in table2 and "NDCG@10" in table2
     table1 = page.split("paper Table 1")[1].split("</table>")[0]
-    assert table1.count("head token") == 4 and table1.count("tail token") == 4
+    assert table1.count("head token") == 5 and table1.count("tail token") == 5
     assert "invalid@50" in page and "0.2500" in page  # none's invalid ratio at k=50
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from hourglass.evaluation.labels import describe, given_tokens
 from hourglass.evaluation.metrics import NDCG_KS, RECALL_KS
 from hourglass.report import figures
 from hourglass.report.html import natural_key, table
@@ -32,7 +33,7 @@ def _rows(ev: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(run_id, strategy, label) per evaluated strategy; the run is named when ambiguous."""
     pairs = ev[["run_id", "strategy"]].drop_duplicates()
     dup = pairs["strategy"].duplicated(keep=False)
-    out = [(r, s, f"{s} ({r})" if d else s)
+    out = [(r, s, f"{describe(s)} ({r})" if d else describe(s))
            for r, s, d in zip(pairs["run_id"], pairs["strategy"], dup, strict=True)]
     return sorted(out, key=lambda t: (natural_key(t[1]), t[0]))
 
@@ -43,14 +44,18 @@ def _metric_columns(ev: pd.DataFrame) -> list[tuple[str, int, str]]:
     return [c for c in cols if ((ev["metric"] == c[0]) & (ev["k"] == c[1])).any()]
 
 
-def _bold_best(rows: list[list], first_metric_col: int) -> list[set[int]]:
+def _bold_best(rows: list[list], first_metric_col: int,
+               skip: set[int] = frozenset()) -> list[set[int]]:
+    """Per row, the columns where it holds the best figure; rows in `skip` (diagnostics that
+    saw part of the answer) neither compete nor win."""
     bold = [set() for _ in rows]
     for j in range(first_metric_col, len(rows[0]) if rows else 0):
-        vals = [r[j] for r in rows if isinstance(r[j], float) and r[j] == r[j]]
+        vals = [r[j] for i, r in enumerate(rows)
+                if i not in skip and isinstance(r[j], float) and r[j] == r[j]]
         if vals:
             best = max(vals)
             for i, r in enumerate(rows):
-                if r[j] == best:
+                if r[j] == best and i not in skip:
                     bold[i].add(j)
     return bold
 
@@ -71,11 +76,14 @@ def evaluation_section(eval_results: pd.DataFrame,
         users = [idx.get((run, strategy, subset, "users", 0))] if has_users else []
         return [label, *users, *(_num(idx.get((run, strategy, subset, m, k))) for m, k, _ in cols)]
 
-    body2 = [line(r, s, "all", label) for r, s, label in keys
-             if (ev["subset"].eq("all") & ev["strategy"].eq(s) & ev["run_id"].eq(r)).any()]
+    shown2 = [(r, s, label) for r, s, label in keys
+              if (ev["subset"].eq("all") & ev["strategy"].eq(s) & ev["run_id"].eq(r)).any()]
+    body2 = [line(r, s, "all", label) for r, s, label in shown2]
+    diagnostic = {i for i, (_, s, _) in enumerate(shown2) if given_tokens(s)}
     parts = ["<h2 id='evaluation'>Generative retrieval</h2>",
              "<h3>Strategies compared (paper Table 2)</h3>",
-             table(header, body2, bold=_bold_best(body2, 1 + has_users)) if body2 else ""]
+             table(header, body2, bold=_bold_best(body2, 1 + has_users, diagnostic))
+             if body2 else ""]
     body1, classes = [], []
     for r, s, label in keys:
         for subset in ("all", "head", "tail"):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hourglass.config import ConfigError, StageConfig, require
+from hourglass.evaluation.labels import given_label
 from hourglass.evaluation.table import invalid_table, results_table
 from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
@@ -194,9 +195,11 @@ def _ablation(spark: SparkSession, cfg: AblationConfig, track: Run) -> AblationR
     rows = [tuple(r) for r in read_table(spark, ecfg.ref(ecfg.output_table)).df
             .where(f"run_id = '{cfg.run_id}'")
             .select("run_id", "strategy", "subset", "metric", "k", "value").collect()]
-    shown = [*names, *([evaluate.POPULARITY] if ecfg.include_popularity else [])]
+    # the rows' names: a strategy's, or `<strategy>+given_<n>` for a diagnostic fine-tune
+    labels = [given_label(n, int(cfg.train_config(n).given_prefix)) for n in names]
+    shown = [*labels, *([evaluate.POPULARITY] if ecfg.include_popularity else [])]
     table = results_table(rows, shown, ecfg.recall_ks, ecfg.ndcg_ks)
-    inv = invalid_table(rows, names, ecfg.recall_ks) if ecfg.measure_invalid else ""
+    inv = invalid_table(rows, labels, ecfg.recall_ks) if ecfg.measure_invalid else ""
     print(f"\nAblation {cfg.run_id}: generative retrieval by SID strategy "
           f"(paper Table 2; head/tail rows as Table 1)\n{table}\n")
     if inv:
