@@ -20,6 +20,7 @@ from hourglass.stages.report import ReportConfig
                                                            "num_codes"),
     ({"run_id": "x", "flow_top_tokens": 0}, "flow_top_tokens"),
     ({"run_id": "x", "typo_key": 1}, "typo_key"),
+    ({"run_id": "x", "strategy": "exchange_1_2"}, "strategy.*tokens of `none`"),
 ])
 def test_stats_config_errors_name_the_key(bad, key):
     with pytest.raises(ConfigError, match=key):

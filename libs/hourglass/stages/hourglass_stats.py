@@ -108,6 +108,10 @@ class HourglassStatsConfig(StageConfig):
         require(0.0 < self.head_share <= 1.0, "head_share", "must be in (0, 1]")
         require(self.segment_layer >= 1, "segment_layer", "must be >= 1")
         require(self.flow_top_tokens >= 1, "flow_top_tokens", "must be >= 1")
+        require(not self.strategy.startswith("exchange"), "strategy",
+                f"{self.strategy}: an exchange only reorders each SID's tokens, so its layers "
+                "hold exactly the tokens of `none`: measure strategy none (the statistics read "
+                "layers by their tags, in increasing order)")
 
     def require_shape(self) -> None:
         """Rewritten input whose codebook manifest is not found needs L and M spelled out."""
