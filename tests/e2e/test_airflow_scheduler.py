@@ -1,8 +1,9 @@
 """The Airflow DAG run by Airflow itself (`dag.test()`: a DagRun in a real metadata database)
 against a Spark standalone master and workers: every SparkSubmitOperator task submits for real,
 the fine-tune runs through the wheel's launcher in its pool, the run settings come from the run's
-conf. A second run for the next logical date replaces the stage tables and adds its own model
-and evaluation, leaving the first run's intact."""
+conf. A second run for the next logical date — the DAG's ingest → SFT data → fine-tune →
+evaluate tasks, as an operator re-runs that part — replaces the tables it writes and adds its
+own model and evaluation, leaving the first run's intact."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from cluster_util import read_delta
+from deltalake import DeltaTable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.slow]
 
@@ -86,7 +88,10 @@ def scheduler(standalone_cluster, onnx_model, tmp_path_factory):
             "n_items": len(items), "n_inter": len(inter)}
 
 
-def run_dag(scheduler, logical_date: datetime) -> dict:
+SECOND_RUN_TASKS = ("ingest", "build_sft_data", "sft_train", "evaluate")
+
+
+def run_dag(scheduler, logical_date: datetime, tasks: tuple[str, ...] = ()) -> dict:
     conf = {"config": scheduler["config"], "output_root": scheduler["root"], "strategy": "none",
             "sft_args": SFT_ARGS}
     log = scheduler["tmp"] / f"dag-{logical_date:%Y%m%d}.log"
@@ -95,7 +100,7 @@ def run_dag(scheduler, logical_date: datetime) -> dict:
         # is stopped with it if the test ends first
         proc = subprocess.Popen(
             [sys.executable, str(RUNNER), str(ROOT / "deploy" / "airflow"),
-             logical_date.isoformat(), json.dumps(conf)],
+             logical_date.isoformat(), json.dumps(conf), *([",".join(tasks)] if tasks else [])],
             env=scheduler["env"], cwd=scheduler["tmp"], stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
         try:
@@ -117,12 +122,16 @@ def test_two_scheduled_runs_of_the_dag_on_the_standalone_cluster(scheduler):
     root = Path(scheduler["root"])
     first = run_dag(scheduler, FIRST)
     tables_first = {t: read_delta(root / t) for t in ("items", "item_sids", "eval_results")}
-    second = run_dag(scheduler, FIRST + timedelta(days=1))
-    assert first["run_id"] != second["run_id"]
+    versions_first = {t: DeltaTable(str(root / t)).version() for t in ("items", "item_sids")}
+    second = run_dag(scheduler, FIRST + timedelta(days=1), SECOND_RUN_TASKS)
+    assert first["run_id"] != second["run_id"] and len(first["tasks"]) == 10
+    assert set(second["tasks"]) == set(SECOND_RUN_TASKS)
 
-    # the stage tables are replaced by the second run, never appended to
+    # the tables the second run wrote are replaced, never appended to
     items, sids = read_delta(root / "items"), read_delta(root / "item_sids")
     assert len(items) == len(tables_first["items"]) == scheduler["n_items"]
+    assert DeltaTable(str(root / "items")).version() > versions_first["items"]  # ingest re-ran
+    assert DeltaTable(str(root / "item_sids")).version() == versions_first["item_sids"]
     assert len(read_delta(root / "interactions")) == scheduler["n_inter"]
     assert len(sids) == scheduler["n_items"] and sids["item_id"].is_unique
     assert set(map(len, sids["codes"])) == {L}

@@ -403,17 +403,16 @@ def test_checkpoint_selected_by_valid_recall(spark, world, tmp_path):
 
 
 def test_given_prefix_trains_and_decodes_the_rest_of_the_sid(spark, world, tmp_path):
-    """Table 1's "Given Layer 1" on one rank: the fine-tune records given_prefix 1, its
-    validation Recall probe and the evaluation continue each SID from the target's first token,
-    and the rows are labelled `none+given_1`, never `none`. The walk's successor is learnable,
-    and knowing its first token can only help: Recall@1 stays high."""
-    cfg = _train_cfg(world, tmp_path, "given", given_prefix=1, max_steps=60,
-                     select_by="valid_recall", eval_every=30, recall_k=1, recall_beam=4,
-                     save_every=0)
-    result = run_training(cfg, launcher="deepspeed", num_procs=1)
+    """Table 1's "Given Layer 1" on one rank: the fine-tune records given_prefix 1, the
+    evaluation continues each SID from the target's first token, and the rows are labelled
+    `none+given_1`, never `none`. The walk's successor is learnable, and knowing its first token
+    can only help: Recall@1 stays high. (The validation probe's given path runs in
+    tests/e2e/test_paper_study.py.)"""
+    cfg = _train_cfg(world, tmp_path, "given", given_prefix=1, max_steps=60, save_every=0,
+                     eval_at_start=False)
+    run_training(cfg, launcher="python", num_procs=1)
     run_dir = Path(run_dir_of(cfg))
     assert json.loads((run_dir / "final" / "hourglass_sft.json").read_text())["given_prefix"] == 1
-    assert result["valid_recall"] > 0.5
     (tmp_path / "none").symlink_to(run_dir)
     out = evaluate.run(spark, evaluate.EvaluateConfig.from_dict({
         "output_root": world["root"], "run_id": "given", "strategies": ["none"],
