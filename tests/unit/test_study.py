@@ -73,6 +73,8 @@ def test_tables_render_mean_std_head_tail_and_the_best_in_bold():
 
 def test_the_neck_is_layer_2_above_its_neighbours():
     layers = {1: {"gini": 0.2}, 2: {"gini": 0.7}, 3: {"gini": 0.4}}
-    assert neck(layers) == pytest.approx(0.4)
+    assert neck(layers) == pytest.approx(0.3)
+    funnel = {1: {"gini": 0.3}, 2: {"gini": 0.78}, 3: {"gini": 0.83}}
+    assert neck(funnel) == pytest.approx(-0.05)  # layer 3 more concentrated: no neck
     shapes = {64: {"neck": 0.1}, 128: {"neck": 0.3}, 256: {"neck": 0.3}}
     assert choose(shapes) == 128  # ties go to the smaller M

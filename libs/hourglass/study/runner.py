@@ -72,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="M of the study's RQ; auto = the --shapes M with the widest neck")
     p.add_argument("--shapes", nargs="+", type=int, default=[64, 128, 256],
                    help="M values whose layer concentration is measured (and chosen from)")
+    p.add_argument("--shapes-only", action="store_true",
+                   help="measure the --shapes (embeddings, codebooks, statistics), print their "
+                        "table and the M the study would choose, and stop")
     p.add_argument("--k-shares", nargs="+", type=float, default=list(K_SHARES),
                    help="top@K grid as shares of M (the paper's 20/200/400/600 of 4096)")
     p.add_argument("--budget-curve", action="store_true",
@@ -180,9 +183,9 @@ class Study:
         self.base_fp = ""
 
     # ---- the SID pipeline, once -------------------------------------------------------
-    def prepare(self) -> dict:
-        """Embeddings, the shapes, the study's SIDs and sft_examples; what they are."""
-        from hourglass.study.shapes import choose, measure_shape
+    def shapes(self) -> tuple[str, dict[int, dict]]:
+        """(the embeddings' fingerprint, each --shapes M's layer concentration)."""
+        from hourglass.study.shapes import measure_shape
 
         data_fp = fingerprint(recipe=self.recipe.pre, dataset=self.dataset)
         self._timed("embed", lambda: self._pipeline(self.recipe.pre), "inputs", fp=data_fp)
@@ -191,6 +194,13 @@ class Study:
             shapes[M] = self._timed(f"shape_M{M}", lambda m=M: measure_shape(
                 self.spark, self.root, self.recipe.codebooks, m), f"shape_M{M}", fp=data_fp,
                 codebooks=self.recipe.codebooks)
+        return data_fp, shapes
+
+    def prepare(self) -> dict:
+        """Embeddings, the shapes, the study's SIDs and sft_examples; what they are."""
+        from hourglass.study.shapes import choose
+
+        data_fp, shapes = self.shapes()
         size = self.args.codebook_size
         self.M = (choose(shapes) if size == "auto" else
                   int(self.recipe.codebooks.get("codebook_size", 128)) if size == "recipe"
@@ -371,6 +381,8 @@ def run_dataset(spark: Any, args: argparse.Namespace, dataset: str) -> dict:
 
     t_start = time.perf_counter()
     study = Study(spark, args, dataset)
+    if args.shapes_only:
+        return shapes_only(study, t_start)
     prep = study.prepare()
     minutes = args.cpu_minutes
     cells: dict[tuple[str, int, float], dict] = {}
@@ -398,6 +410,24 @@ def run_dataset(spark: Any, args: argparse.Namespace, dataset: str) -> dict:
               "cells": {f"{k[0]}-seed{k[1]}-{k[2]:g}min": c for k, c in cells.items()}}
     write_outputs(study, args, result, agg, t1_arms)
     return result
+
+
+def shapes_only(study: Study, t_start: float) -> dict:
+    """The shapes' table and the M the criterion picks, in shapes.md beside the tables."""
+    from hourglass.study.shapes import choose, shapes_table
+
+    _, shapes = study.shapes()
+    table = shapes_table(shapes)
+    chosen = choose(shapes) if shapes else None
+    study.out.mkdir(parents=True, exist_ok=True)
+    (study.out / "shapes.md").write_text(
+        f"# RQ shapes: {study.dataset}\n\nChosen M = {chosen} (widest layer-2 neck)\n\n"
+        f"{table}\n")
+    (study.out / "shapes.json").write_text(json.dumps(
+        {"dataset": study.dataset, "chosen": chosen, "shapes": shapes,
+         "timings_s": study.timings}, indent=1))
+    return {"shapes_table": table, "M": chosen,
+            "wall_s": round(time.perf_counter() - t_start, 1)}
 
 
 def parse_k(arm: Arm, M: int) -> int | None:
@@ -488,6 +518,10 @@ def main(argv: list[str] | None = None) -> None:
         for dataset in args.dataset:
             res = run_dataset(spark, args, dataset)
             folder = Path(args.output).resolve() / dataset
+            if args.shapes_only:
+                print(f"\n{dataset}: layer concentration by M (chosen M = {res['M']})\n"
+                      f"{res['shapes_table']}\n")
+                continue
             print(f"\n{dataset}: M = {res['M']}, {res['users']} test users, seeds {args.seeds}, "
                   f"{res['steps']} steps ≈ {args.cpu_minutes:g} CPU-minutes per model\n"
                   f"\nTable 1\n{res['table1']}\n\nTable 2\n{res['table2']}\n"

@@ -6,9 +6,11 @@ recipe's codebooks (same method, seed and iterations), encodes and measures ever
 top-1 share, the share of the codebook covering half the items), all into the dataset's own
 tables beside its embeddings.
 
-The criterion: the neck is layer 2's Gini above the mean Gini of its neighbours (layers 1 and
-3). Sparsity raises every layer's Gini alike as M grows against N, so a difference isolates the
-middle layer; the study runs at the M with the widest gap, where the hourglass is most visible.
+The criterion: the neck is layer 2's Gini above the larger Gini of its neighbours (layers 1 and
+3): positive only when the middle layer is the most concentrated one, the shape of an hourglass
+(a concentrated layer 3 is a funnel, not a neck). Sparsity raises every layer's Gini as M grows
+against N, so a difference isolates the middle layer; the study runs at the M with the widest
+neck (or the least negative one, where no M has a neck — say so when reading the tables).
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ def measure_shape(spark: Any, root: str, recipe_codebooks: dict, M: int) -> dict
 
 
 def neck(layers: dict[int, dict]) -> float:
-    """Layer 2's Gini minus the mean Gini of layers 1 and 3 (those present)."""
+    """Layer 2's Gini minus the larger Gini of layers 1 and 3 (those present)."""
     around = [layers[x]["gini"] for x in (1, 3) if x in layers]
-    return layers[2]["gini"] - sum(around) / len(around) if 2 in layers and around else 0.0
+    return layers[2]["gini"] - max(around) if 2 in layers and around else 0.0
 
 
 def choose(shapes: dict[int, dict]) -> int:
@@ -79,5 +81,5 @@ def shapes_table(shapes: dict[int, dict]) -> str:
                          f"{v['utilization']:.3f}",
                          f"{s['neck']:+.3f}" if layer == "2" else ""])
     return markdown(["M", "layer", "Gini", "top-1 share", "tokens covering 50% of items / M",
-                     "entropy / log M", "utilization", "neck (layer-2 Gini − mean of 1, 3)"],
+                     "entropy / log M", "utilization", "neck (layer-2 Gini − max of 1, 3)"],
                     rows)
