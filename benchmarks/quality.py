@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hourglass.study.flags import add_budget_args
 from hourglass.study.sasrec import SASREC, add_sasrec_args, run_sasrec, sasrec_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,15 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "keys, launcher and processes are the recipe under test")
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
                    help="SID strategies: rewritten, fine-tuned and evaluated")
-    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3],
-                   help="training seeds (fine-tunes and SASRec); mean ± std is over these")
-    p.add_argument("--cpu-minutes", type=float, default=5.0,
-                   help="training wall minutes per strategy and seed on this host's CPU cores")
-    p.add_argument("--max-steps", type=int, default=0,
-                   help="fine-tune steps per strategy; 0 = derived from --cpu-minutes by a probe")
-    p.add_argument("--checks", type=int, default=5,
-                   help="validation Recall checks per fine-tune when the recipe selects its "
-                        "checkpoint by them (select_by: valid_recall)")
+    add_budget_args(p, minutes=5.0)
     p.add_argument("--probe-steps", type=int, default=100,
                    help="steps of the probe fine-tune that measures seconds per step (the first "
                         "steps are slower: 30 gave 0.189 s/step on amazon-scientific, where the "

@@ -30,6 +30,7 @@ from hourglass import __version__
 from hourglass.study.arms import BASE, K_SHARES, Arm, all_arms, strategies, table1_arms
 from hourglass.study.arms import table2_arms as table2_arm_list
 from hourglass.study.cache import CellCache, fingerprint
+from hourglass.study.flags import add_budget_args
 from hourglass.study.sasrec import SASREC, add_sasrec_args
 from hourglass.study.tables import PAPER_NDCG_KS, PAPER_RECALL_KS
 
@@ -50,16 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "keys, launcher and processes are the recipe every arm trains with")
     p.add_argument("--output", default="benchmarks/results/paper_study",
                    help="folder of each dataset's tables, runs, cached cells and outputs")
-    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3],
-                   help="training seeds of every arm and SASRec; tables give mean ± std")
-    p.add_argument("--cpu-minutes", type=float, default=2.0,
-                   help="training wall minutes per model on this host's CPU cores")
-    p.add_argument("--max-steps", type=int, default=0,
-                   help="fine-tune steps per model; 0 = from --cpu-minutes by a probe")
+    add_budget_args(p, minutes=2.0)
     p.add_argument("--probe-steps", type=int, default=100,
                    help="steps of the probe fine-tune that measures seconds per step")
-    p.add_argument("--checks", type=int, default=5,
-                   help="validation Recall checks per fine-tune (recipe select_by valid_recall)")
     p.add_argument("--launcher", default="auto", choices=("auto", "deepspeed", "python",
                                                           "torchrun"),
                    help="how fine-tunes start; auto: the recipe's, but `python` (the same "
