@@ -426,6 +426,72 @@ def test_given_prefix_trains_and_decodes_the_rest_of_the_sid(spark, world, tmp_p
     assert res[("none+given_1", "all", "recall", 1)] > 0.8
     # a search that starts inside the trie only ever completes whole SIDs of that first token
     assert 0.0 <= res[("none+given_1", "all", "invalid_ratio", 5)] <= 1.0
+def test_query_prompts_train_evaluate_and_serve(spark, world, tmp_path):
+    """Prompt mode `query` on a task only the query can answer: each walk's items are random,
+    and each interaction's query names its item in words of its own (`item seven`), so the
+    history says nothing and Recall@1 is high only if the query reaches the model. The SFT rows
+    record the mode, a fine-tune or evaluation of another mode refuses them in one line, and
+    the MLflow retriever answers a `query` column the same way."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    from hourglass.errors import InputError
+    from hourglass.evaluation.pyfunc import save_retriever
+
+    words = ["zero", "one", "two", "three", "four", "five"]
+    root = str(tmp_path / "tables")
+    rng = np.random.default_rng(5)
+    rows = [(f"u{u}", f"i{i}", 10 * j, f"item {words[i // 6]} {words[i % 6]} please")
+            for u in range(N_USERS) for j, i in enumerate(rng.integers(N_ITEMS, size=5))]
+    rows.append(("u0", "i1", 99, None))  # a purchase nobody searched for
+    write_table(spark.createDataFrame(rows, "user_id string, item_id string, ts long, "
+                                      "query string"), f"{root}/interactions", {"job": "test"})
+    write_table(read_table(spark, f"{world['root']}/item_sids_rw").df, f"{root}/item_sids_rw",
+                {"job": "test"})
+    sft = build_sft_data.run(spark, build_sft_data.BuildSftDataConfig.from_dict(
+        {"output_root": root, "strategies": ["none"], "history_max_items": 4,
+         "prompt_mode": "query"}))
+    assert sft.strategies[0].quarantine_reasons == {"no query (prompt_mode query)": 1}
+    cfg = dataclasses.replace(_train_cfg(world, tmp_path, "query", max_steps=80, save_every=0,
+                                         eval_at_start=False, prompt_mode="query"),
+                              output_root=root)
+    with pytest.raises(InputError, match="built with prompt_mode query, this fine-tune asks"):
+        run_training(dataclasses.replace(cfg, prompt_mode="query_history"), launcher="python")
+    run_training(cfg, launcher="python", num_procs=1)
+    run_dir = Path(run_dir_of(cfg))
+    meta = json.loads((run_dir / "final" / "hourglass_sft.json").read_text())
+    assert (meta["prompt_mode"], meta["query_tokens"]) == ("query", "words")
+    (tmp_path / "runs" / "none").parent.mkdir()
+    (tmp_path / "runs" / "none").symlink_to(run_dir)
+    eval_keys = {"output_root": root, "strategies": ["none"], "runs_root": str(tmp_path / "runs"),
+                 "beam_size": 6, "recall_ks": [1, 5], "ndcg_ks": [5], "batch_users": 32,
+                 "include_popularity": False, "measure_invalid": False, "tracking": False}
+    out = evaluate.run(spark, evaluate.EvaluateConfig.from_dict({**eval_keys, "run_id": "q"}))
+    assert out.users == {"none": N_USERS}
+    res = {(r.metric, r.k): r.value for r in read_table(spark, f"{root}/eval_results").df
+           .where("run_id = 'q' and subset = 'all'").collect()}
+    assert res[("recall", 1)] > 0.8
+
+    # the same model against rows of another mode: refused before any scoring
+    hist = build_sft_data.run(spark, build_sft_data.BuildSftDataConfig.from_dict(
+        {"output_root": root, "strategies": ["none"], "history_max_items": 4,
+         "output_table": "sft_history", "quarantine_table": "q_history"}))
+    with pytest.raises(InputError, match="fine-tuned with prompt_mode query, but"):
+        evaluate.run(spark, evaluate.EvaluateConfig.from_dict(
+            {**eval_keys, "run_id": "q2", "sft_table": "sft_history",
+             "sft_version": hist.output_version}))
+
+    sids = read_table(spark, f"{root}/item_sids_rw").df.where("strategy = 'none'").collect()
+    path = save_retriever(tmp_path / "pyfunc", str(run_dir / "final"),
+                          [r.item_id for r in sids], [list(r.tokens) for r in sids], {}, beam=6,
+                          max_prompt_len=40, example_query="item one two please")
+    served = mlflow.pyfunc.load_model(str(path))
+    asked = pd.DataFrame({"query": [f"item {words[i // 6]} {words[i % 6]} please"
+                                    for i in range(N_ITEMS)]})
+    top = served.predict(asked, params={"k": 1})["item_ids"]
+    assert np.mean([list(t)[:1] == [f"i{i}"] for i, t in enumerate(top)]) > 0.8
+
+
 def test_focal_and_mile_train_through_deepspeed(world, tmp_path):
     """Two steps with each loss on one DeepSpeed rank (MiLe under loss_on all_items): the first
     logged focal loss is below the CE of the same batch and model (every focal weight is < 1),

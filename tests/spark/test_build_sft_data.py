@@ -122,3 +122,81 @@ def test_duplicate_sids_are_refused_before_anything_is_written(spark, world, tab
         build_sft_data.run(spark, build_sft_data.BuildSftDataConfig.from_dict(
             {"output_root": table_root, "strategies": ["none"]}))
     assert not table_exists(spark, f"{table_root}/sft_examples")
+
+
+def _query_of(user, item, ts) -> str | None:
+    """Every fifth time has no query (a purchase nobody searched for)."""
+    return None if ts is not None and ts % 5 == 0 else f"query {item} {ts}"
+
+
+@pytest.fixture(scope="module")
+def search_world(spark, world, tmp_path_factory):
+    """The same interactions with a `query` column, and an `sft_examples` table written before
+    the table had `query` and `prompt_mode` (a strategy slice of the old seven columns)."""
+    root = str(tmp_path_factory.mktemp("sft_search") / "tables")
+    rows = [(u, i, t, _query_of(u, i, t)) for u, i, t in world["rows"]]
+    write_table(spark.createDataFrame(rows, "user_id string, item_id string, ts long, "
+                                      "query string"), f"{root}/interactions", {"job": "test"})
+    write_table(read_table(spark, f"{world['root']}/item_sids_rw").df,
+                f"{root}/item_sids_rw", {"job": "test"})
+    old = spark.createDataFrame(
+        [("u0", "test", ["i1"], "i2", ["<a_0>"], ["<a_0>"], "old")],
+        "user_id string, split string, history array<string>, target_item_id string, "
+        "prompt_tokens array<string>, target_tokens array<string>, strategy string")
+    write_table(old, f"{root}/sft_examples", {"job": "test"}, partition_by=["strategy"])
+    return {"root": root, "rows": rows}
+
+
+@pytest.mark.parametrize("mode", ["query_history", "query"])
+def test_query_modes_take_the_target_interactions_query(spark, search_world, mode):
+    root = search_world["root"]
+    res = build_sft_data.run(spark, build_sft_data.BuildSftDataConfig.from_dict({
+        "output_root": root, "strategies": ["none"], "history_max_items": HISTORY,
+        "prompt_mode": mode}))
+    # refused for want of a query: what no earlier reason (user, ts, SID) refuses first
+    def no_query(u, i, t, q) -> bool:
+        return q is None and u is not None and t is not None and i not in ("gone", "i39")
+
+    rows = search_world["rows"]
+    want, reasons, _ = reference([(u, i, t) for u, i, t, q in rows if not no_query(u, i, t, q)],
+                                 "none", 1)
+    reasons[f"no query (prompt_mode {mode})"] = sum(no_query(*r) for r in rows)
+    query_of = {(u, i, t): q for u, i, t, q in search_world["rows"]}
+    table = read_table(spark, f"{root}/sft_examples", res.output_version).df
+    got = table.where("strategy = 'none'").collect()
+    assert {r.prompt_mode for r in got} == {mode}
+    assert sorted((r.user_id, r.split, tuple(r.history), r.target_item_id,
+                   tuple(r.target_tokens)) for r in got) == [
+        (u, s, h, t, tt) for u, s, h, t, _p, tt in want]
+    if mode == "query":
+        assert all(list(r.prompt_tokens) == [] for r in got)
+    else:
+        assert sorted(tuple(r.prompt_tokens) for r in got) == sorted(w[4] for w in want)
+    # each example's query is one its target interaction carries (ties in ts aside, exactly)
+    by_target = collections.defaultdict(set)
+    for (u, i, _t), q in query_of.items():
+        if q is not None:
+            by_target[(u, i)].add(q)
+    assert all(r.query in by_target[(r.user_id, r.target_item_id)] for r in got)
+    c = res.strategies[0]
+    assert c.quarantine_reasons == reasons
+    # the older slice is kept and reads as mode history (null)
+    old = table.where("strategy = 'old'").collect()
+    assert len(old) == 1 and old[0].prompt_mode is None and old[0].query is None
+
+
+def test_history_mode_ignores_queries_and_query_modes_need_the_column(spark, world,
+                                                                      search_world):
+    from hourglass.errors import InputError
+
+    res = build_sft_data.run(spark, build_sft_data.BuildSftDataConfig.from_dict({
+        "output_root": search_world["root"], "strategies": ["drop_layer(2)"],
+        "history_max_items": HISTORY}))
+    table = read_table(spark, f"{search_world['root']}/sft_examples", res.output_version).df
+    rows = table.where("strategy = 'drop_layer_2'").collect()
+    want, reasons, _ = reference(world["rows"], "drop_layer_2", 1)
+    assert len(rows) == len(want) and res.strategies[0].quarantine_reasons == reasons
+    assert {(r.prompt_mode, r.query) for r in rows} == {("history", None)}
+    with pytest.raises(InputError, match="needs a `query` column"):
+        build_sft_data.run(spark, build_sft_data.BuildSftDataConfig.from_dict({
+            "output_root": world["root"], "strategies": ["none"], "prompt_mode": "query"}))

@@ -125,3 +125,33 @@ def test_given_prefix_moves_the_first_target_tokens_out_of_the_loss():
     assert y == [-100, -100, -100, -100, 12, 13, -100, -100, -100, 22, eos]
     with pytest.raises(ValueError, match="leaves no target token"):
         frame_example(prompt, [20], bos, sep, eos, given_prefix=1)
+
+
+def test_a_query_opens_the_prompt_and_the_history_gives_way_to_it():
+    bos, sep, eos, qend = 2, 4, 3, 5
+    prompt = [10, 11, sep, 12, 13, sep, 14]
+    query = [30, 31, qend]
+    x, y = frame_example(prompt, [20, 21], bos, sep, eos, query=query)
+    assert x == [bos, 30, 31, qend, *prompt, sep, 20, 21, eos]
+    assert y == [-100] * 12 + [20, 21, eos]
+    # 14 tokens: 3 for the target leave 11 = <s> + query 3 + <sep> + 6 history tokens; cutting
+    # at 6 would start inside item (10 11), so items (12 13) (14) stay and the query is whole
+    x, _ = frame_example(prompt, [20, 21], bos, sep, eos, max_len=14, query=query)
+    assert x == [bos, 30, 31, qend, 12, 13, sep, 14, sep, 20, 21, eos]
+    # no history (prompt mode `query`): <s> query <sep> target
+    x, y = frame_example([], [20, 21], bos, sep, eos, query=query)
+    assert x == [bos, 30, 31, qend, sep, 20, 21, eos] and y == [-100] * 5 + [20, 21, eos]
+    with pytest.raises(ValueError, match="no room for a query"):
+        frame_prompt(prompt, bos, sep, max_prompt_len=4, query=query)
+
+
+def test_history_labels_skip_the_query():
+    bos, sep, eos, qend = 2, 4, 3, 5
+    prompt = [10, 11, sep, 12, 13]
+    # the query word 4 would be a <sep> were the query not skipped: it never is one, but the
+    # labels must not count query positions as items either way
+    _, y = frame_example(prompt, [20, 21], bos, sep, eos, label_history=True,
+                         query=[30, sep, qend])
+    assert y == [-100, -100, -100, -100, -100, -100, -100, 12, 13, -100, 20, 21, eos]
+    _, plain = frame_example(prompt, [20, 21], bos, sep, eos, label_history=True)
+    assert y[3:] == plain

@@ -139,3 +139,56 @@ def test_deepspeed_config_by_packaged_name_or_path(tmp_path, monkeypatch):
     for bad in ("zero9.json", "deploy/deepspeed/zero2_gpu_bf16.json"):
         with pytest.raises(ConfigError, match="zero2_gpu_bf16.json"):
             TrainConfig.from_dict({"output_root": str(tmp_path), "deepspeed_config": bad})
+
+
+def test_query_words_come_from_train_queries_and_unknown_words_are_unk():
+    from hourglass.sft.format import QUERY_END
+    from hourglass.sft.tokenizer import QueryIds, query_ids_for, query_vocabulary, query_words
+
+    assert query_words("Office  Electronics, Cordless-Phones 2") == [
+        "office", "electronics", "cordless", "phones", "2"]
+    words = query_vocabulary(["ink toner", None, "Toner laser", ""])
+    assert words == ["ink", "laser", "toner"]
+    sids = sid_vocabulary([["<a_1>", "<b_0>"], ["<a_0>", "<b_2>"]])
+    plain = build_sid_tokenizer(sids)
+    tok = build_sid_tokenizer(sids, words)
+    vocab = tok.get_vocab()
+    # SID ids do not move; <q> and the words come after them
+    assert all(vocab[t] == plain.get_vocab()[t] for t in [*SPECIAL_TOKENS, *sids])
+    assert [vocab[t] for t in (QUERY_END, *words)] == list(range(len(plain), len(tok)))
+    q = QueryIds(tok, "words", max_tokens=2)
+    unk = SpecialIds.of(tok).unk
+    assert q.ids("Laser printer toner") == [vocab["laser"], unk, vocab[QUERY_END]]
+    assert q.unknown == 1
+    with pytest.raises(ValueError, match="no query"):
+        q.ids(None)
+    with pytest.raises(ValueError, match="has no <q>"):
+        QueryIds(plain, "words")
+    assert query_ids_for(plain, {}) is None and query_ids_for(plain, {"given_prefix": 1}) is None
+    made = query_ids_for(tok, {"prompt_mode": "query_history", "query_tokens": "words",
+                               "max_query_tokens": 2})
+    assert made is not None and made.ids("ink ink ink") == [vocab["ink"]] * 2 + [
+        vocab[QUERY_END]]
+
+
+def test_prompt_mode_is_validated():
+    with pytest.raises(ConfigError, match="prompt_mode"):
+        TrainConfig(output_root="/tmp/x", prompt_mode="search").validate()
+
+
+def test_a_pretrained_backbone_splits_queries_with_its_own_tokenizer():
+    """The bundled sentence encoder's WordPiece tokenizer stands in for a backbone's: the query
+    is its own subwords, then the added `<q>`; SID tokens stay single ids."""
+    from transformers import AutoTokenizer
+
+    from hourglass.embed.encoder import default_model_dir
+    from hourglass.sft.format import QUERY_END
+    from hourglass.sft.tokenizer import QueryIds, extend_tokenizer
+
+    tok = AutoTokenizer.from_pretrained(default_model_dir())
+    extend_tokenizer(tok, ["<a_0>", "<b_1>"], query=True)
+    q = QueryIds(tok, "backbone")
+    text = "cordless telephones"
+    expected = tok(text, add_special_tokens=False)["input_ids"]
+    assert q.ids(text) == [*expected, tok.convert_tokens_to_ids(QUERY_END)]
+    assert len(tok.tokenize("<a_0> <b_1>")) == 2 and q.unknown == 0

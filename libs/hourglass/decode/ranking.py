@@ -18,7 +18,7 @@ from hourglass.decode.constraint import TrieConstraint
 from hourglass.decode.stepper import CausalLMStepper
 from hourglass.rewrite.trie import SidTrie
 from hourglass.sft.format import frame_prompt
-from hourglass.sft.tokenizer import TokenIds
+from hourglass.sft.tokenizer import QueryIds, TokenIds
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,14 @@ class Ranked:
 
 
 class Ranker:
-    """Constrained (and optionally free) beam search for batches of users."""
+    """Constrained (and optionally free) beam search for batches of users; with `queries` (a
+    model fine-tuned with a query prompt mode) each prompt opens with its user's query."""
 
     def __init__(self, model: Any, tokenizer: Any, catalog: Catalog, beam: int,
-                 max_prompt_len: int, device: str = "cpu") -> None:
+                 max_prompt_len: int, device: str = "cpu",
+                 queries: QueryIds | None = None) -> None:
         self.ids = TokenIds(tokenizer)
+        self.queries = queries
         vocab_size = int(model.get_output_embeddings().weight.shape[0])
         self.constraint = TrieConstraint(catalog.trie, self.ids.vocab, self.ids.special.eos,
                                          vocab_size)
@@ -64,10 +67,18 @@ class Ranker:
         self.beam = beam
         self.max_prompt_len = max_prompt_len
 
-    def prompts(self, prompt_tokens: Sequence[Sequence[str]]) -> list[list[int]]:
+    def prompts(self, prompt_tokens: Sequence[Sequence[str]],
+                queries: Sequence[str | None] | None = None) -> list[list[int]]:
+        """Framed prompts; `queries` (one text per prompt) is required exactly when the model
+        was trained with queries."""
         sp = self.ids.special
-        return [frame_prompt(self.ids.ids(p), sp.bos, sp.sep, self.max_prompt_len)
-                for p in prompt_tokens]
+        if (queries is None) != (self.queries is None):
+            raise ValueError("this model's prompts " + ("need a query each" if queries is None
+                                                        else "have no query"))
+        texts = queries if queries is not None else [None] * len(prompt_tokens)
+        return [frame_prompt(self.ids.ids(p), sp.bos, sp.sep, self.max_prompt_len,
+                             self.queries.ids(q) if self.queries is not None else ())
+                for p, q in zip(prompt_tokens, texts, strict=True)]
 
     def decode(self, prompts: list[list[int]], constrained: bool,
                given: Sequence[Sequence[int]] | None = None) -> BeamOutput:
@@ -133,11 +144,13 @@ class Ranker:
 
     def rank(self, prompt_tokens: Sequence[Sequence[str]], targets: Sequence[str],
              max_k: int, invalid_ks: Sequence[int] | None = None,
-             given: Sequence[Sequence[str]] | None = None) -> Ranked:
+             given: Sequence[Sequence[str]] | None = None,
+             queries: Sequence[str | None] | None = None) -> Ranked:
         """Rank each user's target among the items of the best SIDs. `given` (each user's first
         target tokens, Table 1's "Given Layer 1") is appended to the prompt and the search only
-        completes the SID: a diagnostic that sees part of the answer, not a retrieval result."""
-        prompts = self.prompts(prompt_tokens)
+        completes the SID: a diagnostic that sees part of the answer, not a retrieval result.
+        `queries`: each user's query, for a model trained with a query prompt mode."""
+        prompts = self.prompts(prompt_tokens, queries)
         given_ids = None
         if given is not None:
             given_ids = [self.ids.ids(g) for g in given]

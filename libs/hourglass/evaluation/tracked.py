@@ -28,6 +28,7 @@ class ServingCatalog:
     popularity: dict[str, int]
     beam: int
     max_prompt_len: int
+    example_query: str | None = None  # a held-out query, for a search model's input example
 
 
 ROW_COLUMNS = ("run_id", "strategy", "subset", "metric", "k", "value")
@@ -92,7 +93,8 @@ def register_model(run: Run, name: str, strategy: str, model: TrainedModel,
     trained = json.loads(result.read_text()) if result.exists() else {}
     source = log_retriever(run, model_dir=model.model_dir, item_ids=catalog.item_ids,
                            tokens=catalog.tokens, popularity=catalog.popularity,
-                           beam=catalog.beam, max_prompt_len=catalog.max_prompt_len)
+                           beam=catalog.beam, max_prompt_len=catalog.max_prompt_len,
+                           example_query=catalog.example_query)
     metrics = strategy_metrics(rows, strategy)
     tags = {**model_lineage(model), "hourglass.strategy": strategy,
             "hourglass.eval_run_id": eval_run_id,

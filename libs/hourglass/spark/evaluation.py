@@ -29,22 +29,24 @@ def _ranker(model_dir: str, catalog_bc: Any, beam: int, max_prompt_len: int,
 
         from hourglass.decode.ranking import Catalog, Ranker
         from hourglass.evaluation.lm import load_finetuned
+        from hourglass.sft.tokenizer import query_ids_for
 
         torch.set_num_threads(max(1, threads))
-        model, tok, _ = load_finetuned(model_dir)
+        model, tok, meta = load_finetuned(model_dir)
         item_ids, tokens, popularity = catalog_bc.value
         _RANKERS.clear()  # one model at a time per worker: evaluations run strategy by strategy
         _RANKERS[key] = Ranker(model, tok, Catalog.build(item_ids, tokens, popularity), beam,
-                               max_prompt_len)
+                               max_prompt_len, queries=query_ids_for(tok, meta))
     return _RANKERS[key]
 
 
 def rank_users(test: DataFrame, model_dir: str, catalog_bc: Any, beam: int, max_k: int,
                invalid_ks: Sequence[int] | None, max_prompt_len: int, batch_users: int,
-               threads: int = 1, given_prefix: int = 0) -> DataFrame:
-    """Rows (user_id, prompt_tokens, target_item_id[, target_tokens]) → (user_id,
+               threads: int = 1, given_prefix: int = 0, with_query: bool = False) -> DataFrame:
+    """Rows (user_id, prompt_tokens, target_item_id[, target_tokens][, query]) → (user_id,
     target_item_id, rank, invalid); with `given_prefix` n the search completes each target SID
-    from its first n tokens (a diagnostic, see `hourglass.evaluation.labels`)."""
+    from its first n tokens (a diagnostic, see `hourglass.evaluation.labels`); `with_query`:
+    the model was fine-tuned with queries, each prompt opens with the row's `query`."""
     invalid_ks = list(invalid_ks or [])
 
     def rank_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -57,7 +59,8 @@ def rank_users(test: DataFrame, model_dir: str, catalog_bc: Any, beam: int, max_
                 given = ([list(t)[:given_prefix] for t in chunk["target_tokens"]]
                          if given_prefix else None)
                 res = ranker.rank([list(p) for p in chunk["prompt_tokens"]],
-                                  list(chunk["target_item_id"]), max_k, invalid_ks, given)
+                                  list(chunk["target_item_id"]), max_k, invalid_ks, given,
+                                  list(chunk["query"]) if with_query else None)
                 invalid = ([list(map(float, r)) for r in res.invalid] if res.invalid is not None
                            else [None] * len(chunk))
                 yield pd.DataFrame({"user_id": chunk["user_id"].to_numpy(),
@@ -65,7 +68,8 @@ def rank_users(test: DataFrame, model_dir: str, catalog_bc: Any, beam: int, max_
                                     "rank": res.ranks.astype("int32"), "invalid": invalid})
 
     cols = test.select("user_id", "prompt_tokens", "target_item_id",
-                       *(["target_tokens"] if given_prefix else []))
+                       *(["target_tokens"] if given_prefix else []),
+                       *(["query"] if with_query else []))
     return cols.mapInPandas(rank_batches, SCORED_SCHEMA)
 
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hourglass.sft.examples import MIN_INTERACTIONS
-from hourglass.sft.format import SEP
+from hourglass.sft.format import SEP, uses_query
 from hourglass.spark.quarantine import quarantine_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 SFT_COLUMNS = ("user_id", "split", "history", "target_item_id", "prompt_tokens", "target_tokens",
-               "strategy")
+               "strategy", "query", "prompt_mode")
 STAGE_PREFIX = "build_sft_data"
 
 
@@ -58,42 +58,59 @@ def check_unique_sids(sids: DataFrame, strategies: list[str]) -> None:
 
 def build_examples(interactions: DataFrame, sids: DataFrame, strategy: str,
                    history_max_items: int, min_interactions: int = MIN_INTERACTIONS,
-                   train_stride: int = 1) -> SftFrames:
+                   train_stride: int = 1, prompt_mode: str = "history") -> SftFrames:
     """Examples and quarantine rows of `strategy`; `sids` holds that strategy's rows only.
 
     One join and one aggregation per user carry every interaction: a usable event goes to the
-    user's `seq`, a refused one (no ts, no SID) to `refused` with its reason, so the quarantine
-    needs neither a second join nor a join back to the interactions; rows without a user_id are
-    refused before the join.
+    user's `seq`, a refused one (no ts, no SID; no query in a query prompt mode) to `refused`
+    with its reason, so the quarantine needs neither a second join nor a join back to the
+    interactions; rows without a user_id are refused before the join.
+
+    A query mode (`hourglass.sft.format.PROMPT_MODES`) needs `interactions.query`: an example's
+    query is its target interaction's (what the user searched before that purchase); an
+    interaction without one is refused, as a purchase nobody searched for cannot be a search
+    example. In mode `query` the prompt holds no history (`history` keeps the item ids, for
+    baselines that use them).
     """
     from pyspark.sql import functions as F
 
     stage = quarantine_stage(strategy)
-    payload = ["user_id", "item_id", "ts"]
+    with_query = uses_query(prompt_mode)
+    if with_query and "query" not in interactions.columns:
+        raise ValueError(f"prompt_mode {prompt_mode} needs a `query` column in interactions")
+    payload = ["user_id", "item_id", "ts", *(["query"] if with_query else [])]
     known = sids.select("item_id", F.col("tokens").alias("_tokens"))
     inter = interactions.select(*payload)
+    if not with_query:
+        inter = inter.withColumn("query", F.lit(None).cast("string"))
     no_user = (inter.where(F.col("user_id").isNull())
                .withColumn("_reason", F.lit("missing user_id")))
     df = inter.where(F.col("user_id").isNotNull()).join(known, "item_id", "left")
     no_sid = F.col("_tokens").isNull() | (F.size("_tokens") == 0)
     reason = (F.when(F.col("ts").isNull(), F.lit("missing ts"))
               .when(no_sid, F.lit(f"item has no SID for strategy '{strategy}'")))
-    event = F.struct("ts", "item_id", F.col("_tokens").alias("tokens"), reason.alias("reason"))
+    if with_query:
+        reason = reason.when(F.col("query").isNull(),
+                             F.lit(f"no query (prompt_mode {prompt_mode})"))
+    event = F.struct("ts", "item_id", F.col("_tokens").alias("tokens"), "query",
+                     reason.alias("reason"))
     users = (df.groupBy("user_id").agg(F.collect_list(event).alias("_events"))
              .select("user_id",
                      F.array_sort(F.transform(
                          F.filter("_events", lambda e: e["reason"].isNull()),
                          lambda e: F.struct(e["ts"].alias("ts"), e["item_id"].alias("item_id"),
-                                            e["tokens"].alias("tokens")))).alias("seq"),
+                                            e["tokens"].alias("tokens"),
+                                            e["query"].alias("query")))).alias("seq"),
                      F.filter("_events", lambda e: e["reason"].isNotNull()).alias("refused"))
              .withColumn("n", F.size("seq")))
 
     too_short = F.col("n") < min_interactions
+    extra = ["e.query"] if with_query else []
     refused = users.select("user_id", F.explode("refused").alias("e")).select(
-        "user_id", "e.item_id", "e.ts", F.col("e.reason").alias("_reason"))
+        "user_id", "e.item_id", "e.ts", *extra, F.col("e.reason").alias("_reason"))
     short_rows = users.where(too_short).select(
         "user_id", "n", F.explode("seq").alias("e")).select(
-        "user_id", "e.item_id", "e.ts", F.concat(
+        "user_id", "e.item_id", "e.ts", *extra, F.concat(
             F.lit("user has "), F.col("n").cast("string"),
             F.lit(f" usable interactions, fewer than {min_interactions}")).alias("_reason"))
     quarantine = (quarantine_rows(no_user, stage, payload_cols=payload)
@@ -106,6 +123,8 @@ def build_examples(interactions: DataFrame, sids: DataFrame, strategy: str,
     hist = F.slice("seq", start + 1, F.col("pos") - start)
     prompt = F.flatten(F.transform(hist, lambda x, i: F.when(i == 0, x["tokens"]).otherwise(
         F.concat(F.array(F.lit(SEP)), x["tokens"]))))
+    if prompt_mode == "query":
+        prompt = F.array().cast("array<string>")
     split = (F.when(F.col("pos") == F.col("n") - 1, F.lit("test"))
              .when(F.col("pos") == F.col("n") - 2, F.lit("valid"))
              .otherwise(F.lit("train")))
@@ -120,6 +139,8 @@ def build_examples(interactions: DataFrame, sids: DataFrame, strategy: str,
         prompt.alias("prompt_tokens"),
         F.col("ev.tokens").alias("target_tokens"),
         F.lit(strategy).alias("strategy"),
+        F.col("ev.query").alias("query"),
+        F.lit(prompt_mode).alias("prompt_mode"),
     )
     return SftFrames(users=users, examples=examples, quarantine=quarantine)
 

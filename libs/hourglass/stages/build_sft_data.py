@@ -11,9 +11,11 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from hourglass.config import StageConfig, require
+from hourglass.errors import InputError
 from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
 from hourglass.sft.examples import MIN_INTERACTIONS
+from hourglass.sft.format import PROMPT_MODES, uses_query
 from hourglass.spark.quarantine import write_quarantine
 from hourglass.spark.session import persist_catalog
 from hourglass.spark.sft import (
@@ -41,6 +43,11 @@ class BuildSftDataConfig(StageConfig):
             at history_max_items each train item sits in one kept window, for sft_train's
             loss_on all_items (the dropped windows' targets are counted as history_only)
         min_interactions: fewest interactions a user needs (one test, one valid, one history item)
+        prompt_mode: what a prompt holds: history (the item history, recommendation),
+            query_history (the target interaction's query, then the history: personalized
+            search, the paper's eq. 4) or query (the query alone); the query modes need a
+            `query` column in interactions and refuse (quarantine) interactions without one;
+            each row records the mode, and sft_train / evaluate refuse a mismatch
         interactions_table: input table of interactions
         interactions_version: Delta version of interactions to read; empty: the latest
         sids_table: input table of rewritten SIDs
@@ -52,6 +59,7 @@ class BuildSftDataConfig(StageConfig):
     history_max_items: int = 20
     train_stride: int = 1
     min_interactions: int = MIN_INTERACTIONS
+    prompt_mode: str = "history"
     interactions_table: str = "interactions"
     interactions_version: int | None = None
     sids_table: str = "item_sids_rw"
@@ -73,6 +81,8 @@ class BuildSftDataConfig(StageConfig):
                 "must be in [1, history_max_items] (a larger stride skips items entirely)")
         require(self.min_interactions >= MIN_INTERACTIONS, "min_interactions",
                 f"must be >= {MIN_INTERACTIONS} (one test, one valid, one history item)")
+        require(self.prompt_mode in PROMPT_MODES, "prompt_mode",
+                f"must be one of {', '.join(PROMPT_MODES)}")
         for key in ("interactions_table", "sids_table", "output_table"):
             require(bool(getattr(self, key)), key, "must not be empty")
 
@@ -131,8 +141,14 @@ def run(spark: SparkSession, cfg: BuildSftDataConfig) -> SftDataResult:
         raise ValueError(f"{sids.ref}@v{sids.version} has no rows for strategies {missing}; "
                          f"it holds {sorted(present)}")
     check_unique_sids(sids.df, names)
+    if uses_query(cfg.prompt_mode) and "query" not in inter.df.columns:
+        raise InputError(f"prompt_mode {cfg.prompt_mode} needs a `query` column in "
+                         f"{inter.ref}@v{inter.version}: ingest interactions that carry one "
+                         "(docs/contract.md; hourglass-derive-queries makes them for the "
+                         "bundled samples)")
     frames = [build_examples(inter.df, sids.df.where(F.col("strategy") == name), name,
-                             cfg.history_max_items, cfg.min_interactions, cfg.train_stride)
+                             cfg.history_max_items, cfg.min_interactions, cfg.train_stride,
+                             cfg.prompt_mode)
               for name in names]
     for f in frames:  # the join and the per-user aggregation, once for all outputs
         persist_catalog(f.users)
@@ -160,10 +176,13 @@ def _write_and_count(spark: SparkSession, cfg: BuildSftDataConfig, inter: TableR
         examples = examples.unionByName(f.examples)
         quarantine = quarantine.unionByName(f.quarantine)
     record = lineage("build_sft_data", cfg.config_hash(),
-                     {inter.ref: inter.version, sids.ref: sids.version}, strategies=names)
+                     {inter.ref: inter.version, sids.ref: sids.version}, strategies=names,
+                     prompt_mode=cfg.prompt_mode)
     out_ref = cfg.ref(cfg.output_table)
+    # add_columns: a table written before `query` and `prompt_mode` existed gains them (its
+    # older rows read null, i.e. mode history)
     version = write_slice(examples.select(*SFT_COLUMNS), out_ref, record, {"strategy": names},
-                          partition_by=["strategy"]).version
+                          partition_by=["strategy"], add_columns=True).version
     q_ref = cfg.ref(cfg.quarantine_table)
     stages = [quarantine_stage(n) for n in names]
     write_quarantine(quarantine, q_ref, stages, record)
@@ -189,10 +208,11 @@ def _write_and_count(spark: SparkSession, cfg: BuildSftDataConfig, inter: TableR
             test=by_split.get((name, "test"), 0), first_items=row["kept"],
             history_only=row["history_only"] or 0,
             quarantined=sum(reasons.values()), quarantine_reasons=reasons)
-        log.info("build_sft_data %s: %d users kept, %d too short to split; train %d (stride %d, "
-                 "%d targets left as history only), valid %d, test %d; quarantined %d", name,
-                 c.users_kept, c.users_too_short, c.train, cfg.train_stride, c.history_only,
-                 c.valid, c.test, c.quarantined)
+        log.info("build_sft_data %s (prompt_mode %s): %d users kept, %d too short to "
+                 "split; train %d (stride %d, %d targets left as history only), valid %d, "
+                 "test %d; quarantined %d", name, cfg.prompt_mode, c.users_kept,
+                 c.users_too_short, c.train, cfg.train_stride, c.history_only, c.valid, c.test,
+                 c.quarantined)
         for reason, n in sorted(reasons.items()):
             log.info("quarantined %s: %s × %d", stage, reason, n)
         counts.append(c)

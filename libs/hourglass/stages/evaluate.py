@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hourglass.config import StageConfig, require
+from hourglass.errors import InputError
 from hourglass.evaluation.labels import describe, given_label
 from hourglass.evaluation.metrics import NDCG_KS, RECALL_KS, popularity_order
 from hourglass.evaluation.tracked import ServingCatalog
 from hourglass.logs import log
 from hourglass.rewrite.strategies import parse_strategy
+from hourglass.sft.format import uses_query
 from hourglass.spark.progress import spark_step
-from hourglass.spark.tables import lineage, read_table, table_exists, write_slice
+from hourglass.spark.tables import TableRead, lineage, read_table, table_exists, write_slice
 from hourglass.tracking import Run, tracked_run, tracking_field
 from hourglass.train.config import TrainConfig
 from hourglass.train.layout import run_folder_name, runs_root, strategy_dir
@@ -35,6 +37,7 @@ from hourglass.train.runs import (
     find_model,
     trained_given_prefix,
     trained_max_seq_len,
+    trained_prompt_mode,
 )
 
 if TYPE_CHECKING:
@@ -282,7 +285,9 @@ def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
                             cfg.max_users, cfg.seed)
         given = trained_given_prefix(model_dir)
         label = given_label(name, given)
-        test = test.select("user_id", "prompt_tokens", "target_item_id", "target_tokens").persist(
+        with_query = uses_query(check_prompt_mode(sft, name, model_dir))
+        test = test.select("user_id", "prompt_tokens", "target_item_id", "target_tokens",
+                           *(["query"] if with_query else [])).persist(
             StorageLevel.MEMORY_AND_DISK)
         counts = popularity_counts(inter.df, _held_out(sft.df, name, cfg.split))
         pop = {r["item_id"]: r["count"] for r in counts.collect()}
@@ -293,10 +298,12 @@ def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
         trained_len = trained_max_seq_len(model_dir, TrainConfig.max_seq_len)
         max_prompt = cfg.max_prompt_len or trained_len - (longest + 1)
         if name == cfg.registered() and not given:
-            serving = ServingCatalog(*catalog, beam=cfg.beam_size, max_prompt_len=max_prompt)
+            example = test.select("query").first()[0] if with_query else None
+            serving = ServingCatalog(*catalog, beam=cfg.beam_size, max_prompt_len=max_prompt,
+                                     example_query=example)
         scored = rank_users(test.repartition(n_parts), model_dir, catalog_bc, cfg.beam_size,
                             cfg.max_k(), invalid_ks, max_prompt, cfg.batch_users, threads,
-                            given)
+                            given, with_query)
         scored_sets = [(label, scored, invalid_ks)]
         if cfg.include_popularity and i == 0:
             top = popularity_order(pop)[:cfg.max_k()]
@@ -334,6 +341,25 @@ def _evaluate(spark: SparkSession, cfg: EvaluateConfig, replace_run: bool
     out = EvaluateResult(cfg.run_id, version, users, len(rows),
                          {n: m.model_dir for n, m in models.items()}, sids.version)
     return out, rows, models, serving
+
+
+def check_prompt_mode(sft: TableRead, strategy: str, model_dir: str) -> str:
+    """The model's prompt mode, after checking the held-out rows were built with it: a model
+    never sees prompts of another shape (one line, before any scoring)."""
+    from pyspark.sql import functions as F
+
+    mode = trained_prompt_mode(model_dir)
+    rows = sft.df.where(F.col("strategy") == strategy)
+    if "prompt_mode" in rows.columns:
+        found = {r[0] or "history" for r in rows.select("prompt_mode").distinct().collect()}
+    else:
+        found = {"history"}
+    if found != {mode}:
+        raise InputError(f"{model_dir} was fine-tuned with prompt_mode {mode}, but "
+                         f"{sft.ref} v{sft.version} rows of {strategy!r} were built with "
+                         f"{', '.join(sorted(found))}: evaluate it on sft_examples built with "
+                         f"prompt_mode {mode}")
+    return mode
 
 
 def locate_model(cfg: EvaluateConfig, strategy: str, sids_version: int) -> TrainedModel:

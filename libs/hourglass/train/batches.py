@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from hourglass.sft.format import frame_example
-from hourglass.sft.tokenizer import TokenIds
+from hourglass.sft.tokenizer import QueryIds, TokenIds
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,19 @@ class EncodedExamples:
 
 
 def encode_examples(rows: dict[str, list], ids: TokenIds, max_len: int,
-                    label_history: bool = False, given_prefix: int = 0) -> EncodedExamples:
-    """Frame every row as `<s> prompt <sep> target </s>` within `max_len` tokens (loss on the
-    history items too with `label_history`; none on the first `given_prefix` target tokens)."""
+                    label_history: bool = False, given_prefix: int = 0,
+                    queries: QueryIds | None = None) -> EncodedExamples:
+    """Frame every row as `<s> [query <q>] prompt <sep> target </s>` within `max_len` tokens
+    (loss on the history items too with `label_history`; none on the first `given_prefix`
+    target tokens); with `queries`, each row's `query` opens its prompt."""
     sp = ids.special
     inputs, labels = [], []
-    for prompt, target in zip(rows["prompt_tokens"], rows["target_tokens"], strict=True):
+    texts = rows["query"] if queries is not None else [None] * len(rows["prompt_tokens"])
+    for prompt, target, text in zip(rows["prompt_tokens"], rows["target_tokens"], texts,
+                                    strict=True):
+        query = queries.ids(text) if queries is not None else ()
         x, y = frame_example(ids.ids(prompt), ids.ids(target), sp.bos, sp.sep, sp.eos, max_len,
-                             label_history, given_prefix)
+                             label_history, given_prefix, query)
         inputs.append(x)
         labels.append(y)
     return EncodedExamples(inputs, labels)

@@ -15,6 +15,7 @@ from typing import Any
 from hourglass.config import ConfigError, StageConfig, require
 from hourglass.resources import deepspeed_config_file, deepspeed_config_names
 from hourglass.rewrite.strategies import parse_strategy
+from hourglass.sft.format import PROMPT_MODES
 from hourglass.table_refs import is_path
 from hourglass.tracking import tracking_field
 from hourglass.train.layout import objective_key, run_folder_name, runs_root, strategy_dir
@@ -41,6 +42,9 @@ class TrainConfig(StageConfig):
         num_heads: attention heads of the from-scratch model (divides hidden_size)
         intermediate_size: feed-forward size of the from-scratch model
         max_seq_len: tokens per example (prompt + target SID + </s>)
+        prompt_mode: what a prompt holds: history (the item history, recommendation),
+            query_history (the query, then the history: personalized search, the paper's
+            eq. 4) or query (the query alone); must be the mode sft_examples was built with
         loss_on: target (the target SID only, paper eq. 4) or all_items (also every history
             item after the first, each from the items before it; validation loss stays target)
         given_prefix: first target-SID tokens given as input (Table 1's "Given Layer 1"): no
@@ -88,6 +92,7 @@ class TrainConfig(StageConfig):
     num_heads: int = 4
     intermediate_size: int = 256
     max_seq_len: int = 256
+    prompt_mode: str = "history"
     loss_on: str = "target"
     given_prefix: int = 0
     loss: str = "ce"
@@ -199,6 +204,8 @@ class TrainConfig(StageConfig):
         require(self.loss_on in ("target", "all_items"), "loss_on",
                 "must be target or all_items")
         require(self.given_prefix >= 0, "given_prefix", "must be >= 0 (0 = off)")
+        require(self.prompt_mode in PROMPT_MODES, "prompt_mode",
+                f"must be one of {', '.join(PROMPT_MODES)}")
         require(self.loss in LOSSES, "loss", f"must be one of {', '.join(LOSSES)}")
         for key in ("focal_gamma", "mile_gamma"):
             gamma = getattr(self, key)

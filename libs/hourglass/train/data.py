@@ -114,6 +114,21 @@ def read_strategy_columns(table_uri: str, strategy: str, columns: Sequence[str],
     return dt.version(), {c: table[c].to_pylist() for c in columns}
 
 
+def prompt_modes_of(table_uri: str, strategy: str, version: int | None = None) -> set[str]:
+    """The prompt modes `sft_examples` rows of `strategy` were built with (`history` for a
+    table written before the column existed): a trainer or evaluator compares them with its
+    own mode before reading a row."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    _, ds, partitioned = _strategy_dataset(table_uri, strategy, version)
+    if "prompt_mode" not in ds.schema.names:
+        return {"history"}
+    flt = None if partitioned else pc.equal(pads.field("strategy"), strategy)
+    column = ds.to_table(columns=["prompt_mode"], filter=flt)["prompt_mode"]
+    return {m or "history" for m in pc.unique(column).to_pylist()}
+
+
 def batch_indices(n: int, batch_size: int, seed: int, micro_step: int) -> np.ndarray:
     """Indices of micro-batch `micro_step` in an endless stream of seeded per-epoch shuffles.
 

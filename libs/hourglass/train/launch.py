@@ -72,6 +72,9 @@ def run_training(cfg: TrainConfig, launcher: str = "deepspeed", num_procs: int =
         from hourglass.train.trainer import skipped_result
 
         return dataclasses.asdict(skipped_result(plan, done, cfg.max_steps))
+    from hourglass.train.trainer import check_prompt_mode
+
+    check_prompt_mode(cfg, plan.sft_version)  # before any rank starts
     cfg = dataclasses.replace(cfg, output_dir=plan.run_dir, sft_version=plan.sft_version,
                               sids_version=plan.sids_version)
     run_dir = Path(plan.run_dir)

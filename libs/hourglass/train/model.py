@@ -29,15 +29,18 @@ def tiny_llama_config(vocab_size: int, special: SpecialIds, hidden_size: int = 1
     )
 
 
-def load_tokenizer_and_model(cfg: TrainConfig, sid_vocab: list[str]) -> tuple[Any, Any]:
-    """(tokenizer, model) with every SID token in the vocabulary and the embeddings sized to it."""
+def load_tokenizer_and_model(cfg: TrainConfig, sid_vocab: list[str],
+                             query_vocab: list[str] | None = None) -> tuple[Any, Any]:
+    """(tokenizer, model) with every SID token in the vocabulary and the embeddings sized to it;
+    with `query_vocab` (prompt modes with a query) also `<q>`, and for the from-scratch model
+    the query words."""
     import torch
 
     from hourglass.sft.tokenizer import build_sid_tokenizer, extend_tokenizer
 
     torch.manual_seed(cfg.seed)
     if not cfg.model:
-        tok = build_sid_tokenizer(sid_vocab)
+        tok = build_sid_tokenizer(sid_vocab, query_vocab)
         special = SpecialIds.of(tok)
         from transformers import LlamaForCausalLM
 
@@ -48,7 +51,7 @@ def load_tokenizer_and_model(cfg: TrainConfig, sid_vocab: list[str]) -> tuple[An
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(cfg.model)
-    extend_tokenizer(tok, sid_vocab)
+    extend_tokenizer(tok, sid_vocab, query=query_vocab is not None)
     model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
     if model.get_input_embeddings().weight.shape[0] < len(tok):
         model.resize_token_embeddings(len(tok), mean_resizing=True)

@@ -210,6 +210,13 @@ def trained_given_prefix(model_dir: str | Path) -> int:
     return int((recorded(run_of_model(model_dir)).get("config") or {}).get("given_prefix", 0))
 
 
+def trained_prompt_mode(model_dir: str | Path) -> str:
+    """What the model's prompts held (`prompt_mode`; `history` for a folder without a run
+    record, as every model before the option)."""
+    return str((recorded(run_of_model(model_dir)).get("config") or {}).get("prompt_mode",
+                                                                          "history"))
+
+
 def trained_max_seq_len(model_dir: str | Path, default: int) -> int:
     """The sequence budget a model was trained with: its run's recorded config (RUN_FILE beside
     FINAL_DIR), else `default` for a model folder that has no run record."""

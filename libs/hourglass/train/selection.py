@@ -21,6 +21,7 @@ from hourglass.decode.ranking import Catalog, Ranker
 from hourglass.train.layout import BEST_FILE
 
 if TYPE_CHECKING:
+    from hourglass.sft.tokenizer import QueryIds
     from hourglass.train.config import TrainConfig
 
 
@@ -30,13 +31,15 @@ class RecallProbe:
     def __init__(self, model: Any, tokenizer: Any, item_ids: Sequence[str],
                  item_tokens: Sequence[Sequence[str]], valid_rows: dict[str, list], k: int,
                  beam: int, max_seq_len: int, device: str = "cpu",
-                 batch_users: int = 64, given_prefix: int = 0) -> None:
+                 batch_users: int = 64, given_prefix: int = 0,
+                 queries: QueryIds | None = None) -> None:
         catalog = Catalog.build(item_ids, item_tokens)
         longest = max((len(t) for t in item_tokens), default=0)
         self.ranker = Ranker(model, tokenizer, catalog, beam, max_seq_len - (longest + 1),
-                             device)
+                             device, queries)
         self.model = model
         self.prompts = valid_rows["prompt_tokens"]
+        self.queries = valid_rows["query"] if queries is not None else None
         self.targets = valid_rows["target_item_id"]
         self.given = ([list(t[:given_prefix]) for t in valid_rows["target_tokens"]]
                       if given_prefix else None)
@@ -57,7 +60,8 @@ class RecallProbe:
             for lo in range(0, len(self.targets), self.batch_users):
                 hi = lo + self.batch_users
                 ranked = self.ranker.rank(self.prompts[lo:hi], self.targets[lo:hi], self.k,
-                                          given=self.given[lo:hi] if self.given else None)
+                                          given=self.given[lo:hi] if self.given else None,
+                                          queries=self.queries[lo:hi] if self.queries else None)
                 found += int(np.count_nonzero(ranked.ranks > 0))
         finally:
             self.model.train(was_training)
@@ -106,12 +110,13 @@ class Best:
 
 
 def recall_probe(cfg: TrainConfig, model: Any, tokenizer: Any, sid_rows: dict[str, list],
-                 valid_rows: dict[str, list], world: int, device: str) -> RecallProbe:
+                 valid_rows: dict[str, list], world: int, device: str,
+                 queries: QueryIds | None = None) -> RecallProbe:
     """This rank's probe: a seeded sample of its valid rows, `recall_users` over all ranks."""
     rows = probe_rows(valid_rows, -(-cfg.recall_users // world))
     return RecallProbe(model, tokenizer, sid_rows["item_id"], sid_rows["tokens"], rows,
                        cfg.recall_k, cfg.recall_beam, cfg.max_seq_len, device,
-                       given_prefix=cfg.given_prefix)
+                       given_prefix=cfg.given_prefix, queries=queries)
 
 
 def probe_rows(valid_rows: dict[str, list], users: int) -> dict[str, list]:

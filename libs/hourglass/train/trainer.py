@@ -29,12 +29,27 @@ from typing import Any
 import numpy as np
 
 from hourglass.config import ConfigError
+from hourglass.errors import InputError
 from hourglass.logs import log
-from hourglass.sft.tokenizer import TokenIds, sid_vocabulary
+from hourglass.sft.format import uses_query
+from hourglass.sft.tokenizer import (
+    BACKBONE,
+    WORDS,
+    QueryIds,
+    TokenIds,
+    query_vocabulary,
+    sid_vocabulary,
+)
 from hourglass.tracking import Run, tracked_run
 from hourglass.train.batches import collate, encode_examples, real_tokens, target_tokens
 from hourglass.train.config import TrainConfig
-from hourglass.train.data import batch_indices, read_shard, read_strategy_columns
+from hourglass.train.data import (
+    SHARD_COLUMNS,
+    batch_indices,
+    prompt_modes_of,
+    read_shard,
+    read_strategy_columns,
+)
 from hourglass.train.ds_config import finish_ds_config, load_ds_config
 from hourglass.train.layout import (
     CHECKPOINTS_DIR,
@@ -246,6 +261,32 @@ def train(cfg: TrainConfig) -> TrainResult:
         return _fit(cfg, plan, rank, world, device, settings, ds_dict, track)
 
 
+def check_prompt_mode(cfg: TrainConfig, sft_version: int | None) -> None:
+    """Refuse `sft_examples` built for another prompt mode, in one line, before any row is
+    encoded (the launcher checks it too, before it starts a rank)."""
+    modes = prompt_modes_of(cfg.table_uri(cfg.sft_table), cfg.strategy_name, sft_version)
+    if modes != {cfg.prompt_mode}:
+        raise InputError(f"{cfg.sft_table} v{sft_version} rows of {cfg.strategy_name!r} were "
+                         f"built with prompt_mode {', '.join(sorted(modes))}, this fine-tune "
+                         f"asks for {cfg.prompt_mode}: rebuild them (build_sft_data "
+                         f"prompt_mode={cfg.prompt_mode}) or set prompt_mode to match")
+
+
+def query_words_of(cfg: TrainConfig, sft_version: int | None) -> list[str] | None:
+    """The query words a query prompt mode adds to the vocabulary: none for a pretrained
+    backbone (its tokenizer splits queries), the training split's words for the from-scratch
+    model (every rank reads the same table version, so every rank builds the same vocabulary);
+    None without queries."""
+    if not uses_query(cfg.prompt_mode):
+        return None
+    if cfg.model:
+        return []
+    _, rows = read_strategy_columns(cfg.table_uri(cfg.sft_table), cfg.strategy_name,
+                                    ["split", "query"], sft_version)
+    return query_vocabulary(q for s, q in zip(rows["split"], rows["query"], strict=True)
+                            if s == "train")
+
+
 def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, settings: Any,
          ds_dict: dict[str, Any], track: Run) -> TrainResult:
     """Read the shard, train (or resume), export the model; rank 0 logs to `track`."""
@@ -259,16 +300,23 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
 
     _, sid_rows = read_strategy_columns(cfg.table_uri(cfg.sids_table), strategy,
                                         ["item_id", "tokens"], pins["sids_version"])
-    tokenizer, model = load_tokenizer_and_model(cfg, sid_vocabulary(sid_rows["tokens"]))
+    check_prompt_mode(cfg, pins["sft_version"])
+    query_vocab = query_words_of(cfg, pins["sft_version"])
+    tokenizer, model = load_tokenizer_and_model(cfg, sid_vocabulary(sid_rows["tokens"]),
+                                                query_vocab)
     ids = TokenIds(tokenizer)
-    shard = read_shard(cfg.table_uri(cfg.sft_table), strategy, rank, world, pins["sft_version"])
+    queries = (QueryIds(tokenizer, BACKBONE if cfg.model else WORDS)
+               if uses_query(cfg.prompt_mode) else None)
+    columns = (*SHARD_COLUMNS, *(("query",) if queries is not None else ()))
+    shard = read_shard(cfg.table_uri(cfg.sft_table), strategy, rank, world, pins["sft_version"],
+                       columns)
     enc_train = encode_examples(shard.where_split("train"), ids, cfg.max_seq_len,
                                 label_history=cfg.loss_on == "all_items",
-                                given_prefix=cfg.given_prefix)
+                                given_prefix=cfg.given_prefix, queries=queries)
     valid_rows = shard.where_split("valid")
     cap = -(-cfg.max_valid_examples // world)
     enc_valid = encode_examples({k: v[:cap] for k, v in valid_rows.items()}, ids, cfg.max_seq_len,
-                                given_prefix=cfg.given_prefix)
+                                given_prefix=cfg.given_prefix, queries=queries)
     if cfg.record_shard_keys:
         (run_dir / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
         keys = list(zip(*(shard.columns[c] for c in ("user_id", "split", "target_item_id")),
@@ -281,6 +329,9 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
     if ids.unknown:
         log.warning("%d prompt/target tokens are not in the SID vocabulary of sids_version %s",
                     ids.unknown, pins["sids_version"])
+    if queries is not None and queries.unknown and rank == 0:
+        log.info("%d query words of valid rows are not in the training queries' vocabulary "
+                 "(<unk>)", queries.unknown)
 
     if cfg.select_by == "valid_recall" and settings.zero_stage == 3:
         raise ConfigError("select_by valid_recall decodes with each rank's whole model: use a "
@@ -298,7 +349,8 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
     micro, accum, pad = settings.micro_batch, settings.grad_accum, ids.special.pad
     v_start = (valid_loss(engine, enc_valid, enc_train, pad, micro, device)
                if cfg.eval_at_start and start == 0 else None)
-    probe = (recall_probe(cfg, engine.module, tokenizer, sid_rows, valid_rows, world, device)
+    probe = (recall_probe(cfg, engine.module, tokenizer, sid_rows, valid_rows, world, device,
+                          queries)
              if cfg.select_by == "valid_recall" else None)
     best = Best.load(run_dir) if start > 0 and probe is not None else Best()
     result = _loop(cfg, engine, enc_train, enc_valid, start, micro, accum, pad, device, rank,
@@ -307,7 +359,11 @@ def _fit(cfg: TrainConfig, plan: RunPlan, rank: int, world: int, device: str, se
         engine.module.load_state_dict(best.state)  # training is over: export the chosen step
     v_end = valid_loss(engine, enc_valid, enc_train, pad, micro, device)
     meta = {**pins, "steps": cfg.max_steps, "world_size": world, "loss": cfg.loss,
-            "loss_gamma": cfg.loss_gamma, "given_prefix": cfg.given_prefix, "valid_loss": v_end,
+            "loss_gamma": cfg.loss_gamma, "given_prefix": cfg.given_prefix,
+            "prompt_mode": cfg.prompt_mode,
+            **({"query_tokens": queries.kind, "max_query_tokens": queries.max_tokens}
+               if queries is not None else {}),
+            "valid_loss": v_end,
             "selected_step": best.step, f"valid_recall@{cfg.recall_k}": best.recall}
     export_model(engine, tokenizer, run_dir / FINAL_DIR, settings.zero_stage, rank, meta)
     track.metrics({"valid_loss_start": v_start, "valid_loss": v_end}, cfg.max_steps)
