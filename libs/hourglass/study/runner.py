@@ -13,6 +13,12 @@ invalid table and Table 1's head/tail figure go to Markdown, JSON and PNG. Every
     hourglass-paper-tables --dataset amazon-office                 # the study (≈2.5 h, 2 cores)
     hourglass-paper-tables --dataset amazon-office --budget-curve  # also 2/5/10 CPU-minutes
     hourglass-paper-tables --dataset amazon-office --quick         # minutes: the smoke run
+    hourglass-paper-tables --dataset amazon-office --task search   # personalized search
+
+`--task search` runs the paper's own task (`hourglass.study.search`): queries derived from the
+category paths, prompts of `--prompt-mode` (query then history), the base, drop_layer(2) and
+the top@K grid with head/tail, beside the search baselines; its outputs go to
+`<output>_search/<dataset>/search_tables.{md,json}`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from hourglass.study.arms import table2_arms as table2_arm_list
 from hourglass.study.cache import CellCache, fingerprint
 from hourglass.study.flags import add_budget_args
 from hourglass.study.sasrec import SASREC, add_sasrec_args
+from hourglass.study.search import SEARCH_BASELINES, search_arms
 from hourglass.study.tables import PAPER_NDCG_KS, PAPER_RECALL_KS
 
 POPULARITY = "popularity"
@@ -50,7 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="pipeline file: its SID steps and its ablation step's sft/train/evaluate "
                         "keys, launcher and processes are the recipe every arm trains with")
     p.add_argument("--output", default="benchmarks/results/paper_study",
-                   help="folder of each dataset's tables, runs, cached cells and outputs")
+                   help="folder of each dataset's tables, runs, cached cells and outputs "
+                        "(with --task search: <output>_search)")
+    p.add_argument("--task", default="rec", choices=("rec", "search"),
+                   help="rec: next item from the history (Tables 1-2); search: the paper's "
+                        "personalized search, query + history → item (derived queries)")
+    p.add_argument("--prompt-mode", default="query_history", choices=("query_history", "query"),
+                   help="with --task search: the prompt (query then history, or query alone)")
     add_budget_args(p, minutes=2.0)
     p.add_argument("--probe-steps", type=int, default=100,
                    help="steps of the probe fine-tune that measures seconds per step")
@@ -84,6 +97,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "the recipe's M (no shapes), one top@K share (the paper's best, top@400), "
                         "SASRec 2 epochs; outputs under <output>-quick")
     args = p.parse_args(argv)
+    if args.task == "search":
+        args.output = args.output.rstrip("/") + "_search"
+        if args.budget_curve or args.shapes_only:
+            p.error("--budget-curve and --shapes-only belong to --task rec")
     if args.quick:
         args.seeds, args.users, args.cpu_minutes, args.max_steps = [1], 200, 0.1, 20
         args.checks, args.sasrec_max_epochs, args.shapes = 1, 2, []
@@ -165,11 +182,26 @@ class Study:
         self.out = Path(args.output).resolve() / dataset
         self.root = str(self.out / "tables")
         self.cache = CellCache(self.out / "cells")
-        self.recipe = Recipe.load(args.recipe, Path(args.data_root) / dataset)
+        data = Path(args.data_root) / dataset
+        self.data_parts: dict[str, Any] = {}  # what else names the data (none for rec)
+        self.queries: dict[str, Any] = {}
+        if args.task == "search":
+            from hourglass.study.search import derive_dataset
+
+            derived = self.out / "data"
+            self.queries = derive_dataset(data, derived)
+            self.data_parts = {"queries": file_digest(derived / "interactions.csv")}
+            data = derived
+        self.recipe = Recipe.load(args.recipe, data)
+        if args.task == "search":
+            for section in ("sft", "train"):
+                self.recipe.ablation[section] = {**self.recipe.ablation.get(section, {}),
+                                                 "prompt_mode": args.prompt_mode}
         if args.quick:  # a smoke run checks the path, not the model: smallest validation
             self.recipe.ablation["train"] = {**self.recipe.ablation.get("train", {}),
                                              **QUICK_TRAIN}
-        self.arms = all_arms(tuple(args.k_shares))
+        self.arms = (search_arms(tuple(args.k_shares)) if args.task == "search"
+                     else all_arms(tuple(args.k_shares)))
         self.timings: dict[str, float] = {}
         self.M = 0
         self.pins: dict[str, int] = {}
@@ -181,7 +213,7 @@ class Study:
         """(the embeddings' fingerprint, each --shapes M's layer concentration)."""
         from hourglass.study.shapes import measure_shape
 
-        data_fp = fingerprint(recipe=self.recipe.pre, dataset=self.dataset)
+        data_fp = fingerprint(recipe=self.recipe.pre, dataset=self.dataset, **self.data_parts)
         self._timed("embed", lambda: self._pipeline(self.recipe.pre), "inputs", fp=data_fp)
         shapes = {}
         for M in self.args.shapes:
@@ -345,6 +377,24 @@ class Study:
         return self._timed(f"sasrec seed{seed} {minutes:g}min", fit,
                            f"sasrec-seed{seed}-{minutes:g}min", **parts)
 
+    def search_baselines(self) -> dict:
+        """The search baselines on the test users, once (they have no seed)."""
+        from hourglass.study.search import run_search_baselines, search_inputs
+
+        a = self.args
+        model_dir = next((s.get("model_dir") for s in self.recipe.pre
+                          if s["stage"] == "embed_items"), None)
+        parts = {"sids": self.base_fp, "users": a.users, "encoder": model_dir,
+                 "recipe": self.recipe.ablation.get("sft", {})}
+
+        def score() -> dict:
+            abl = self._ablation()
+            ecfg = dataclasses.replace(abl.eval_config(), max_users=a.users)
+            return run_search_baselines(search_inputs(self.spark, abl.sft_config(), ecfg),
+                                        model_dir or None)
+
+        return self._timed("search baselines", score, "search_baselines", **parts)
+
     def sasrec_inputs(self) -> Any:
         """SASRec's windows, read once and only when a SASRec cell is not cached."""
         memo: dict[str, Any] = {}
@@ -386,6 +436,8 @@ def run_dataset(spark: Any, args: argparse.Namespace, dataset: str) -> dict:
     inputs = study.sasrec_inputs()
     for seed in args.seeds:
         cells[(SASREC, seed, minutes)] = study.sasrec(seed, minutes, inputs)
+    if args.task == "search":
+        return search_outputs(study, prep, cells, t_start)
     agg = aggregate(_by_seed(cells, args.seeds, minutes))
     M = study.M
     t1_arms, t2_arms = table1_arms(), table2_arm_list(tuple(args.k_shares))
@@ -404,6 +456,57 @@ def run_dataset(spark: Any, args: argparse.Namespace, dataset: str) -> dict:
               "cells": {f"{k[0]}-seed{k[1]}-{k[2]:g}min": c for k, c in cells.items()}}
     write_outputs(study, args, result, agg, t1_arms)
     return result
+
+
+def search_outputs(study: Study, prep: dict, cells: dict, t_start: float) -> dict:
+    """The search task's tables: the fixes against the base (best in bold) and each arm's
+    head/tail lines, the search baselines and SASRec/popularity beside them; Markdown + JSON."""
+    from hourglass.baselines.summary import aggregate, jsonable
+    from hourglass.study import tables as T
+
+    args, M, minutes = study.args, study.M, study.args.cpu_minutes
+    baselines_cell = study.search_baselines()
+    by_seed = _by_seed(cells, args.seeds, minutes)
+    by_seed[0] = [*by_seed[0], *map(tuple, baselines_cell["rows"])]  # no seed: counted once
+    agg = aggregate(by_seed)
+    shown = (*SEARCH_BASELINES, *BASELINES)
+    result = {"dataset": study.dataset, "task": "search", "prompt_mode": args.prompt_mode,
+              **prep, "queries": study.queries,
+              "users": int(agg.get((BASE.name, "all", "users", 0), (0, 0, 0))[0]),
+              "k_used": {a.name: parse_k(a, M) for a in study.arms},
+              "steps": study.steps(minutes),
+              "fixes": T.table2(agg, study.arms, shown, M),
+              "head_tail": T.table1(agg, study.arms, (), M),
+              "invalid": T.invalid_table(agg, study.arms, M),
+              "baselines": baselines_cell["training"],
+              "summary": jsonable(agg), "timings_s": study.timings,
+              "wall_s": round(time.perf_counter() - t_start, 1),
+              "cells": {f"{k[0]}-seed{k[1]}-{k[2]:g}min": c for k, c in cells.items()}}
+    q = study.queries
+    parts = [f"# Personalized search study: {study.dataset}",
+             f"Prompt mode {args.prompt_mode}; M = {M}, {result['users']} test users, seeds "
+             f"{args.seeds}, {minutes:g} CPU-minutes = {result['steps']} steps per model, beam "
+             f"{args.beam}; wall {result['wall_s'] / 60:.1f} min.",
+             f"Queries derived from category paths: {q.get('distinct_queries')} distinct, "
+             f"{q.get('interactions_with_query')} of {q.get('interactions')} interactions "
+             "carry one.",
+             "## The fixes against the base", result["fixes"],
+             f"Dense query + history blend: α = {result['baselines']['alpha']:g} (chosen on "
+             "validation Recall@10).",
+             "## Head and tail layer-2 token users", result["head_tail"],
+             "## Invalid SIDs of free decoding by k", result["invalid"] or "—"]
+    study.out.mkdir(parents=True, exist_ok=True)
+    (study.out / "search_tables.md").write_text("\n\n".join(parts) + "\n")
+    (study.out / "search_tables.json").write_text(json.dumps(
+        {**result, "args": vars(args)}, indent=1, default=str))
+    return result
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (the derived queries name the data a cell was computed on)."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def shapes_only(study: Study, t_start: float) -> dict:
@@ -515,6 +618,13 @@ def main(argv: list[str] | None = None) -> None:
             if args.shapes_only:
                 print(f"\n{dataset}: layer concentration by M (chosen M = {res['M']})\n"
                       f"{res['shapes_table']}\n")
+                continue
+            if args.task == "search":
+                print(f"\n{dataset} (search, {args.prompt_mode}): M = {res['M']}, "
+                      f"{res['users']} test users, seeds {args.seeds}\n"
+                      f"\nThe fixes against the base\n{res['fixes']}\n"
+                      f"\nHead and tail\n{res['head_tail']}\n"
+                      f"\n{dataset}: wall {res['wall_s'] / 60:.1f} min; outputs in {folder}")
                 continue
             print(f"\n{dataset}: M = {res['M']}, {res['users']} test users, seeds {args.seeds}, "
                   f"{res['steps']} steps ≈ {args.cpu_minutes:g} CPU-minutes per model\n"

@@ -53,8 +53,10 @@ def sasrec_inputs(spark: Any, sft_cfg: Any, eval_cfg: Any) -> dict[str, Any]:
     scfg, ecfg = sft_cfg, eval_cfg
     sft = read_table(spark, scfg.ref(scfg.output_table)).df.where(F.col("strategy") == "none")
     sids_none = read_table(spark, scfg.ref(scfg.sids_table)).df.where(F.col("strategy") == "none")
+    # in a search recipe the same interactions as the SID models' (those with a query)
     every = build_examples(read_table(spark, scfg.ref(scfg.interactions_table)).df, sids_none,
-                           "none", scfg.history_max_items, scfg.min_interactions).examples
+                           "none", scfg.history_max_items, scfg.min_interactions, 1,
+                           scfg.prompt_mode).examples
     windows = [(r["user_id"], r["split"], tuple(r["history"]), r["target_item_id"])
                for r in every.select("user_id", "split", "history", "target_item_id").collect()]
     test = sample_users(sft.where(F.col("split") == "test"), ecfg.max_users, ecfg.seed)
