@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: setup setup-dev demo test test-fast lint docs clean-demo
+.PHONY: setup setup-dev demo demo-search test test-fast lint docs clean-demo
 
 setup: $(VENV)/.installed $(JARS_DIR)/.fetched
 
@@ -54,6 +54,12 @@ $(JARS_DIR)/.fetched: deploy/jars/pom.xml
 
 demo: setup
 	$(PY) jobs/pipeline.py --config configs/demo.yaml
+
+# The same sample as personalized search: queries derived from category paths, then the
+# pipeline with prompts of the query and the history (docs/search.md)
+demo-search: setup
+	$(PY) -m hourglass.search.queries --dataset amazon-office --out $(DEMO_OUT)/search/data
+	$(PY) jobs/pipeline.py --config configs/demo-search.yaml
 
 # pytest exits 5 when it collected nothing: that must fail loudly, never pass.
 test: setup-dev

@@ -136,3 +136,16 @@ def test_pipeline_file_without_one_ablation_is_refused_for_sft_train(tmp_path):
     f.write_text("output_root: /t\nsteps:\n  - stage: encode_items\n")
     with pytest.raises(ConfigError, match="0 ablation steps"):
         parse_train_args(["--config", str(f)])
+
+
+def test_search_demo_builds_and_trains_one_prompt_mode():
+    """configs/demo-search.yaml: the SFT data and the fine-tune agree on query_history (a
+    mismatch would be refused at run time), and it reads the derived queries `make demo-search`
+    writes, not the bundled files without them."""
+    cfg = PipelineConfig.from_args(["--config", str(ROOT / "configs" / "demo-search.yaml")])
+    abl = next(cfg.step_config(s) for s in cfg.steps if s["stage"] == "ablation")
+    assert abl.sft_config().prompt_mode == abl.train_config("none").prompt_mode == "query_history"
+    ingest = next(s for s in cfg.steps if s["stage"] == "ingest")
+    assert ingest["interactions_path"] == "demo-output/search/data/interactions.csv"
+    make = (ROOT / "Makefile").read_text()
+    assert "--out $(DEMO_OUT)/search/data" in make and "DEMO_OUT    ?= demo-output" in make
