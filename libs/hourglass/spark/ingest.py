@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from hourglass.config import require
 from hourglass.errors import InputError
+from hourglass.search import MAX_QUERY_CHARS
 from hourglass.spark.quarantine import quarantine_rows
 
 if TYPE_CHECKING:
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
 ITEM_COLUMNS = ("item_id", "title", "description", "brand", "categories")
 INTERACTION_COLUMNS = ("user_id", "item_id", "ts")
 QUERY = "query"
-# The longest query kept, in characters after cleaning: far beyond a typed search (tens of
-# characters), so only pasted text or a wrong column hits it.
-MAX_QUERY_CHARS = 512
 CORRUPT = "_corrupt_record"
 # The JSON type of a non-string `query` value (object, array, boolean, number), else null.
 QUERY_TYPE = "_query_type"
