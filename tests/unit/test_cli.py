@@ -22,10 +22,11 @@ def test_every_job_file_is_a_console_script_of_the_same_function():
                if ep.value.startswith("hourglass.")}
     want = {script: f"hourglass.cli:{name}" for name, job in JOBS.items()
             for script in (job.script, *job.aliases)}
-    # besides the jobs: the fine-tune's launcher, which starts sft_train's ranks, and the
-    # paper study
+    # besides the jobs: the fine-tune's launcher, which starts sft_train's ranks, the paper
+    # study, and the derived search queries of the bundled data
     assert scripts == {**want, "hourglass-sft-launch": "hourglass.train.launchers:main",
-                       "hourglass-paper-tables": "hourglass.study.runner:main"}
+                       "hourglass-paper-tables": "hourglass.study.runner:main",
+                       "hourglass-derive-queries": "hourglass.search.queries:main"}
     assert JOBS["hourglass_stats"].script == "hourglass-stats"  # not hourglass-hourglass-stats
     for name, job in JOBS.items():
         text = (ROOT / "jobs" / f"{name}.py").read_text()
@@ -37,7 +38,7 @@ def test_every_command_prints_its_version(tmp_path):
     from hourglass import __version__
 
     for script in [*(job.script for job in JOBS.values()), "hourglass-sft-launch",
-                   "hourglass-paper-tables"]:
+                   "hourglass-paper-tables", "hourglass-derive-queries"]:
         proc = subprocess.run([str(Path(sys.executable).parent / script), "--version"],
                               cwd=tmp_path, capture_output=True, text=True, timeout=120,
                               check=False)

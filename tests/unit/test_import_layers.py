@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "hourglass.resources", "hourglass.sid_tokens", "hourglass.table_refs",
               "hourglass.tracking")),
     ("core", ("hourglass.quant", "hourglass.stats", "hourglass.rewrite", "hourglass.embed",
-              "hourglass.sft", "hourglass.decode")),
+              "hourglass.sft", "hourglass.decode", "hourglass.search")),
     ("training", ("hourglass.train",)),
     ("evaluation", ("hourglass.evaluation", "hourglass.report", "hourglass.baselines")),
     ("spark", ("hourglass.spark",)),

@@ -13,7 +13,11 @@ from hourglass.spark.ingest import (
     STAGE_INTERACTIONS,
     STAGE_ITEMS,
     IngestCounts,
+    detect_format,
+    query_source,
     read_raw,
+    resolve_json_query,
+    source_fields,
     split_interactions,
     split_items,
 )
@@ -34,6 +38,10 @@ class IngestConfig(StageConfig):
         items_format: auto (by suffix), json, csv, parquet or delta
         interactions_format: auto (by suffix), json, csv, parquet or delta
         ts_column: column of the interactions holding the event time or order position
+        query_column: the interactions' optional search query: auto (a column named query if
+            the source has one: a CSV's header, a Parquet or Delta schema, or for JSON lines any
+            line with a value for it, found in the pass that reads them), none (or empty: ignore
+            any), or the source column to read as query
         items_table: output table of items
         interactions_table: output table of interactions
     """
@@ -43,6 +51,7 @@ class IngestConfig(StageConfig):
     items_format: str = "auto"
     interactions_format: str = "auto"
     ts_column: str = "ts"
+    query_column: str = "auto"
     items_table: str = "items"
     interactions_table: str = "interactions"
 
@@ -52,6 +61,8 @@ class IngestConfig(StageConfig):
         for key in ("items_format", "interactions_format"):
             require(getattr(self, key) in ("auto", "json", "csv", "parquet", "delta"), key,
                     "must be one of auto, json, csv, parquet, delta")
+        require(self.query_column not in ("user_id", "item_id", self.ts_column), "query_column",
+                "must not name the user, item or time column")
 
 
 def run(spark: SparkSession, cfg: IngestConfig) -> IngestCounts:
@@ -62,9 +73,14 @@ def run(spark: SparkSession, cfg: IngestConfig) -> IngestCounts:
     items_raw = read_raw(spark, cfg.items_path, ITEM_COLUMNS, cfg.items_format)
     items_raw = items_raw.persist(StorageLevel.MEMORY_AND_DISK)
     renames = {cfg.ts_column: "ts"} if cfg.ts_column != "ts" else {}
-    inter_raw = read_raw(spark, cfg.interactions_path, INTERACTION_COLUMNS,
-                         cfg.interactions_format, renames)
+    inter_fmt = detect_format(cfg.interactions_path, cfg.interactions_format)
+    query = query_source(cfg.query_column,
+                         source_fields(spark, cfg.interactions_path, inter_fmt),
+                         cfg.interactions_path)
+    inter_raw = read_raw(spark, cfg.interactions_path, INTERACTION_COLUMNS, inter_fmt, renames,
+                         query)
     inter_raw = inter_raw.persist(StorageLevel.MEMORY_AND_DISK)
+    inter_in = resolve_json_query(inter_raw, cfg.query_column, cfg.interactions_path)
     record = lineage("ingest", cfg.config_hash(),
                      {"items": cfg.items_path, "interactions": cfg.interactions_path})
 
@@ -72,7 +88,7 @@ def run(spark: SparkSession, cfg: IngestConfig) -> IngestCounts:
     items_ref = cfg.ref(cfg.items_table)
     items_commit = write_table(items, items_ref, record)
     written_items = read_table(spark, items_ref, items_commit.version).df
-    inter, inter_bad = split_interactions(inter_raw, written_items)
+    inter, inter_bad = split_interactions(inter_in, written_items)
     inter_commit = write_table(inter, cfg.ref(cfg.interactions_table), record)
     q_ref = cfg.ref(cfg.quarantine_table)
     write_quarantine(items_bad.unionByName(inter_bad), q_ref, [STAGE_ITEMS, STAGE_INTERACTIONS],
