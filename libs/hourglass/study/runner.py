@@ -487,9 +487,9 @@ def search_outputs(study: Study, prep: dict, cells: dict, t_start: float) -> dic
              f"Prompt mode {args.prompt_mode}; M = {M}, {result['users']} test users, seeds "
              f"{args.seeds}, {minutes:g} CPU-minutes = {result['steps']} steps per model, beam "
              f"{args.beam}; wall {result['wall_s'] / 60:.1f} min.",
-             f"Queries derived from category paths: {q.get('distinct_queries')} distinct, "
-             f"{q.get('interactions_with_query')} of {q.get('interactions')} interactions "
-             "carry one.",
+             f"Queries derived from category paths (docs/search.md): "
+             f"{q.get('distinct_queries')} distinct, {q.get('with_query')} of "
+             f"{q.get('interactions')} interactions carry one.",
              "## The fixes against the base", result["fixes"],
              f"Dense query + history blend: α = {result['baselines']['alpha']:g} (chosen on "
              "validation Recall@10).",

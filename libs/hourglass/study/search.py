@@ -10,7 +10,6 @@ test users, with the same metric code and head/tail tags.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +29,12 @@ def search_arms(shares: tuple[float, ...] = K_SHARES) -> list[Arm]:
 
 def derive_dataset(source: Path, dest: Path) -> dict[str, Any]:
     """`dest/items.jsonl` (a copy) and `dest/interactions.csv` with the derived `query`
-    column; returns the derivation's statistics. Recomputed from the bundled files every time
-    (cheap, deterministic), so nothing derived is ever edited by hand."""
-    import pandas as pd
+    column (`hourglass-derive-queries`); returns the derivation's statistics. Recomputed from
+    the bundled files every time (cheap, deterministic), so nothing derived is edited by hand."""
+    from hourglass.search.queries import write_derived
 
-    from hourglass.search.queries import derive
-
-    dest.mkdir(parents=True, exist_ok=True)
-    items = pd.read_json(source / "items.jsonl", lines=True, dtype=False)
-    inter = pd.read_csv(source / "interactions.csv", dtype=str)
-    with_query, stats = derive(items, inter)
-    shutil.copyfile(source / "items.jsonl", dest / "items.jsonl")
-    tmp = dest / "interactions.csv.tmp"
-    with_query.to_csv(tmp, index=False)
-    tmp.replace(dest / "interactions.csv")
-    return stats.to_dict()
+    return write_derived(source / "items.jsonl", source / "interactions.csv", dest,
+                         source.name).to_dict()
 
 
 def search_inputs(spark: Any, sft_cfg: Any, eval_cfg: Any) -> dict[str, Any]:
