@@ -72,3 +72,37 @@ def test_a_rerun_with_the_same_arguments_recomputes_nothing(study):
     assert again["timings_s"] == {}  # nothing trained, evaluated or rebuilt
     assert again["table1"] == result["table1"] and again["table2"] == result["table2"]
     assert "Table 2" in second.stdout
+
+
+def test_the_search_task_runs_every_arm_on_query_prompts_beside_the_search_baselines(
+        tmp_path):
+    """`--task search --quick`: queries derived from the sample, every arm fine-tuned on
+    query_history prompts (their run records say so), each scored on the same 200 users as the
+    three search baselines, SASRec and popularity, with head/tail lines."""
+    out = tmp_path / "paper"
+    proc = subprocess.run([str(COMMAND), "--quick", "--task", "search", "--dataset",
+                           "amazon-office", "--output", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1200, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    folder = tmp_path / "paper_search-quick" / "amazon-office"
+    result = json.loads((folder / "search_tables.json").read_text())
+    md = (folder / "search_tables.md").read_text()
+    assert result["prompt_mode"] == "query_history" and result["queries"]["with_query"] == 53258
+    for row in ("| Base (none) | 200 | 1 |", "| Remove layer 2 | 200 |",
+                "| Remove layer-2 top@6 (share 0.0977 of M=64) | 200 |",
+                "| Dense retrieval, query only (item encoder, faiss IP) | 200 |",
+                "| Dense retrieval, query + history (blend α chosen on valid) | 200 |",
+                "| Popularity among items matching the query | 200 |",
+                "| SASRec (same splits, same minutes) | 200 |", "|   *Tail token* |"):
+        assert row in md, row
+    assert sorted(result["cells"]) == ["base-seed1-0.1min", "drop_layer_2-seed1-0.1min",
+                                       "sasrec-seed1-0.1min", "top_share_0.0977-seed1-0.1min"]
+    for name, cell in result["cells"].items():
+        users = {r[4] for r in cell["rows"] if r[1] == "all" and r[2] == "users"}
+        assert users == {200.0}, name
+    records = sorted((folder / "runs").glob("*/*/run.json"))
+    assert len(records) == 3
+    assert {json.loads(r.read_text())["config"]["prompt_mode"] for r in records} == {
+        "query_history"}
+    assert 0.0 <= result["baselines"]["alpha"] <= 1.0
+    assert (folder / "search_head_tail.png").stat().st_size > 10_000

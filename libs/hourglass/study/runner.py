@@ -18,7 +18,7 @@ invalid table and Table 1's head/tail figure go to Markdown, JSON and PNG. Every
 `--task search` runs the paper's own task (`hourglass.study.search`): queries derived from the
 category paths, prompts of `--prompt-mode` (query then history), the base, drop_layer(2) and
 the top@K grid with head/tail, beside the search baselines; its outputs go to
-`<output>_search/<dataset>/search_tables.{md,json}`.
+`<output>_search/<dataset>/search_tables.{md,json}` and `search_head_tail.png`.
 """
 
 from __future__ import annotations
@@ -460,7 +460,8 @@ def run_dataset(spark: Any, args: argparse.Namespace, dataset: str) -> dict:
 
 def search_outputs(study: Study, prep: dict, cells: dict, t_start: float) -> dict:
     """The search task's tables: the fixes against the base (best in bold) and each arm's
-    head/tail lines, the search baselines and SASRec/popularity beside them; Markdown + JSON."""
+    head/tail lines, the search baselines and SASRec/popularity beside them; Markdown, JSON
+    and the head/tail bars (`search_head_tail.png`)."""
     from hourglass.baselines.summary import aggregate, jsonable
     from hourglass.study import tables as T
 
@@ -496,6 +497,7 @@ def search_outputs(study: Study, prep: dict, cells: dict, t_start: float) -> dic
              "## Head and tail layer-2 token users", result["head_tail"],
              "## Invalid SIDs of free decoding by k", result["invalid"] or "—"]
     study.out.mkdir(parents=True, exist_ok=True)
+    T.head_tail_figure(agg, study.arms, M).savefig(study.out / "search_head_tail.png", dpi=110)
     (study.out / "search_tables.md").write_text("\n\n".join(parts) + "\n")
     (study.out / "search_tables.json").write_text(json.dumps(
         {**result, "args": vars(args)}, indent=1, default=str))
