@@ -192,3 +192,22 @@ def test_a_pretrained_backbone_splits_queries_with_its_own_tokenizer():
     expected = tok(text, add_special_tokens=False)["input_ids"]
     assert q.ids(text) == [*expected, tok.convert_tokens_to_ids(QUERY_END)]
     assert len(tok.tokenize("<a_0> <b_1>")) == 2 and q.unknown == 0
+
+
+def test_only_this_runs_shared_memory_buffers_are_removed(tmp_path):
+    """DeepSpeed's CPU ranks leave `deepspeed_allreduce_buffer_<uid>_<addr>_<port>_<rank>` in
+    /dev/shm; the launcher removes those of its own port and nothing else."""
+    import os
+
+    from hourglass.train.launch import remove_shm_buffers
+
+    uid = os.getuid()
+    mine = [f"deepspeed_allreduce_buffer_{uid}_127.0.0.1_29500_{r}" for r in (0, 1)]
+    others = [f"deepspeed_allreduce_buffer_{uid}_127.0.0.1_29501_0",  # another run's port
+              f"deepspeed_allreduce_buffer_{uid}_127.0.0.1_295000_0",  # a longer port
+              f"deepspeed_allreduce_buffer_{uid + 1}_127.0.0.1_29500_0",  # another user
+              f"deepspeed_allreduce_buffer_{uid}_127.0.0.1_29500_x", "unrelated"]
+    for name in mine + others:
+        (tmp_path / name).write_bytes(b"x")
+    assert remove_shm_buffers("127.0.0.1", 29500, tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
