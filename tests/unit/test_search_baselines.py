@@ -4,7 +4,6 @@ for α selection and query matching, hand-computed ranks for the scored rows."""
 from __future__ import annotations
 
 import logging
-import time
 import zlib
 
 import numpy as np
@@ -280,7 +279,6 @@ def test_no_validation_rows_fall_back_to_query_only():
 def test_real_encoder_retrieves_the_related_item():
     from hourglass.baselines.search import encoder_embed
 
-    t0 = time.perf_counter()
     embed = encoder_embed(threads=1)
     texts = ["cordless telephone handset", "swingline stapler", "blue ballpoint pens"]
     space = ItemSpace(["phone", "stapler", "pens"], embed(texts))
@@ -288,4 +286,3 @@ def test_real_encoder_retrieves_the_related_item():
                                        "office products staplers", "writing pens")]
     assert [r[0] for r in dense_query_rankings(examples, space, embed, k=3)] == [
         "phone", "stapler", "pens"]
-    assert time.perf_counter() - t0 < 120

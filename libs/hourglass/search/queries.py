@@ -197,14 +197,9 @@ def derive(
 
 
 def data_root(explicit: str | None) -> Path:
-    """`--data-root`, else `./data`, else the checkout's `data/` beside `libs/` (an editable
-    install); the first holding the bundled datasets."""
-    if explicit:
-        return Path(explicit)
-    for root in (Path.cwd() / "data", Path(__file__).resolve().parents[3] / "data"):
-        if (root / "amazon-office").is_dir():
-            return root
-    return Path("data")
+    """`--data-root`, else `./data` (the bundled samples, run from the repository root, as
+    `hourglass-paper-tables` reads them): an installed wheel has no checkout around it."""
+    return Path(explicit) if explicit else Path("data")
 
 
 def write_derived(items_path: Path, interactions_path: Path, out: Path,
@@ -227,8 +222,7 @@ def main(argv: list[str] | None = None) -> None:
                                 description=__doc__.split("\n\n")[0].replace("\n", " "))
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--dataset", help="a bundled folder under --data-root, e.g. amazon-office")
-    p.add_argument("--data-root", help="where --dataset lives (default: ./data, else the "
-                   "checkout's data/)")
+    p.add_argument("--data-root", help="where --dataset lives (default: ./data)")
     p.add_argument("--items", help="items.jsonl (item_id, categories, …)")
     p.add_argument("--interactions", help="interactions.csv (user_id, item_id, ts or position)")
     p.add_argument("--out", required=True, help="folder for the derived dataset")
